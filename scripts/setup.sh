@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian machine for webcam-peer: system packages, .venv, the project.
+#   scripts/setup.sh          what running calls needs (OpenCV's libraries)
+#   scripts/setup.sh --test   plus what the test suite needs (Chromium, Xvfb, Redis, coturn)
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[[ "${1:-}" == "--test" ]] && want_test=1
+
+debs=(libgl1 libglib2.0-0)
+if (( want_test )); then
+  debs+=(chromium xvfb redis-server coturn iproute2 iptables procps)
+fi
+
+missing=()
+for deb in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "ok installed" || missing+=("$deb")
+done
+if (( ${#missing[@]} )); then
+  if [[ $(id -u) -ne 0 ]] && ! command -v sudo >/dev/null; then
+    echo "setup: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  as_root=""
+  [[ $(id -u) -ne 0 ]] && as_root="sudo"
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  echo "setup: creating .venv"
+  "$python" -m venv .venv
+fi
+
+# Reinstall only when the project's dependency list changes.
+extras=""
+(( want_test )) && extras="[dev]"
+stamp=".venv/.installed$extras"
+digest=$(sha256sum pyproject.toml | cut -c1-16)
+if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$digest" ]]; then
+  echo "setup: installing Python packages into .venv (first run takes a minute)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras" 2>&1 \
+    | grep -v -e '^WARNING: Location' -e 'BuildBackendWarning' || true
+  .venv/bin/python -c "import aiortc, aiohttp, av, cv2, numpy" \
+    || { echo "setup: the Python packages did not install" >&2; exit 1; }
+  echo "$digest" > "$stamp"
+fi

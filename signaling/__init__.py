@@ -1,0 +1,1 @@
+"""WebSocket signaling server for webcam-peer (protocol v1)."""

@@ -1,0 +1,170 @@
+"""``signaling-server``: run the signaling server from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import ssl
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from .server import ServerConfig, create_app
+
+logger = logging.getLogger(__name__)
+
+EPILOG = """\
+examples:
+  signaling-server                         # ws://127.0.0.1:8080, page at http://127.0.0.1:8080/
+  signaling-server --host 0.0.0.0          # reachable from other machines on the network
+  scripts/make-cert.sh && signaling-server --host 0.0.0.0 --cert cert.pem --key key.pem
+                                           # https/wss, so browsers elsewhere may use the camera
+  signaling-server --token s3cret          # logins must carry {"token": "s3cret"}
+  signaling-server --ice-server stun:stun.example.org:3478
+                                           # handed to the browser page through GET /config
+
+endpoints: / (page, or WebSocket upgrade as the tutorial client does), /ws, /config,
+/healthz, /metrics (Prometheus)
+"""
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+        return value
+
+    convert.__name__ = getattr(kind, "__name__", "number")
+    return convert
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is outside 0-65535")
+    return port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="signaling-server",
+        description="WebSocket signaling server for webcam-peer and the browser call page "
+        "(protocol v1: login / offer / answer / candidate / close).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=8080,
+        help="TCP port (default %(default)s; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--cert", type=Path, help="TLS certificate (PEM); with --key serves https/wss"
+    )
+    parser.add_argument("--key", type=Path, help="TLS private key (PEM)")
+    parser.add_argument("--token", help="shared secret every login must carry as 'token'")
+    parser.add_argument(
+        "--ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="STUN/TURN URL handed to browser pages via /config (repeatable)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=10_000,
+        help="refuse new WebSocket connections beyond this many (default %(default)s)",
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=_positive(float),
+        default=20.0,
+        metavar="SECONDS",
+        help="ping interval; a connection silent for 1.5x this is dropped "
+        "(default %(default)s, 0 off)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=_positive(float),
+        default=50.0,
+        metavar="PER_SECOND",
+        help="messages per second per connection on average (default %(default)s, 0 unlimited)",
+    )
+    parser.add_argument(
+        "--rate-burst",
+        type=_positive(int),
+        default=200,
+        metavar="MESSAGES",
+        help="messages a connection may send at once (default %(default)s)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.cert is None) != (args.key is None):
+        parser.error("--cert and --key go together")
+    if args.rate_burst < 1:
+        parser.error("--rate-burst must be at least 1")
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose + 1, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        cert=args.cert,
+        key=args.key,
+        token=args.token,
+        ice_servers=tuple(args.ice_server),
+        max_connections=args.max_connections,
+        heartbeat=args.heartbeat,
+        rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst,
+    )
+    try:
+        ssl_context = config.ssl_context()
+    except (OSError, ssl.SSLError) as exc:
+        print(f"signaling-server: cannot load the TLS certificate/key: {exc}", file=sys.stderr)
+        return 2
+
+    def announce(text: str) -> None:
+        # aiohttp's banner names the real address (even for --port 0); tests wait for it.
+        url = text.strip().splitlines()[0].strip("= ").removeprefix("Running on ")
+        print(f"signaling-server: listening on {url}/", flush=True)
+
+    try:
+        web.run_app(
+            create_app(config),
+            host=args.host,
+            port=args.port,
+            ssl_context=ssl_context,
+            print=announce,
+            handle_signals=True,
+            shutdown_timeout=5.0,
+        )
+    except OSError as exc:
+        print(
+            f"signaling-server: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,297 @@
+"""Protocol v1: JSON text frames turned into typed messages, and replies turned into JSON.
+
+Pure functions and dataclasses: no sockets, no event loop. Every way a frame can be
+wrong raises :class:`ProtocolError` carrying a stable ``reason`` code that the
+server sends back to the sender in ``{"type": "error", "reason": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+MAX_MESSAGE_BYTES: Final = 64 * 1024
+USERNAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+MAX_REASON_CHARS: Final = 64
+MAX_TOKEN_CHARS: Final = 1024
+
+JSONObject = dict[str, Any]
+
+
+class Reason:
+    """Stable machine-readable error reasons (the ``reason`` field of error replies)."""
+
+    INVALID_JSON: Final = "invalid-json"
+    NOT_AN_OBJECT: Final = "not-an-object"
+    BINARY_FRAME: Final = "binary-frame"
+    UNKNOWN_TYPE: Final = "unknown-type"
+    INVALID_FIELD: Final = "invalid-field"
+    TOO_LARGE: Final = "too-large"
+    RATE_LIMITED: Final = "rate-limited"
+    NOT_LOGGED_IN: Final = "not-logged-in"
+    ALREADY_LOGGED_IN: Final = "already-logged-in"
+    INVALID_USERNAME: Final = "invalid-username"
+    USERNAME_TAKEN: Final = "username-taken"
+    UNAUTHORIZED: Final = "unauthorized"
+    UNKNOWN_USER: Final = "unknown-user"
+    SELF_CALL: Final = "self-call"
+    BUSY: Final = "busy"
+    IN_ANOTHER_CALL: Final = "in-another-call"
+    NOT_IN_CALL: Final = "not-in-call"
+    INVALID_STATE: Final = "invalid-state"
+
+
+_HUMAN_TEXT: Final[dict[str, str]] = {
+    Reason.INVALID_JSON: "the frame is not valid JSON",
+    Reason.NOT_AN_OBJECT: "a message must be a JSON object",
+    Reason.BINARY_FRAME: "binary frames are not part of the protocol; send JSON text",
+    Reason.UNKNOWN_TYPE: "unknown message type",
+    Reason.INVALID_FIELD: "a field is missing or has the wrong type",
+    Reason.TOO_LARGE: f"message larger than {MAX_MESSAGE_BYTES} bytes",
+    Reason.RATE_LIMITED: "too many messages per second; this one was dropped",
+    Reason.NOT_LOGGED_IN: "log in first",
+    Reason.ALREADY_LOGGED_IN: "this connection is already logged in",
+    Reason.INVALID_USERNAME: "usernames are 1-32 letters, digits, '_', '.' or '-'",
+    Reason.USERNAME_TAKEN: "that username is taken",
+    Reason.UNAUTHORIZED: "wrong or missing token",
+    Reason.UNKNOWN_USER: "no such user is online",
+    Reason.SELF_CALL: "you cannot call yourself",
+    Reason.BUSY: "the user is in another call",
+    Reason.IN_ANOTHER_CALL: "hang up your current call first",
+    Reason.NOT_IN_CALL: "you are not in a call with that user",
+    Reason.INVALID_STATE: "that message does not fit the state of the call",
+}
+
+
+class ProtocolError(ValueError):
+    """A frame the server cannot act on; ``reason`` is one of :class:`Reason`."""
+
+    def __init__(self, reason: str, detail: str | None = None, **extra: Any) -> None:
+        self.reason = reason
+        self.detail = detail or _HUMAN_TEXT.get(reason, reason)
+        self.extra = extra
+        super().__init__(f"{reason}: {self.detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    username: str
+    token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    offer: JSONObject
+    other_username: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    answer: JSONObject
+    other_username: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    candidate: JSONObject | None
+    other_username: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    other_username: str | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListUsers:
+    """Extension: ask for the users online (the page's user list)."""
+
+
+Message = Login | Offer | Answer | Candidate | Close | ListUsers
+# Messages a user sends to the other party of a call; the router relays these.
+Relayed = Offer | Answer | Candidate | Close
+
+
+def is_valid_username(value: object) -> bool:
+    return isinstance(value, str) and USERNAME_PATTERN.fullmatch(value) is not None
+
+
+def _field(data: JSONObject, name: str, kind: type | tuple[type, ...], *, required: bool) -> Any:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise ProtocolError(Reason.INVALID_FIELD, f"missing field {name!r}", field=name)
+        return None
+    # bool is an int subclass; no field of ours is numeric, so this is only a guard.
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ProtocolError(Reason.INVALID_FIELD, f"field {name!r} has the wrong type", field=name)
+    return value
+
+
+def _target(data: JSONObject, *, required: bool) -> str | None:
+    target = _field(data, "otherUsername", str, required=required)
+    if target is not None and not is_valid_username(target):
+        raise ProtocolError(
+            Reason.INVALID_USERNAME, "otherUsername is not a valid username", field="otherUsername"
+        )
+    return target
+
+
+def _description(data: JSONObject, name: str, expected_type: str) -> JSONObject:
+    description = _field(data, name, dict, required=True)
+    sdp = description.get("sdp")
+    if not isinstance(sdp, str) or description.get("type") != expected_type:
+        raise ProtocolError(
+            Reason.INVALID_FIELD,
+            f"{name!r} must be {{'type': {expected_type!r}, 'sdp': <string>}}",
+            field=name,
+        )
+    return description
+
+
+def _candidate(data: JSONObject) -> JSONObject | None:
+    if "candidate" not in data:
+        raise ProtocolError(Reason.INVALID_FIELD, "missing field 'candidate'", field="candidate")
+    candidate = data["candidate"]
+    if candidate is None:
+        return None
+    if not isinstance(candidate, dict) or not isinstance(candidate.get("candidate", ""), str):
+        raise ProtocolError(
+            Reason.INVALID_FIELD,
+            "'candidate' must be an RTCIceCandidate JSON object or null",
+            field="candidate",
+        )
+    return candidate
+
+
+def _parse_login(data: JSONObject) -> Login:
+    username = data.get("username")
+    if not isinstance(username, str):
+        raise ProtocolError(Reason.INVALID_FIELD, "missing field 'username'", field="username")
+    if not is_valid_username(username):
+        raise ProtocolError(Reason.INVALID_USERNAME, field="username")
+    token = _field(data, "token", str, required=False)
+    if token is not None and len(token) > MAX_TOKEN_CHARS:
+        raise ProtocolError(Reason.INVALID_FIELD, "token too long", field="token")
+    return Login(username, token)
+
+
+def _parse_offer(data: JSONObject) -> Offer:
+    target = _target(data, required=True)
+    assert target is not None
+    return Offer(_description(data, "offer", "offer"), target)
+
+
+def _parse_answer(data: JSONObject) -> Answer:
+    return Answer(_description(data, "answer", "answer"), _target(data, required=False))
+
+
+def _parse_candidate(data: JSONObject) -> Candidate:
+    return Candidate(_candidate(data), _target(data, required=False))
+
+
+def _parse_close(data: JSONObject) -> Close:
+    reason = _field(data, "reason", str, required=False)
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        raise ProtocolError(Reason.INVALID_FIELD, "close reason too long", field="reason")
+    return Close(_target(data, required=False), reason)
+
+
+def _parse_list(data: JSONObject) -> ListUsers:
+    return ListUsers()
+
+
+_PARSERS: Final[dict[str, Callable[[JSONObject], Message]]] = {
+    "login": _parse_login,
+    "offer": _parse_offer,
+    "answer": _parse_answer,
+    "candidate": _parse_candidate,
+    "close": _parse_close,
+    "list": _parse_list,
+}
+
+
+def parse(frame: str | bytes) -> Message:
+    """Turn one WebSocket text frame into a typed message or raise ProtocolError."""
+    if isinstance(frame, bytes):
+        raise ProtocolError(Reason.BINARY_FRAME)
+    if len(frame) > MAX_MESSAGE_BYTES or len(frame.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(Reason.TOO_LARGE)
+    try:
+        data = json.loads(frame)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(Reason.INVALID_JSON) from exc
+    return parse_object(data)
+
+
+def parse_object(data: object) -> Message:
+    """Validate an already-decoded JSON value."""
+    if not isinstance(data, dict):
+        raise ProtocolError(Reason.NOT_AN_OBJECT)
+    kind = data.get("type")
+    parser = _PARSERS.get(kind) if isinstance(kind, str) else None
+    if parser is None:
+        shown = kind if isinstance(kind, str) and len(kind) <= 32 else None
+        raise ProtocolError(Reason.UNKNOWN_TYPE, f"unknown message type {shown!r}")
+    return parser(data)
+
+
+def message_type(message: Message) -> str:
+    return _TYPE_NAMES[type(message)]
+
+
+_TYPE_NAMES: Final[dict[type, str]] = {
+    Login: "login",
+    Offer: "offer",
+    Answer: "answer",
+    Candidate: "candidate",
+    Close: "close",
+    ListUsers: "list",
+}
+
+
+def error(reason: str, detail: str | None = None, **extra: Any) -> JSONObject:
+    reply: JSONObject = {
+        "type": "error",
+        "reason": reason,
+        "message": detail or _HUMAN_TEXT.get(reason, reason),
+    }
+    reply.update({k: v for k, v in extra.items() if v is not None})
+    return reply
+
+
+def error_from(exc: ProtocolError, request: str | None = None) -> JSONObject:
+    return error(exc.reason, exc.detail, request=request, **exc.extra)
+
+
+def login_reply(success: bool, reason: str | None = None) -> JSONObject:
+    if success:
+        return {"type": "login", "success": True}
+    return {
+        "type": "login",
+        "success": False,
+        "reason": reason,
+        "message": _HUMAN_TEXT.get(reason or "", reason),
+    }
+
+
+def relayed(message: Relayed, sender: str) -> JSONObject:
+    """What the other user receives: the payload, stamped with the sender's username."""
+    if isinstance(message, Offer):
+        return {"type": "offer", "offer": message.offer, "username": sender}
+    if isinstance(message, Answer):
+        return {"type": "answer", "answer": message.answer, "username": sender}
+    if isinstance(message, Candidate):
+        return {"type": "candidate", "candidate": message.candidate, "username": sender}
+    out: JSONObject = {"type": "close", "username": sender}
+    if message.reason is not None:
+        out["reason"] = message.reason
+    return out
+
+
+def encode(message: JSONObject) -> str:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,234 @@
+"""Who is logged in, who is in a call with whom, and where each message goes.
+
+Sans-I/O: the router never touches a socket. The shell calls ``connect``,
+``handle_frame``/``handle`` and ``disconnect`` and sends each returned
+``(connection, message)`` pair. Connections are opaque hashable handles.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final
+
+from . import protocol
+from .protocol import (
+    Close,
+    JSONObject,
+    ListUsers,
+    Login,
+    Message,
+    Offer,
+    ProtocolError,
+    Reason,
+    Relayed,
+)
+
+logger = logging.getLogger(__name__)
+
+Connection = Hashable
+Outgoing = tuple[Connection, JSONObject]
+MAX_LISTED_USERS: Final = 1000
+
+
+class CallState(Enum):
+    RINGING = "ringing"  # the caller's offer went out, no answer yet
+    ACTIVE = "active"  # answered; either side may renegotiate
+    ENDED = "ended"
+
+
+class Role(Enum):
+    CALLER = "caller"
+    CALLEE = "callee"
+
+
+class IllegalMove(ProtocolError):
+    def __init__(self, state: CallState, role: Role, kind: str) -> None:
+        super().__init__(
+            Reason.INVALID_STATE,
+            f"{kind!r} from the {role.value} is not allowed while the call is {state.value}",
+        )
+
+
+# (state, who sends, message type) -> next state. Anything absent is an IllegalMove.
+CALL_TRANSITIONS: Final[dict[tuple[CallState, Role, str], CallState]] = {
+    (CallState.RINGING, Role.CALLER, "offer"): CallState.RINGING,
+    (CallState.RINGING, Role.CALLER, "candidate"): CallState.RINGING,
+    (CallState.RINGING, Role.CALLER, "close"): CallState.ENDED,
+    (CallState.RINGING, Role.CALLEE, "answer"): CallState.ACTIVE,
+    (CallState.RINGING, Role.CALLEE, "candidate"): CallState.RINGING,
+    (CallState.RINGING, Role.CALLEE, "close"): CallState.ENDED,
+    **{
+        (CallState.ACTIVE, role, kind): CallState.ACTIVE
+        for role in Role
+        for kind in ("offer", "answer", "candidate")
+    },
+    (CallState.ACTIVE, Role.CALLER, "close"): CallState.ENDED,
+    (CallState.ACTIVE, Role.CALLEE, "close"): CallState.ENDED,
+}
+
+
+@dataclass(eq=False)
+class Call:
+    caller: str
+    callee: str
+    state: CallState = CallState.RINGING
+
+    def role_of(self, username: str) -> Role:
+        return Role.CALLER if username == self.caller else Role.CALLEE
+
+    def other(self, username: str) -> str:
+        return self.callee if username == self.caller else self.caller
+
+    def apply(self, username: str, kind: str) -> None:
+        role = self.role_of(username)
+        next_state = CALL_TRANSITIONS.get((self.state, role, kind))
+        if next_state is None:
+            raise IllegalMove(self.state, role, kind)
+        self.state = next_state
+
+
+@dataclass
+class Session:
+    connection: Connection
+    username: str | None = None
+    call: Call | None = None
+
+
+@dataclass
+class Router:
+    """In-memory presence and routing for one server process."""
+
+    token: str | None = None
+    _sessions: dict[Connection, Session] = field(default_factory=dict)
+    _users: dict[str, Session] = field(default_factory=dict)
+
+    # ---- what the shell and metrics read -------------------------------------------
+    @property
+    def connection_count(self) -> int:
+        return len(self._sessions)
+
+    @property
+    def user_count(self) -> int:
+        return len(self._users)
+
+    @property
+    def active_call_count(self) -> int:
+        return sum(1 for s in self._users.values() if s.call is not None) // 2
+
+    def username_of(self, connection: Connection) -> str | None:
+        session = self._sessions.get(connection)
+        return session.username if session else None
+
+    def partner_of(self, username: str) -> str | None:
+        session = self._users.get(username)
+        if session is None or session.call is None:
+            return None
+        return session.call.other(username)
+
+    def online_users(self) -> list[str]:
+        return sorted(self._users)
+
+    # ---- events ----------------------------------------------------------------------
+    def connect(self, connection: Connection) -> None:
+        self._sessions[connection] = Session(connection)
+
+    def disconnect(self, connection: Connection) -> list[Outgoing]:
+        session = self._sessions.pop(connection, None)
+        if session is None or session.username is None:
+            return []
+        del self._users[session.username]
+        logger.info("user %s left", session.username)
+        return self._end_call(session, notify_reason="disconnected")
+
+    def handle_frame(self, connection: Connection, frame: str | bytes) -> list[Outgoing]:
+        """Parse one frame and handle it; protocol errors become an error reply."""
+        try:
+            message = protocol.parse(frame)
+        except ProtocolError as exc:
+            return [(connection, protocol.error_from(exc))]
+        return self.handle(connection, message)
+
+    def handle(self, connection: Connection, message: Message) -> list[Outgoing]:
+        session = self._sessions.get(connection)
+        if session is None:
+            raise KeyError(f"unknown connection {connection!r}; call connect() first")
+        try:
+            if isinstance(message, Login):
+                return self._login(session, message)
+            if session.username is None:
+                raise ProtocolError(Reason.NOT_LOGGED_IN)
+            if isinstance(message, ListUsers):
+                users = self.online_users()
+                return [(connection, {"type": "users", "users": users[:MAX_LISTED_USERS]})]
+            return self._relay(session, session.username, message)
+        except ProtocolError as exc:
+            return [(connection, protocol.error_from(exc, protocol.message_type(message)))]
+
+    # ---- internals ---------------------------------------------------------------------
+    def _login(self, session: Session, message: Login) -> list[Outgoing]:
+        if session.username is not None:
+            raise ProtocolError(Reason.ALREADY_LOGGED_IN, username=session.username)
+        if self.token is not None and not hmac.compare_digest(
+            (message.token or "").encode(), self.token.encode()
+        ):
+            return [(session.connection, protocol.login_reply(False, Reason.UNAUTHORIZED))]
+        if message.username in self._users:
+            return [(session.connection, protocol.login_reply(False, Reason.USERNAME_TAKEN))]
+        session.username = message.username
+        self._users[message.username] = session
+        logger.info("user %s logged in", message.username)
+        return [(session.connection, protocol.login_reply(True))]
+
+    def _relay(self, session: Session, sender: str, message: Relayed) -> list[Outgoing]:
+        kind = protocol.message_type(message)
+        target = message.other_username
+        if target is None:
+            # The tutorial's first client omits otherUsername; the current partner is meant.
+            if session.call is None:
+                raise ProtocolError(Reason.INVALID_FIELD, "missing field 'otherUsername'")
+            target = session.call.other(sender)
+        if target == sender:
+            raise ProtocolError(Reason.SELF_CALL, otherUsername=target)
+        recipient = self._users.get(target)
+        if recipient is None:
+            if isinstance(message, Close) and session.call is not None:
+                # The partner is already gone; the close still ends our side.
+                return self._end_call(session, notify_reason=None)
+            raise ProtocolError(Reason.UNKNOWN_USER, otherUsername=target)
+
+        call = session.call
+        if call is None or call.other(sender) != target:
+            if not isinstance(message, Offer):
+                raise ProtocolError(Reason.NOT_IN_CALL, otherUsername=target)
+            if call is not None:
+                raise ProtocolError(Reason.IN_ANOTHER_CALL, otherUsername=call.other(sender))
+            if recipient.call is not None:
+                raise ProtocolError(Reason.BUSY, otherUsername=target)
+            call = Call(caller=sender, callee=target)
+            session.call = recipient.call = call
+            logger.info("call %s -> %s ringing", sender, target)
+        else:
+            call.apply(sender, kind)
+            if call.state is CallState.ENDED:
+                session.call = recipient.call = None
+                logger.info("call %s <-> %s ended by %s", call.caller, call.callee, sender)
+            elif kind == "answer":
+                logger.info("call %s <-> %s active", call.caller, call.callee)
+        return [(recipient.connection, protocol.relayed(message, sender))]
+
+    def _end_call(self, session: Session, notify_reason: str | None) -> list[Outgoing]:
+        call = session.call
+        if call is None or session.username is None:
+            return []
+        call.state = CallState.ENDED
+        session.call = None
+        partner = self._users.get(call.other(session.username))
+        if partner is None or partner.call is not call:
+            return []
+        partner.call = None
+        close = protocol.relayed(Close(None, notify_reason), session.username)
+        return [(partner.connection, close)]

@@ -1,0 +1,165 @@
+"""The aiohttp shell around the router: WebSockets in, router outputs out.
+
+Everything that decides anything lives in :mod:`signaling.router`; this module
+reads frames, applies the per-connection rate limit, sends what the router
+returns, and serves the page, ``/config``, ``/healthz`` and ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import ssl
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from . import protocol
+from .metrics import Metrics
+from .protocol import MAX_MESSAGE_BYTES, Reason
+from .ratelimit import TokenBucket
+from .router import Outgoing, Router
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(str(resources.files("signaling") / "static"))
+# Frames between the protocol limit and this get a polite "too-large" error and the
+# connection stays open; beyond it aiohttp closes the socket with 1009.
+HARD_FRAME_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    cert: Path | None = None
+    key: Path | None = None
+    token: str | None = None
+    ice_servers: tuple[str, ...] = ()
+    max_connections: int = 10_000
+    heartbeat: float = 20.0
+    rate_limit: float = 50.0
+    rate_burst: int = 200
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.cert is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+
+@dataclass
+class SignalingState:
+    config: ServerConfig
+    router: Router
+    metrics: Metrics
+    sockets: dict[int, web.WebSocketResponse] = field(default_factory=dict)
+    ids: itertools.count[int] = field(default_factory=itertools.count)
+
+
+STATE = web.AppKey("signaling_state", SignalingState)
+
+
+async def _send_all(state: SignalingState, sender: int, outgoing: list[Outgoing]) -> None:
+    for connection, message in outgoing:
+        state.metrics.observe_outgoing(message, relayed=connection != sender)
+        ws = state.sockets.get(connection)  # type: ignore[call-overload]
+        if ws is None or ws.closed:
+            continue
+        try:
+            await ws.send_str(protocol.encode(message))
+        except ConnectionError:
+            logger.debug("could not deliver %s to connection %s", message["type"], connection)
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    if len(state.sockets) >= state.config.max_connections:
+        logger.warning("refusing connection from %s: limit reached", request.remote)
+        raise web.HTTPServiceUnavailable(text="too many connections\n")
+    ws = web.WebSocketResponse(
+        heartbeat=state.config.heartbeat or None,
+        max_msg_size=HARD_FRAME_LIMIT,
+    )
+    await ws.prepare(request)
+    connection = next(state.ids)
+    state.sockets[connection] = ws
+    state.router.connect(connection)
+    bucket = TokenBucket(state.config.rate_limit, state.config.rate_burst)
+    logger.debug("connection %s opened from %s", connection, request.remote)
+    try:
+        async for frame in ws:
+            if frame.type is WSMsgType.TEXT:
+                payload: str | bytes = frame.data
+            elif frame.type is WSMsgType.BINARY:
+                payload = frame.data
+            elif frame.type is WSMsgType.ERROR:
+                logger.info("connection %s error: %s", connection, ws.exception())
+                break
+            else:
+                continue
+            if not bucket.allow():
+                outgoing: list[Outgoing] = [(connection, protocol.error(Reason.RATE_LIMITED))]
+            else:
+                outgoing = state.router.handle_frame(connection, payload)
+            await _send_all(state, connection, outgoing)
+    finally:
+        del state.sockets[connection]
+        await _send_all(state, connection, state.router.disconnect(connection))
+        logger.debug("connection %s closed (code %s)", connection, ws.close_code)
+    return ws
+
+
+async def index_or_websocket(request: web.Request) -> web.StreamResponse:
+    # The tutorial client connects to ws://host:8080 with no path.
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return await websocket_handler(request)
+    return web.FileResponse(STATIC_DIR / "index.html")
+
+
+async def config_handler(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    ice_servers: list[dict[str, Any]] = [{"urls": url} for url in state.config.ice_servers]
+    return web.json_response({"iceServers": ice_servers, "tokenRequired": bool(state.config.token)})
+
+
+async def healthz_handler(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response(
+        {
+            "status": "ok",
+            "connections": state.router.connection_count,
+            "users": state.router.user_count,
+        }
+    )
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body, content_type = request.app[STATE].metrics.render()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+async def _close_sockets(app: web.Application) -> None:
+    for ws in list(app[STATE].sockets.values()):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+def create_app(config: ServerConfig | None = None) -> web.Application:
+    config = config or ServerConfig()
+    router = Router(token=config.token)
+    app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
+    app[STATE] = SignalingState(config, router, Metrics(router))
+    app.router.add_get("/", index_or_websocket)
+    app.router.add_get("/ws", websocket_handler)
+    app.router.add_get("/config", config_handler)
+    app.router.add_get("/healthz", healthz_handler)
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_static("/static/", STATIC_DIR)
+    app.on_shutdown.append(_close_sockets)
+    return app
