@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from .support import SignalingServer, start_signaling_server
+
+
+@pytest.fixture
+def signaling_server() -> Iterator[SignalingServer]:
+    """A real signaling-server process on a free loopback port."""
+    server = start_signaling_server()
+    yield server
+    server.process.stop()
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., SignalingServer]]:
+    """Start signaling-server processes with extra flags; all are stopped afterwards."""
+    started: list[SignalingServer] = []
+
+    def start(*extra: str) -> SignalingServer:
+        server = start_signaling_server(*extra)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.process.stop()

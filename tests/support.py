@@ -1,0 +1,137 @@
+"""Helpers for tests that start real processes: free ports, waiting for output lines."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Process:
+    """A child process whose combined output is read line by line in a thread."""
+
+    argv: Sequence[str]
+    env: dict[str, str] | None = None
+    popen: subprocess.Popen[str] = field(init=False)
+    lines: list[str] = field(default_factory=list)
+    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    def __post_init__(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})}
+        self.popen = subprocess.Popen(
+            list(self.argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        """Read lines until one matches ``pattern``; fail with everything seen so far."""
+        regex = re.compile(pattern)
+        for line in self.lines:
+            if match := regex.search(line):
+                return match
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=max(remaining, 0.01))
+            except queue.Empty:
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"no line matching {pattern!r} within {timeout}s from {self.argv[:3]}; "
+                        "output:\n" + "\n".join(self.lines[-60:])
+                    ) from None
+                continue
+            if item is None:
+                raise AssertionError(
+                    f"process {self.argv[:3]} exited ({self.popen.wait()}) before printing "
+                    f"{pattern!r}; output:\n" + "\n".join(self.lines[-60:])
+                )
+            self.lines.append(item)
+            if match := regex.search(item):
+                return match
+
+    def drain(self) -> list[str]:
+        """Collect whatever lines have arrived so far without waiting."""
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                return self.lines
+            if line is None:
+                return self.lines
+            self.lines.append(line)
+
+    def signal(self, signum: int) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signum)
+
+    def wait(self, timeout: float = 15.0) -> int:
+        code = self.popen.wait(timeout=timeout)
+        time.sleep(0.05)
+        self.drain()
+        return code
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self.drain()
+
+
+@dataclass
+class SignalingServer:
+    process: Process
+    host: str
+    port: int
+    scheme: str = "http"
+
+    @property
+    def http_url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"{'wss' if self.scheme == 'https' else 'ws'}://{self.host}:{self.port}/ws"
+
+
+def start_signaling_server(*extra: str, port: int | None = None) -> SignalingServer:
+    port = port or free_port()
+    process = Process([str(BIN / "signaling-server"), "--port", str(port), "-v", *extra])
+    match = process.wait_for(r"listening on (https?)://")
+    return SignalingServer(process, "127.0.0.1", port, match.group(1))
