@@ -1,0 +1,519 @@
+"""The peer: log in, call or wait for calls, wire media to each call, report.
+
+``Peer.run()`` is the whole program once the command line is parsed. It owns the
+signaling client, the local media sources (opened once, shared by every call
+through a MediaRelay), at most one live :class:`Call`, and the tasks that consume
+what the call receives (meter, window, speaker, recorder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiortc import MediaStreamTrack, RTCConfiguration
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError
+
+from media.echo import EchoTrack
+from media.measure import VideoReceiveMeter
+from media.sources import MediaSourceError, open_audio_source, open_video_source
+
+from .call import Call, CallState
+from .errors import ExitCode, PeerError
+from .prompt import ask_yes_no
+from .signaling_client import JSONObject, LoginRefused, ServerUnreachable, SignalingClient
+from .stats import TransportStats
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PeerOptions:
+    login: str
+    server: str = "ws://127.0.0.1:8080/ws"
+    call: str | None = None
+    wait: bool = False
+    token: str | None = None
+    video: str = "camera"
+    audio: str = "mic"
+    width: int = 640
+    height: int = 480
+    fps: float = 30.0
+    codec: str | None = None
+    window: bool = True
+    speaker: bool = True
+    record: Path | None = None
+    once: bool = False
+    ask: bool = False
+    stats_interval: float = 0.0
+    answer_timeout: float = 30.0
+    configuration: RTCConfiguration = field(default_factory=lambda: RTCConfiguration([]))
+    verify_tls: bool = True
+
+
+def say(text: str) -> None:
+    """A line for the person at the terminal (stdout, so scripts can read it too)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+class Peer:
+    def __init__(self, options: PeerOptions) -> None:
+        self.options = options
+        self.signaling = SignalingClient(
+            options.server, options.login, options.token, verify_tls=options.verify_tls
+        )
+        self.call: Call | None = None
+        self.quit = asyncio.Event()
+        self.quit_code = ExitCode.OK
+        self._relay = MediaRelay()
+        self._local_video: MediaStreamTrack | None = None
+        self._local_audio: MediaStreamTrack | None = None
+        self._echo: dict[str, EchoTrack] = {}
+        self._call_tasks: set[asyncio.Task[Any]] = set()
+        self._offers: asyncio.Queue[tuple[str, JSONObject]] = asyncio.Queue()
+        self._outgoing_errors: asyncio.Queue[JSONObject] = asyncio.Queue()
+        self._online: asyncio.Queue[list[str]] = asyncio.Queue()
+        self._meter: VideoReceiveMeter | None = None
+        self._audio_frames = 0
+        self._transport = TransportStats()
+        self._calls_made = 0
+        self._remote_tracks: dict[str, MediaStreamTrack] = {}
+
+    # ---- lifecycle -------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, self._request_quit)
+        try:
+            self._open_media()
+            await self._connect()
+            reader = asyncio.create_task(self._read_signaling(), name="signaling-reader")
+            try:
+                return int(await self._main())
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
+        except PeerError as exc:
+            say(f"error: {exc}")
+            return int(exc.code)
+        finally:
+            await self._shutdown()
+
+    def _request_quit(self) -> None:
+        if not self.quit.is_set():
+            say("hanging up and quitting")
+        self.quit.set()
+
+    async def _shutdown(self) -> None:
+        if self.call is not None:
+            await self.call.hang_up()
+        await self._stop_call_tasks()
+        for track in (self._local_video, self._local_audio, *self._echo.values()):
+            if track is not None:
+                track.stop()
+        await self.signaling.close()
+
+    def _open_media(self) -> None:
+        o = self.options
+        try:
+            if o.video == "echo":
+                self._echo["video"] = EchoTrack("video")
+            else:
+                self._local_video = open_video_source(o.video, o.width, o.height, o.fps)
+            if o.audio == "echo":
+                self._echo["audio"] = EchoTrack("audio")
+            else:
+                self._local_audio = open_audio_source(o.audio)
+        except MediaSourceError as exc:
+            raise PeerError(ExitCode.MEDIA_DEVICE, str(exc)) from exc
+        except ValueError as exc:  # a source spec that does not parse
+            raise PeerError(ExitCode.USAGE, str(exc)) from exc
+
+    async def _connect(self) -> None:
+        try:
+            await self.signaling.connect()
+        except ServerUnreachable as exc:
+            raise PeerError(ExitCode.SERVER_UNREACHABLE, str(exc)) from exc
+        except LoginRefused as exc:
+            raise PeerError(ExitCode.LOGIN_REFUSED, str(exc)) from exc
+        say(f"logged in as {self.options.login} on {self.signaling.url}")
+
+    async def _main(self) -> ExitCode:
+        if self.options.call:
+            return await self._outgoing(self.options.call)
+        say("waiting for calls (Ctrl-C to quit)")
+        while not self.quit.is_set():
+            offer = await self._until_quit(self._offers.get())
+            if offer is None:
+                break
+            caller, description = offer
+            code = await self._incoming(caller, description)
+            if self.options.once or self.quit.is_set():
+                return code
+            say("waiting for the next call")
+        return self.quit_code
+
+    async def _until_quit(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Await ``coroutine`` unless quitting comes first (then None)."""
+        task = asyncio.ensure_future(coroutine)
+        quitting = asyncio.ensure_future(self.quit.wait())
+        done, _ = await asyncio.wait({task, quitting}, return_when=asyncio.FIRST_COMPLETED)
+        quitting.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+
+    # ---- outgoing calls ----------------------------------------------------------
+    async def _outgoing(self, other: str) -> ExitCode:
+        if other == self.options.login:
+            raise PeerError(ExitCode.USAGE, "you cannot call yourself")
+        if self.options.wait:
+            await self._wait_until_online(other)
+            if self.quit.is_set():
+                return ExitCode.OK
+        say(f"calling {other}")
+        call = self._new_call(other)
+        await call.dial()
+        outcome = await self._until_quit(self._await_answer(call))
+        if outcome is None:  # the user quit while it rang
+            return ExitCode.OK
+        if isinstance(outcome, PeerError):
+            await call.hang_up(notify=False)
+            raise outcome
+        return await self._in_call(call)
+
+    async def _wait_until_online(self, other: str) -> None:
+        announced = False
+        while not self.quit.is_set():
+            await self.signaling.send({"type": "list"})
+            users = await self._until_quit(asyncio.wait_for(self._online.get(), 10))
+            if users is None or other in users:
+                return
+            if not announced:
+                say(f"{other} is not online; waiting for them to log in (Ctrl-C to give up)")
+                announced = True
+            await self._until_quit(asyncio.sleep(1.0))
+
+    async def _await_answer(self, call: Call) -> PeerError | None:
+        """Wait until the call is answered or refused."""
+        deadline = asyncio.get_running_loop().time() + self.options.answer_timeout
+        while call.state is CallState.OFFERING:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return PeerError(ExitCode.DECLINED, f"{call.other} did not answer")
+            error_wait = asyncio.ensure_future(self._outgoing_errors.get())
+            ended_wait = asyncio.ensure_future(call.ended.wait())
+            answered = asyncio.ensure_future(call.described.wait())
+            done, pending = await asyncio.wait(
+                {error_wait, ended_wait, answered},
+                timeout=remaining,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            for task in pending:
+                task.cancel()
+            if error_wait in done:
+                error = error_wait.result()
+                refusal = _refusal(call.other, error)
+                if refusal is not None:
+                    return refusal
+            if ended_wait in done and call.state is CallState.ENDED:
+                reason = call.end_reason or "the call ended"
+                code = ExitCode.BUSY if "busy" in reason else ExitCode.DECLINED
+                return PeerError(code, reason.replace("hung up", "declined the call"))
+        return None
+
+    # ---- incoming calls ----------------------------------------------------------
+    async def _incoming(self, caller: str, offer: JSONObject) -> ExitCode:
+        say(f"incoming call from {caller}")
+        if self.options.ask and not await ask_yes_no(f"answer the call from {caller}? [y/n] "):
+            await self.signaling.send(
+                {"type": "close", "otherUsername": caller, "reason": "declined"}
+            )
+            say(f"declined the call from {caller}")
+            return ExitCode.OK
+        call = self._new_call(caller)
+        await call.offer_received(offer)
+        return await self._in_call(call)
+
+    # ---- a call in progress ------------------------------------------------------
+    def _new_call(self, other: str) -> Call:
+        self._calls_made += 1
+        self._meter = VideoReceiveMeter()
+        self._audio_frames = 0
+        self._transport = TransportStats()
+        local_tracks: list[MediaStreamTrack] = []
+        for source in (self._local_video, self._local_audio, *self._echo.values()):
+            if source is not None:
+                local_tracks.append(self._relay.subscribe(source, buffered=False))
+        o = self.options
+        self.call = Call(
+            other,
+            configuration=o.configuration,
+            send=self.signaling.send,
+            local_tracks=local_tracks,
+            on_remote_track=self._remote_track,
+            video_codec=o.codec,
+        )
+        return self.call
+
+    async def _in_call(self, call: Call) -> ExitCode:
+        if self.options.stats_interval > 0:
+            self._spawn(self._report_stats(call), "stats")
+        self._spawn(self._announce_connected(call), "announce")
+        if self.options.record is not None:
+            self._spawn(self._record(call), "recorder")
+        await self._until_quit(call.ended.wait())
+        if call.live:
+            await call.hang_up()
+        await self._stop_call_tasks()
+        self.call = None
+        self._print_stats(call, final=True)
+        say(f"call with {call.other} ended: {call.end_reason}")
+        if call.state is CallState.FAILED:
+            if self.options.call:
+                raise PeerError(ExitCode.CALL_FAILED, call.end_reason or "the call failed")
+            return ExitCode.CALL_FAILED
+        return self.quit_code
+
+    def _remote_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "video":
+            if "video" in self._echo:
+                self._echo["video"].set_source(self._relay.subscribe(track, buffered=False))
+            self._spawn(self._consume_video(self._relay.subscribe(track, buffered=False)), "meter")
+            if self.options.window:
+                self._open_window(track)
+        else:
+            if "audio" in self._echo:
+                self._echo["audio"].set_source(self._relay.subscribe(track, buffered=False))
+            self._spawn(self._consume_audio(self._relay.subscribe(track, buffered=False)), "audio")
+            if self.options.speaker:
+                self._play(track)
+        self._remote_tracks[track.kind] = track
+
+    async def _consume_video(self, track: MediaStreamTrack) -> None:
+        meter = self._meter
+        assert meter is not None
+        try:
+            while True:
+                frame = await track.recv()
+                if self.call is not None and self.call.timings.first_frame is None:
+                    self.call.timings.first_frame = time.monotonic()
+                meter.on_frame(frame)
+        except MediaStreamError:
+            return
+
+    async def _consume_audio(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                await track.recv()
+                self._audio_frames += 1
+        except MediaStreamError:
+            return
+
+    def _open_window(self, remote: MediaStreamTrack) -> None:
+        from media.display import display_available
+        from media.window import Overlay, VideoWindow
+
+        if not display_available():
+            logger.info("no display: not opening a window (use --no-window to silence this)")
+            return
+        call = self.call
+        assert call is not None
+        preview_source = self._local_video
+        preview = self._relay.subscribe(preview_source, buffered=False) if preview_source else None
+
+        def overlay() -> Overlay:
+            return Overlay(title=call.other, lines=self._overlay_lines())
+
+        window = VideoWindow(
+            f"webcam-peer: {self.options.login} <-> {call.other}",
+            self._relay.subscribe(remote, buffered=False),
+            local=preview,
+            overlay=overlay,
+        )
+
+        async def show() -> None:
+            await window.run()
+            if window.quit_requested:
+                self._request_quit()
+
+        self._spawn(show(), "window")
+
+    def _play(self, remote: MediaStreamTrack) -> None:
+        from media.speaker import Speaker
+
+        speaker = Speaker(self._relay.subscribe(remote, buffered=False))
+        self._spawn(speaker.run(), "speaker")
+
+    async def _record(self, call: Call) -> None:
+        from media.recorder import Recorder
+
+        assert self.options.record is not None
+        path = self.options.record
+        if self._calls_made > 1:
+            path = path.with_name(f"{path.stem}-{self._calls_made}{path.suffix}")
+        await call.described.wait()
+        tracks = self._remote_tracks
+        video = tracks.get("video")
+        audio = tracks.get("audio")
+        recorder = Recorder(
+            path,
+            self._relay.subscribe(video, buffered=False) if video else None,
+            self._relay.subscribe(audio, buffered=False) if audio else None,
+        )
+        await recorder.start()
+        say(f"recording the call to {path}")
+        try:
+            await call.ended.wait()
+        finally:
+            await recorder.stop()
+
+    async def _announce_connected(self, call: Call) -> None:
+        await call.connected.wait()
+        say(f"call with {call.other} connected")
+
+    async def _report_stats(self, call: Call) -> None:
+        while call.live:
+            await asyncio.sleep(self.options.stats_interval)
+            if not call.live:
+                return
+            await self._transport.update(call.pc)
+            self._print_stats(call)
+
+    def _stats(self, call: Call) -> dict[str, Any]:
+        video = self._meter.snapshot() if self._meter else {}
+        return {
+            "event": "stats",
+            "user": self.options.login,
+            "peer": call.other,
+            "state": call.state.value,
+            "video": video,
+            "audio_frames": self._audio_frames,
+            **self._transport.as_dict(),
+            "setup_ms": {
+                "connected": _ms(call.timings.since_start(call.timings.connected)),
+                "first_frame": _ms(call.timings.since_start(call.timings.first_frame)),
+            },
+        }
+
+    def _print_stats(self, call: Call, final: bool = False) -> None:
+        if self.options.stats_interval <= 0:
+            return
+        stats = self._stats(call)
+        if final:
+            stats["event"] = "final"
+        print(json.dumps(stats), flush=True)
+
+    def _overlay_lines(self) -> list[str]:
+        video = self._meter.snapshot() if self._meter else {}
+        parts = []
+        if video.get("width"):
+            parts.append(f"{video['width']}x{video['height']}")
+        if video.get("fps") is not None:
+            parts.append(f"{video['fps']:.1f} fps")
+        if self._transport.bitrate_in_kbps is not None:
+            parts.append(f"{self._transport.bitrate_in_kbps / 1000:.2f} Mbit/s")
+        if self._transport.rtt_ms is not None:
+            parts.append(f"RTT {self._transport.rtt_ms:.0f} ms")
+        return [" ".join(parts)] if parts else ["connecting..."]
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        self._call_tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._call_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("%s stopped: %s", task.get_name(), task.exception())
+
+    async def _stop_call_tasks(self) -> None:
+        tasks = list(self._call_tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._call_tasks.clear()
+        self._remote_tracks.clear()
+
+    # ---- signaling ---------------------------------------------------------------
+    async def _read_signaling(self) -> None:
+        try:
+            while True:
+                message = await self.signaling.receive()
+                await self._dispatch(message)
+        except Exception as exc:
+            say(f"error: lost the signaling server: {exc}")
+            self.quit_code = ExitCode.SERVER_UNREACHABLE
+            self.quit.set()
+
+    async def _dispatch(self, message: JSONObject) -> None:
+        kind = message.get("type")
+        sender = message.get("username")
+        call = self.call
+        from_partner = call is not None and call.live and sender == call.other
+        if kind == "offer" and isinstance(message.get("offer"), dict):
+            if from_partner:
+                assert call is not None
+                await call.offer_received(message["offer"])
+            elif call is not None and call.live:
+                say(f"{sender} called while we are in a call; answering busy")
+                await self.signaling.send(
+                    {"type": "close", "otherUsername": sender, "reason": "busy"}
+                )
+            elif self.options.call:
+                say(f"ignoring a call from {sender}: this peer only calls {self.options.call}")
+                await self.signaling.send(
+                    {"type": "close", "otherUsername": sender, "reason": "busy"}
+                )
+            else:
+                await self._offers.put((str(sender), message["offer"]))
+        elif kind == "answer" and from_partner and isinstance(message.get("answer"), dict):
+            assert call is not None
+            await call.answer_received(message["answer"])
+        elif kind == "candidate" and from_partner:
+            assert call is not None
+            candidate = message.get("candidate")
+            await call.candidate_received(candidate if isinstance(candidate, dict) else None)
+        elif kind == "close" and from_partner:
+            assert call is not None
+            reason = message.get("reason")
+            await call.remote_closed(reason if isinstance(reason, str) else None)
+        elif kind == "users" and isinstance(message.get("users"), list):
+            await self._online.put([str(u) for u in message["users"]])
+        elif kind == "error":
+            logger.info("server error: %s", message)
+            if call is not None and call.state is CallState.OFFERING:
+                await self._outgoing_errors.put(message)
+            elif message.get("reason") not in ("not-in-call",):
+                say(f"server says: {message.get('message') or message.get('reason')}")
+        else:
+            logger.debug("ignoring %s from %s", kind, sender)
+
+
+def _refusal(other: str, error: JSONObject) -> PeerError | None:
+    reason = error.get("reason")
+    if reason == "unknown-user":
+        return PeerError(ExitCode.USER_OFFLINE, f"{other} is not online (try --wait)")
+    if reason == "busy":
+        return PeerError(ExitCode.BUSY, f"{other} is busy in another call")
+    if reason in ("in-another-call", "self-call", "invalid-username"):
+        return PeerError(ExitCode.ERROR, str(error.get("message") or reason))
+    return None
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)

@@ -1,0 +1,279 @@
+"""``webcam-peer``: the command line, logging set-up and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import ExitCode
+from .ice import IceConfigError, restrict_host_addresses, rtc_configuration, validate_host_addresses
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+A WebRTC video call from the terminal: your webcam and microphone to another
+webcam-peer or to someone in the browser page of the signaling server, with the
+other side shown in a window.
+"""
+
+EPILOG = """\
+examples:
+  webcam-peer --login bob                         # wait for calls, answer them
+  webcam-peer --login alice --call bob            # call bob (he must be online)
+  webcam-peer --login alice --call bob --wait     # ...or wait until he logs in
+  webcam-peer --login bot --video synthetic --audio synthetic --no-window --stats-interval 1
+                                                  # a headless bot printing JSON stats
+  webcam-peer --login echo --video echo --audio echo --no-window
+                                                  # send back whatever is received
+  webcam-peer --login alice --call bob --server wss://calls.example.org --token s3cret
+
+sources:  --video camera | camera:N | camera:/dev/videoN | synthetic | file:PATH | echo | none
+          --audio mic | mic:DEVICE | synthetic | synthetic:FREQ | file:PATH | echo | none
+keys in the window: q or Esc hangs up and quits.
+
+exit codes: 0 done, 1 error, 2 bad usage, 3 server unreachable, 4 login refused,
+5 user not online, 6 busy, 7 declined or unanswered, 8 camera/mic missing, 9 call failed
+"""
+
+_USERNAME = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+
+
+def _username(text: str) -> str:
+    if not _USERNAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid username (1-32 letters, digits, '_', '.', '-')"
+        )
+    return text
+
+
+def _size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)[xX](\d+)", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"size {text!r} must look like 640x480")
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (16 <= width <= 3840 and 16 <= height <= 2160) or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(
+            f"size {text!r} must be even and between 16x16 and 3840x2160"
+        )
+    return width, height
+
+
+def _fps(text: str) -> float:
+    try:
+        fps = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"fps {text!r} is not a number") from None
+    if not 1 <= fps <= 120:
+        raise argparse.ArgumentTypeError(f"fps {text!r} must be between 1 and 120")
+    return fps
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="webcam-peer",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    who = parser.add_argument_group("who")
+    who.add_argument(
+        "--login",
+        required=True,
+        type=_username,
+        metavar="NAME",
+        help="your username on the server, e.g. --login alice",
+    )
+    who.add_argument(
+        "--call",
+        type=_username,
+        metavar="OTHER",
+        help="call this user, e.g. --call bob; without it, wait for calls",
+    )
+    who.add_argument(
+        "--wait",
+        action="store_true",
+        help="with --call: if OTHER is not online yet, wait until they log in",
+    )
+    who.add_argument(
+        "--ask",
+        action="store_true",
+        help="ask y/n on the terminal before answering a call (default: answer)",
+    )
+    who.add_argument(
+        "--once", action="store_true", help="when waiting for calls: quit after the first call ends"
+    )
+
+    server = parser.add_argument_group("server")
+    server.add_argument(
+        "--server",
+        default="ws://127.0.0.1:8080/ws",
+        metavar="URL",
+        help="signaling server, e.g. ws://host:8080 or wss://host (default %(default)s)",
+    )
+    server.add_argument("--token", metavar="T", help="token the server asks for at login")
+    server.add_argument(
+        "--insecure",
+        action="store_true",
+        help="accept a self-signed TLS certificate from the server",
+    )
+
+    media = parser.add_argument_group("media")
+    media.add_argument(
+        "--video",
+        default="camera",
+        metavar="SRC",
+        help="video to send: camera, camera:N, camera:/dev/video2, synthetic, "
+        "file:PATH, echo or none (default %(default)s)",
+    )
+    media.add_argument(
+        "--audio",
+        default="mic",
+        metavar="SRC",
+        help="audio to send: mic, mic:DEVICE, synthetic, synthetic:FREQ, "
+        "file:PATH, echo or none (default %(default)s)",
+    )
+    media.add_argument(
+        "--size",
+        type=_size,
+        default=(640, 480),
+        metavar="WxH",
+        help="capture/synthetic video size (default 640x480)",
+    )
+    media.add_argument("--fps", type=_fps, default=30.0, help="frames per second (default 30)")
+    media.add_argument("--codec", choices=["vp8", "h264"], help="prefer this video codec")
+    media.add_argument(
+        "--no-window",
+        dest="window",
+        action="store_false",
+        help="do not open a window (bots; implied when there is no display)",
+    )
+    media.add_argument(
+        "--speaker",
+        dest="speaker",
+        action="store_true",
+        default=True,
+        help="play the remote audio (default)",
+    )
+    media.add_argument(
+        "--no-speaker", dest="speaker", action="store_false", help="do not play the remote audio"
+    )
+    media.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="record what is received, e.g. --record call.webm (or .mkv, .mp4)",
+    )
+
+    ice = parser.add_argument_group("network")
+    ice.add_argument(
+        "--ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="STUN/TURN server, repeatable: stun:HOST:PORT, "
+        "turn:HOST:PORT?transport=udp|tcp, turns:HOST:PORT (default: none, "
+        "host candidates only)",
+    )
+    ice.add_argument("--turn-user", metavar="USER", help="TURN username")
+    ice.add_argument("--turn-password", metavar="PASSWORD", help="TURN password")
+    ice.add_argument(
+        "--ice-host",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="offer only these local addresses, repeatable, e.g. --ice-host "
+        "192.168.1.20 (useful with VPNs; tests use 127.0.0.1)",
+    )
+
+    report = parser.add_argument_group("reporting")
+    report.add_argument(
+        "--stats-interval",
+        type=_seconds,
+        default=0.0,
+        metavar="S",
+        help="print a JSON stats line every S seconds (0: off)",
+    )
+    report.add_argument(
+        "--answer-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="give up a call nobody answers after S seconds (default 30)",
+    )
+    report.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv for debug)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.wait and not args.call:
+        parser.error("--wait goes with --call")
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose < 2:
+        for noisy in ("aioice", "aiortc", "aiohttp.access"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    try:
+        validate_host_addresses(args.ice_host)
+        configuration = rtc_configuration(args.ice_server, args.turn_user, args.turn_password)
+    except IceConfigError as exc:
+        parser.error(str(exc))
+    restrict_host_addresses(args.ice_host)
+
+    # Imported late: media pulls in OpenCV and PyAV, which --help need not wait for.
+    from .app import Peer, PeerOptions
+
+    width, height = args.size
+    options = PeerOptions(
+        login=args.login,
+        server=args.server,
+        call=args.call,
+        wait=args.wait,
+        token=args.token,
+        video=args.video,
+        audio=args.audio,
+        width=width,
+        height=height,
+        fps=args.fps,
+        codec=args.codec,
+        window=args.window,
+        speaker=args.speaker,
+        record=args.record,
+        once=args.once,
+        ask=args.ask,
+        stats_interval=args.stats_interval,
+        answer_timeout=args.answer_timeout,
+        configuration=configuration,
+        verify_tls=not args.insecure,
+    )
+    try:
+        peer = Peer(options)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        return asyncio.run(peer.run())
+    except KeyboardInterrupt:
+        return int(ExitCode.OK)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

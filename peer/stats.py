@@ -1,0 +1,60 @@
+"""The numbers a call reports: bitrate and RTT from getStats(), plus the receive meter."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCPeerConnection
+
+
+@dataclass
+class TransportSample:
+    """Bytes received so far and the latest RTT, for bitrate over an interval."""
+
+    at: float = field(default_factory=time.monotonic)
+    bytes_received: int = 0
+    bytes_sent: int = 0
+
+
+@dataclass
+class TransportStats:
+    bitrate_in_kbps: float | None = None
+    bitrate_out_kbps: float | None = None
+    rtt_ms: float | None = None
+    _last: TransportSample | None = None
+
+    async def update(self, pc: RTCPeerConnection) -> None:
+        report = await pc.getStats()
+        received = sent = 0
+        rtts: list[float] = []
+        for stats in report.values():
+            kind = getattr(stats, "type", None)
+            if kind == "inbound-rtp":
+                received += int(getattr(stats, "bytesReceived", 0) or 0)
+            elif kind == "outbound-rtp":
+                sent += int(getattr(stats, "bytesSent", 0) or 0)
+            elif kind == "remote-inbound-rtp":
+                rtt = getattr(stats, "roundTripTime", None)
+                if rtt is not None:
+                    rtts.append(float(rtt))
+        sample = TransportSample(bytes_received=received, bytes_sent=sent)
+        if self._last is not None and sample.at > self._last.at:
+            elapsed = sample.at - self._last.at
+            self.bitrate_in_kbps = (received - self._last.bytes_received) * 8 / elapsed / 1000
+            self.bitrate_out_kbps = (sent - self._last.bytes_sent) * 8 / elapsed / 1000
+        if rtts:
+            self.rtt_ms = min(rtts) * 1000
+        self._last = sample
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "bitrate_in_kbps": _round(self.bitrate_in_kbps),
+            "bitrate_out_kbps": _round(self.bitrate_out_kbps),
+            "rtt_ms": _round(self.rtt_ms),
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
