@@ -9,7 +9,7 @@ import sys
 
 async def ask_yes_no(question: str, answer_within: float = 30.0) -> bool:
     """True for an answer starting with y; no answer, EOF or a timeout count as no."""
-    print(question, end="", flush=True)
+    print(question, flush=True)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     try:

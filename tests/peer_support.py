@@ -1,0 +1,47 @@
+"""Starting webcam-peer processes against a test server, and reading their stats lines."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from .support import BIN, Process, SignalingServer
+
+BOT_FLAGS = ("--no-window", "--no-speaker", "--ice-host", "127.0.0.1")
+
+
+def start_peer(server: SignalingServer, *args: str, env: dict[str, str] | None = None) -> Process:
+    """A webcam-peer process talking to ``server``, loopback only, no window or speaker."""
+    return Process(
+        [str(BIN / "webcam-peer"), "--server", server.ws_url, *BOT_FLAGS, *args], env=env
+    )
+
+
+def stats_lines(process: Process) -> list[dict[str, Any]]:
+    """Every JSON stats line the process has printed so far."""
+    found = []
+    for line in process.drain():
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if data.get("event") in ("stats", "final"):
+                found.append(data)
+    return found
+
+
+def wait_for_frames(process: Process, frames: int, timeout: float = 30.0) -> dict[str, Any]:
+    """Wait until a stats line reports at least ``frames`` video frames received."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = stats_lines(process)
+        if lines and (lines[-1]["video"].get("frames") or 0) >= frames:
+            return lines[-1]
+        if process.popen.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise AssertionError(
+        f"fewer than {frames} frames reported; output:\n" + "\n".join(process.drain()[-40:])
+    )

@@ -1,0 +1,222 @@
+"""webcam-peer processes calling each other through a real signaling server."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from media.analysis import dominant_frequency
+
+from .peer_support import start_peer, wait_for_frames
+from .support import Process, SignalingServer
+
+pytestmark = pytest.mark.slow
+
+SYNTHETIC = ("--video", "synthetic", "--size", "320x240", "--fps", "30")
+
+
+def recorded_tone(path: Path) -> float:
+    with av.open(str(path)) as container:
+        chunks = []
+        rate = 48000
+        for frame in container.decode(audio=0):
+            rate = frame.sample_rate
+            samples = frame.to_ndarray()
+            chunks.append(
+                samples.reshape(-1, frame.layout.nb_channels)[:, 0]
+                if frame.format.is_packed
+                else samples[0]
+            )
+    assert chunks, f"no audio in {path}"
+    audio = np.concatenate(chunks).astype(np.float64)
+    return dominant_frequency(audio, rate)
+
+
+def recorded_video_frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_two_bots_exchange_video_and_audio(
+    signaling_server: SignalingServer, tmp_path: Path
+) -> None:
+    bob = start_peer(
+        signaling_server,
+        "--login",
+        "bob",
+        *SYNTHETIC,
+        "--audio",
+        "synthetic:660",
+        "--once",
+        "--stats-interval",
+        "0.5",
+        "--record",
+        str(tmp_path / "bob.mkv"),
+    )
+    bob.wait_for("waiting for calls")
+    alice = start_peer(
+        signaling_server,
+        "--login",
+        "alice",
+        "--call",
+        "bob",
+        *SYNTHETIC,
+        "--audio",
+        "synthetic:440",
+        "--stats-interval",
+        "0.5",
+        "--record",
+        str(tmp_path / "alice.mkv"),
+    )
+    try:
+        alice.wait_for("call with bob connected")
+        bob.wait_for("call with alice connected")
+        first_alice = wait_for_frames(alice, 10)
+        first_bob = wait_for_frames(bob, 10)
+        last_alice = wait_for_frames(alice, first_alice["video"]["frames"] + 45)
+        last_bob = wait_for_frames(bob, first_bob["video"]["frames"] + 45)
+        alice.signal(signal.SIGINT)  # Ctrl-C hangs up
+        assert alice.wait() == 0
+        bob.wait_for("call with alice ended")
+        assert bob.wait() == 0  # --once
+    finally:
+        alice.stop()
+        bob.stop()
+
+    for first, last in ((first_alice, last_alice), (first_bob, last_bob)):
+        assert last["video"]["width"] == 320 and last["video"]["height"] == 240
+        # The synthetic pattern is decoded back: frame numbers move on, nothing is black.
+        assert last["video"]["last_frame_number"] > first["video"]["last_frame_number"]
+        assert last["video"]["black_frames"] == 0
+        assert last["video"]["latency_ms"]["p50"] is not None
+        assert last["audio_frames"] > 0
+    assert "Traceback" not in "\n".join(alice.lines + bob.lines)
+
+    # What each side recorded is the other side's tone.
+    assert recorded_tone(tmp_path / "bob.mkv") == pytest.approx(440, abs=15)
+    assert recorded_tone(tmp_path / "alice.mkv") == pytest.approx(660, abs=15)
+    assert recorded_video_frames(tmp_path / "bob.mkv") > 20
+
+
+def _connected_pair(server: SignalingServer, *bob_flags: str) -> tuple[Process, Process]:
+    bob = start_peer(server, "--login", "bob", *SYNTHETIC, "--audio", "none", *bob_flags)
+    bob.wait_for("waiting for calls")
+    alice = start_peer(server, "--login", "alice", "--call", "bob", *SYNTHETIC, "--audio", "none")
+    alice.wait_for("call with bob connected")
+    bob.wait_for("call with alice connected")
+    return alice, bob
+
+
+def test_callee_hanging_up_ends_the_callers_call(signaling_server: SignalingServer) -> None:
+    alice, bob = _connected_pair(signaling_server)
+    try:
+        bob.signal(signal.SIGTERM)
+        assert bob.wait() == 0
+        alice.wait_for(r"call with bob ended: bob hung up")
+        assert alice.wait() == 0
+    finally:
+        alice.stop()
+        bob.stop()
+
+
+def test_callee_waits_for_the_next_call_after_one_ends(signaling_server: SignalingServer) -> None:
+    alice, bob = _connected_pair(signaling_server)
+    try:
+        alice.signal(signal.SIGINT)
+        assert alice.wait() == 0
+        bob.wait_for("call with alice ended: alice hung up")
+        bob.wait_for("waiting for the next call")
+        carol = start_peer(
+            signaling_server, "--login", "carol", "--call", "bob", *SYNTHETIC, "--audio", "none"
+        )
+        carol.wait_for("call with bob connected")
+        carol.signal(signal.SIGINT)
+        assert carol.wait() == 0
+    finally:
+        alice.stop()
+        bob.stop()
+
+
+def test_calling_a_busy_user(signaling_server: SignalingServer) -> None:
+    alice, bob = _connected_pair(signaling_server)
+    try:
+        carol = start_peer(
+            signaling_server,
+            "--login",
+            "carol",
+            "--call",
+            "bob",
+            "--video",
+            "none",
+            "--audio",
+            "none",
+        )
+        assert carol.wait() == 6
+        assert any("bob is busy" in line for line in carol.lines)
+        alice.wait_for("call with bob connected")
+        assert alice.popen.poll() is None  # the call itself carries on
+    finally:
+        alice.stop()
+        bob.stop()
+
+
+def test_sigkill_of_one_side_is_noticed(signaling_server: SignalingServer) -> None:
+    alice, bob = _connected_pair(signaling_server)
+    try:
+        killed = time.monotonic()
+        bob.popen.kill()
+        alice.wait_for("call with bob ended", timeout=10)
+        noticed = time.monotonic() - killed
+        print(f"SIGKILL noticed after {noticed * 1000:.0f} ms")
+        assert alice.wait() == 0
+    finally:
+        alice.stop()
+        bob.stop()
+
+
+def test_wait_until_the_other_user_logs_in(signaling_server: SignalingServer) -> None:
+    alice = start_peer(
+        signaling_server,
+        "--login",
+        "alice",
+        "--call",
+        "bob",
+        "--wait",
+        *SYNTHETIC,
+        "--audio",
+        "none",
+    )
+    bob = None
+    try:
+        alice.wait_for("bob is not online; waiting")
+        bob = start_peer(signaling_server, "--login", "bob", *SYNTHETIC, "--audio", "none")
+        alice.wait_for("call with bob connected")
+    finally:
+        alice.stop()
+        if bob:
+            bob.stop()
+
+
+def test_declining_with_ask(signaling_server: SignalingServer) -> None:
+    bob = start_peer(
+        signaling_server, "--login", "bob", "--ask", "--video", "none", "--audio", "none"
+    )
+    try:
+        bob.wait_for("waiting for calls")
+        alice = start_peer(
+            signaling_server, "--login", "alice", "--call", "bob", *SYNTHETIC, "--audio", "none"
+        )
+        bob.wait_for("answer the call from alice")
+        assert bob.popen.stdin is not None
+        bob.popen.stdin.write("n\n")
+        bob.popen.stdin.flush()
+        assert alice.wait() == 7
+        assert any("bob declined" in line for line in alice.lines)
+        bob.wait_for("declined the call from alice")
+    finally:
+        bob.stop()
