@@ -22,6 +22,7 @@ from typing import Any
 from aiortc import MediaStreamTrack, RTCConfiguration
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
+from av import VideoFrame
 
 from media.echo import EchoTrack
 from media.measure import VideoReceiveMeter
@@ -130,7 +131,9 @@ class Peer:
             if o.video == "echo":
                 self._echo["video"] = EchoTrack("video")
             else:
-                self._local_video = open_video_source(o.video, o.width, o.height, o.fps)
+                self._local_video = open_video_source(
+                    o.video, o.width, o.height, o.fps, label=o.login
+                )
             if o.audio == "echo":
                 self._echo["audio"] = EchoTrack("audio")
             else:
@@ -310,6 +313,7 @@ class Peer:
         try:
             while True:
                 frame = await track.recv()
+                assert isinstance(frame, VideoFrame)
                 if self.call is not None and self.call.timings.first_frame is None:
                     self.call.timings.first_frame = time.monotonic()
                 meter.on_frame(frame)

@@ -1,0 +1,78 @@
+"""``--video`` and ``--audio`` values turned into tracks.
+
+    --video camera | camera:N | camera:/dev/videoN | synthetic | file:PATH | none
+    --audio mic | mic:DEVICE | synthetic | synthetic:FREQ | file:PATH | none
+
+(``echo`` is the peer's business: it needs the call's remote track.) A value that
+does not parse raises ValueError; a device or file that cannot be used raises
+:class:`MediaSourceError`, naming it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiortc import MediaStreamTrack
+
+from .errors import MediaSourceError
+
+__all__ = ["MediaSourceError", "open_audio_source", "open_video_source"]
+
+VIDEO_CHOICES = "camera, camera:N, camera:/dev/videoN, synthetic, file:PATH, echo or none"
+AUDIO_CHOICES = "mic, mic:DEVICE, synthetic, synthetic:FREQ, file:PATH, echo or none"
+
+
+def _split(spec: str) -> tuple[str, str | None]:
+    kind, sep, argument = spec.partition(":")
+    return kind.strip().lower(), (argument if sep else None)
+
+
+def open_video_source(
+    spec: str, width: int, height: int, fps: float, label: str = ""
+) -> MediaStreamTrack | None:
+    kind, argument = _split(spec)
+    if kind == "none" and argument is None:
+        return None
+    if kind == "synthetic" and argument is None:
+        from .synthetic import SyntheticVideoTrack
+
+        return SyntheticVideoTrack(width, height, fps, label=label)
+    if kind == "camera":
+        from .camera import CameraTrack
+
+        device: int | str = 0
+        if argument:
+            device = int(argument) if argument.isdigit() else argument
+        return CameraTrack(device, width, height, fps)
+    if kind == "file" and argument:
+        from .file import FileVideoTrack
+
+        return FileVideoTrack(Path(argument).expanduser())
+    raise ValueError(f"--video {spec!r} is not a video source; use {VIDEO_CHOICES}")
+
+
+def open_audio_source(spec: str) -> MediaStreamTrack | None:
+    kind, argument = _split(spec)
+    if kind == "none" and argument is None:
+        return None
+    if kind == "synthetic":
+        from .synthetic import ToneTrack
+
+        if argument is None:
+            return ToneTrack()
+        try:
+            frequency = float(argument)
+        except ValueError:
+            raise ValueError(
+                f"--audio {spec!r}: the tone frequency must be a number of Hz, e.g. synthetic:440"
+            ) from None
+        return ToneTrack(frequency)
+    if kind == "mic":
+        from .microphone import MicrophoneTrack
+
+        return MicrophoneTrack(argument or None)
+    if kind == "file" and argument:
+        from .file import FileAudioTrack
+
+        return FileAudioTrack(Path(argument).expanduser())
+    raise ValueError(f"--audio {spec!r} is not an audio source; use {AUDIO_CHOICES}")
