@@ -115,9 +115,17 @@ class Recorder:
             self.audio_frames += 1
 
     async def stop(self) -> None:
+        """Finish the file. Safe to call from a task that is itself being cancelled."""
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Closed before any await: a cancelled writer never touches the container again,
+        # and a cancellation arriving here cannot leave the file without its trailer.
+        self._close()
+        for outcome in await asyncio.gather(*self._tasks, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                logger.warning("recording %s failed: %s", self.path, outcome)
+
+    def _close(self) -> None:
         container = self._container
         if container is None:
             return

@@ -192,7 +192,7 @@ class Peer:
         call = self._new_call(other)
         await call.dial()
         outcome = await self._until_quit(self._await_answer(call))
-        if outcome is None:  # the user quit while it rang
+        if self.quit.is_set():  # the user quit while it rang
             return ExitCode.OK
         if isinstance(outcome, PeerError):
             await call.hang_up(notify=False)

@@ -134,6 +134,7 @@ class Call:
         self._video_codec = video_codec
         self._local_tracks = local_tracks
         self._receive = {"video": receive_video, "audio": receive_audio}
+        self._tracks_attached = False
         self.state = CallState.NEW
         self.end_reason: str | None = None
         self.ended = asyncio.Event()
@@ -168,6 +169,7 @@ class Call:
         """Make and send our offer."""
         self._fire(CallEvent.DIAL)
         self._add_transceivers()
+        self._tracks_attached = True
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
         await self._send(
@@ -195,8 +197,10 @@ class Call:
         async with self._lock:
             self._fire(CallEvent.OFFER_RECEIVED)
             await self.pc.setRemoteDescription(_description(offer))
-            if not self.pc.getSenders():
+            if not self._tracks_attached:
+                # aiortc made a transceiver per offered m-line; ours go onto those.
                 self._attach_to_offered_transceivers()
+                self._tracks_attached = True
             await self._apply_held_candidates()
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
