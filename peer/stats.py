@@ -31,9 +31,9 @@ class TransportStats:
         rtts: list[float] = []
         for stats in report.values():
             kind = getattr(stats, "type", None)
-            if kind == "inbound-rtp":
+            if kind == "transport":
+                # aiortc counts bytes per transport only (its inbound-rtp has none).
                 received += int(getattr(stats, "bytesReceived", 0) or 0)
-            elif kind == "outbound-rtp":
                 sent += int(getattr(stats, "bytesSent", 0) or 0)
             elif kind == "remote-inbound-rtp":
                 rtt = getattr(stats, "roundTripTime", None)

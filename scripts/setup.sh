@@ -11,7 +11,7 @@ want_test=0
 
 debs=(libgl1 libglib2.0-0)
 if (( want_test )); then
-  debs+=(chromium xvfb redis-server coturn iproute2 iptables procps)
+  debs+=(chromium xvfb xdotool redis-server coturn iproute2 iptables procps)
 fi
 
 missing=()

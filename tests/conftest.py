@@ -28,3 +28,6 @@ def start_server() -> Iterator[Callable[..., SignalingServer]]:
     yield start
     for server in started:
         server.process.stop()
+
+
+from .xvfb_support import xvfb  # noqa: E402, F401  (fixture: a real X server)

@@ -1,0 +1,83 @@
+"""The call window for real: OpenCV under Xvfb, read back from screenshots."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from .peer_support import start_peer
+from .support import BIN, Process, SignalingServer
+from .xvfb_support import Xvfb, find_stamp
+
+pytestmark = pytest.mark.slow
+
+SIZE = ("--size", "320x240")
+CELL = 320 // 40
+
+
+def test_window_shows_the_remote_video_live_and_q_hangs_up(
+    signaling_server: SignalingServer, xvfb: Xvfb
+) -> None:
+    bob = start_peer(
+        signaling_server, "--login", "bob", "--video", "synthetic", *SIZE, "--audio", "none"
+    )
+    bob.wait_for("waiting for calls")
+    alice = Process(
+        [
+            str(BIN / "webcam-peer"),
+            "--server",
+            signaling_server.ws_url,
+            "--login",
+            "alice",
+            "--call",
+            "bob",
+            "--video",
+            "synthetic",
+            *SIZE,
+            "--audio",
+            "none",
+            "--no-speaker",
+            "--ice-host",
+            "127.0.0.1",
+            "--stats-interval",
+            "0.5",
+        ],
+        env={"DISPLAY": xvfb.display},
+    )
+    try:
+        alice.wait_for("call with bob connected")
+        alice.wait_for(r'"frames": [1-9]\d')  # a few dozen frames decoded
+        time.sleep(1.0)  # and the window has had time to show them
+
+        first = xvfb.screenshot()
+        found = find_stamp(first, CELL)
+        assert found is not None, "no stamped frame of bob's video on the screen"
+        stamp, top, left = found
+        time.sleep(0.7)
+        later = find_stamp(xvfb.screenshot(), CELL)
+        assert later is not None
+        # The picture on the screen is live: bob's frame counter moved on (~21 at 30 fps).
+        assert later[0].frame_number - stamp.frame_number >= 10
+
+        # The video fills a 320x240 area; below its middle is the overlay band with text.
+        video = first[top : top + 240, left : left + 320]
+        assert video.shape[:2] == (240, 320)
+        assert video.std() > 30, "the video area is flat, not bob's moving pattern"
+        band = video[200:240, :200]
+        assert (band.max(axis=2) > 200).sum() > 50, "no overlay text at the bottom"
+        # Alice's own picture is inset top-right (a quarter of the width), framed in white.
+        inset_top_border = video[22:24, 230:314]
+        assert inset_top_border.min() > 200
+
+        xvfb.xdotool("mousemove", str(left + 160), str(top + 120))
+        xvfb.xdotool("key", "q")
+        assert alice.wait() == 0
+        assert any("hanging up" in line for line in alice.lines)
+        bob.wait_for("call with alice ended: alice hung up")
+    finally:
+        alice.stop()
+        bob.stop()
+    assert not any("Traceback" in line for line in alice.lines + bob.lines)
+    assert np.count_nonzero(first) > 0
