@@ -12,6 +12,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
+from .alsa import use_system_alsa_config
 from .capture import CaptureThread
 from .clock import MediaClock
 from .errors import MediaSourceError
@@ -43,6 +44,7 @@ class MicrophoneTrack(MediaStreamTrack):
         default_format, default_name = default_device()
         self.device = device or default_name
         self.input_format = input_format or default_format
+        use_system_alsa_config()
         try:
             self._container = av.open(self.device, format=self.input_format, mode="r")
         except (av.FFmpegError, OSError, ValueError) as exc:

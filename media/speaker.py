@@ -13,6 +13,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
+from .alsa import use_system_alsa_config
 from .errors import MediaSourceError
 
 logger = logging.getLogger(__name__)
@@ -33,9 +34,16 @@ class Speaker:
         self.frames_played = 0
 
     def _open(self) -> tuple[av.container.OutputContainer, av.audio.stream.AudioStream]:
+        use_system_alsa_config()
         try:
             container = av.open(self.device, mode="w", format=self.output_format)
             stream = container.add_stream("pcm_s16le", rate=OUTPUT_RATE, layout="stereo")
+            # The device is really opened with the first packet: find out now, not mid-call.
+            silence = AudioFrame(format="s16", layout="stereo", samples=OUTPUT_RATE // 100)
+            for plane in silence.planes:
+                plane.update(bytes(plane.buffer_size))
+            silence.sample_rate = OUTPUT_RATE
+            self._write(container, stream, silence)
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise MediaSourceError(
                 f"cannot open speaker {self.device!r} ({self.output_format}): {exc}"

@@ -59,12 +59,14 @@ def stamp_height(width: int) -> int:
 
 
 def _crc8(data: bytes) -> int:
-    crc = 0
+    """CRC-8 (poly 0x07) with a non-zero start and final XOR, so all-black or all-white
+    cells (a blank frame) never pass as a stamp."""
+    crc = 0xFF
     for byte in data:
         crc ^= byte
         for _ in range(8):
             crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc
+    return crc ^ 0x5A
 
 
 def _payload(frame_number: int, capture_us: int) -> bytes:

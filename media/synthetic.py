@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 from aiortc import MediaStreamTrack
-from aiortc.mediastreams import VIDEO_CLOCK_RATE
+from aiortc.mediastreams import VIDEO_CLOCK_RATE, MediaStreamError
 from av import AudioFrame, VideoFrame
 
 from .clock import MediaClock
@@ -46,6 +46,8 @@ class SyntheticVideoTrack(MediaStreamTrack):
         self._chroma = _chroma_gradient(width, height)
 
     async def recv(self) -> VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
         pts = await self._clock.next_pts()
         number = self._frame_number
         self._frame_number += 1
@@ -105,6 +107,8 @@ class ToneTrack(MediaStreamTrack):
         self._clock = MediaClock(AUDIO_RATE, AUDIO_PTIME)
 
     async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
         pts = await self._clock.next_pts()
         t = (pts + np.arange(self._samples)) / AUDIO_RATE
         samples = (self._amplitude * np.sin(2 * math.pi * self.frequency * t)).astype(np.int16)

@@ -1,0 +1,244 @@
+"""media/: the stamp survives real codecs, tracks produce what they promise, sinks write it."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from av import AudioFrame, VideoFrame
+
+from media.analysis import dominant_frequency
+from media.echo import EchoTrack
+from media.errors import MediaSourceError
+from media.file import FileAudioTrack, FileVideoTrack
+from media.measure import VideoReceiveMeter
+from media.microphone import MicrophoneTrack
+from media.recorder import Recorder
+from media.sources import open_audio_source, open_video_source
+from media.speaker import Speaker
+from media.stamp import Stamp, capture_clock_us, luma_plane, read_stamp, write_stamp
+from media.synthetic import SyntheticVideoTrack, ToneTrack
+
+
+def _encoder(codec: str, width: int, height: int, bit_rate: int) -> av.VideoCodecContext:
+    encoder = av.CodecContext.create(codec, "w")
+    assert isinstance(encoder, av.VideoCodecContext)
+    encoder.width, encoder.height = width, height
+    encoder.pix_fmt = "yuv420p"
+    encoder.bit_rate = bit_rate
+    # Rate control budgets bits per frame from the frame rate, as aiortc's encoders do.
+    encoder.framerate = fractions.Fraction(30, 1)
+    encoder.time_base = fractions.Fraction(1, 30)
+    return encoder
+
+
+@pytest.mark.parametrize(("codec", "decoder"), [("libvpx", "vp8"), ("libx264", "h264")])
+@pytest.mark.parametrize(("width", "height"), [(320, 240), (640, 480), (1280, 720)])
+async def test_stamp_survives_compression(
+    codec: str, decoder: str, width: int, height: int
+) -> None:
+    track = SyntheticVideoTrack(width, height, fps=120)
+    # A low bit rate, as at the start of a call before congestion control ramps up.
+    encoder = _encoder(codec, width, height, bit_rate=250_000)
+    decoding = av.CodecContext.create(decoder, "r")
+    assert isinstance(decoding, av.VideoCodecContext)
+    sent: list[int] = []
+    read: list[int | None] = []
+    packets: list[av.Packet | None] = []
+    for _ in range(20):
+        frame = await track.recv()
+        frame.pts, frame.time_base = len(sent), encoder.time_base
+        sent.append(len(sent))
+        packets += encoder.encode(frame)
+    packets += [*encoder.encode(None), None]  # None drains the decoder too
+    for packet in packets:
+        for decoded in decoding.decode(packet):
+            assert isinstance(decoded, VideoFrame)
+            stamp = read_stamp(luma_plane(decoded))
+            read.append(None if stamp is None else stamp.frame_number)
+    track.stop()
+    assert read == sent
+
+
+def test_damaged_stamp_reads_as_none_not_as_a_wrong_number() -> None:
+    luma = np.full((240, 320), 128, dtype=np.uint8)
+    write_stamp(luma, Stamp(1234, 5678))
+    assert read_stamp(luma) == Stamp(1234, 5678)
+    luma[0:8, 0:8] = 235 - luma[0:8, 0:8] + 16  # flip one cell
+    assert read_stamp(luma) is None
+    assert read_stamp(np.zeros((240, 320), dtype=np.uint8)) is None
+    assert read_stamp(np.full((240, 320), 255, dtype=np.uint8)) is None
+
+
+def test_stamp_age_wraps_around_the_clock_modulus() -> None:
+    stamp = Stamp(0, (1 << 40) - 1000)
+    assert stamp.age_us(now_us=500) == 1500
+    assert 0 <= Stamp(0, capture_clock_us()).age_us() < 1_000_000
+
+
+def _gray_frame(number: int | None, level: int = 128) -> VideoFrame:
+    luma = np.full((240, 320), level, dtype=np.uint8)
+    if number is not None:
+        write_stamp(luma, Stamp(number, capture_clock_us()))
+    yuv = np.concatenate([luma, np.full((120, 320), 128, dtype=np.uint8)])
+    return VideoFrame.from_ndarray(yuv, format="yuv420p")
+
+
+def test_meter_counts_repeats_skips_black_frames_and_freezes() -> None:
+    now = [0.0]
+    meter = VideoReceiveMeter(clock=lambda: now[0])
+    for number, gap in [(0, 0), (1, 1 / 30), (1, 1 / 30), (4, 1 / 30), (5, 0.5), (None, 1 / 30)]:
+        now[0] += gap
+        meter.on_frame(_gray_frame(number))
+    now[0] += 1 / 30
+    meter.on_frame(_gray_frame(None, level=16))
+    snapshot = meter.snapshot()
+    assert snapshot["frames"] == 7
+    assert snapshot["stamped_frames"] == 5
+    assert snapshot["repeated_frames"] == 1
+    assert snapshot["skipped_frames"] == 2  # 2 and 3 never came
+    assert snapshot["freezes"] == 1 and snapshot["longest_gap_ms"] == 500.0
+    assert snapshot["black_frames"] == 1
+    assert (snapshot["width"], snapshot["height"]) == (320, 240)
+    assert snapshot["first_frame_number"] == 0 and snapshot["last_frame_number"] == 5
+    assert snapshot["latency_ms"]["p50"] is not None
+
+
+async def test_tone_has_its_frequency_and_real_time_pacing() -> None:
+    track = ToneTrack(660)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    frames = [await track.recv() for _ in range(25)]
+    elapsed = loop.time() - started
+    samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float64)
+    assert dominant_frequency(samples, 48000) == pytest.approx(660, abs=2)
+    assert [f.pts for f in frames[:3]] == [0, 960, 1920]
+    assert elapsed >= 0.4  # 24 frame intervals of 20 ms: it does not run ahead
+
+
+async def test_echo_replays_its_source_and_waits_between_sources() -> None:
+    echo = EchoTrack("video")
+    first = SyntheticVideoTrack(320, 240, fps=60)
+    echo.set_source(first)
+    frame = await echo.recv()
+    assert isinstance(frame, VideoFrame)
+    stamp = read_stamp(luma_plane(frame))
+    assert stamp is not None and stamp.frame_number == 0
+    first.stop()  # the call ended: the echo waits for the next source
+    waiting = asyncio.ensure_future(echo.recv())
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    echo.set_source(SyntheticVideoTrack(640, 480, fps=60))
+    frame = await asyncio.wait_for(waiting, 5)
+    assert isinstance(frame, VideoFrame) and frame.width == 640
+    with pytest.raises(ValueError, match="cannot echo audio"):
+        echo.set_source(ToneTrack())
+
+
+async def _record(path: Path, seconds: float) -> None:
+    video = SyntheticVideoTrack(320, 240, fps=30)
+    audio = ToneTrack(440)
+    recorder = Recorder(path, video, audio)
+    await recorder.start()
+    await asyncio.sleep(seconds)
+    await recorder.stop()
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+async def test_recorder_writes_video_and_audio_that_read_back(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"call{suffix}"
+    await _record(path, 1.5)
+    with av.open(str(path)) as container:
+        frames = [f for f in container.decode(video=0)]
+        assert len(frames) >= 30
+        assert (frames[0].width, frames[0].height) == (320, 240)
+        stamps = [read_stamp(luma_plane(f)) for f in frames]
+        numbers = [s.frame_number for s in stamps if s is not None]
+        assert len(numbers) >= 30 and numbers == sorted(numbers)
+    with av.open(str(path)) as container:
+        chunks = [f.to_ndarray()[0] for f in container.decode(audio=0)]
+        rate = container.streams.audio[0].rate
+    audio = np.concatenate(chunks).astype(np.float64)
+    assert dominant_frequency(audio, rate) == pytest.approx(440, abs=5)
+
+
+async def test_file_sources_loop_the_file_in_real_time(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mkv"
+    await _record(path, 0.5)  # about 15 frames
+    video = FileVideoTrack(path, fps=60)
+    numbers = []
+    for _ in range(40):  # more frames than the file has: it loops
+        frame = await video.recv()
+        assert isinstance(frame, VideoFrame)
+        stamp = read_stamp(luma_plane(frame))
+        assert stamp is not None
+        numbers.append(stamp.frame_number)
+    video.stop()
+    assert numbers[0] == 0 and numbers.count(0) >= 2
+    audio = FileAudioTrack(path)
+    frame = await audio.recv()
+    assert isinstance(frame, AudioFrame) and frame.samples == 960 and frame.sample_rate == 48000
+    audio.stop()
+
+
+async def test_speaker_plays_to_an_output_device() -> None:
+    tone = ToneTrack(440)
+    speaker = Speaker(tone, device="null")  # ALSA's null device: a real output that discards
+    playing = asyncio.create_task(speaker.run())
+    await asyncio.sleep(0.5)
+    tone.stop()
+    await asyncio.wait_for(playing, 5)
+    assert speaker.frames_played >= 10
+
+
+async def test_missing_speaker_does_not_end_the_call(caplog: pytest.LogCaptureFixture) -> None:
+    tone = ToneTrack(440)
+    speaker = Speaker(tone, device="hw:99")
+    await asyncio.wait_for(speaker.run(), 10)  # returns: the call goes on without sound
+    assert "cannot open speaker 'hw:99'" in caplog.text
+    tone.stop()
+
+
+@pytest.mark.parametrize(
+    ("spec", "complaint"),
+    [
+        ("webcam", "camera, camera:N"),
+        ("file:", "camera, camera:N"),
+        ("synthetic:7", "camera, camera:N"),
+    ],
+)
+def test_video_specs_that_do_not_parse(spec: str, complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        open_video_source(spec, 640, 480, 30)
+
+
+@pytest.mark.parametrize(
+    ("spec", "complaint"),
+    [
+        ("speaker", "mic, mic:DEVICE"),
+        ("synthetic:loud", "must be a number"),
+        ("synthetic:5", "20-20000"),
+    ],
+)
+def test_audio_specs_that_do_not_parse(spec: str, complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        open_audio_source(spec)
+
+
+def test_missing_devices_and_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(MediaSourceError, match=r"/dev/video99.*--video synthetic"):
+        open_video_source("camera:/dev/video99", 640, 480, 30)
+    with pytest.raises(MediaSourceError, match=r"'hw:99'.*--audio synthetic"):
+        MicrophoneTrack("hw:99")
+    with pytest.raises(MediaSourceError, match="no such file"):
+        open_video_source(f"file:{tmp_path / 'nope.mkv'}", 640, 480, 30)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video")
+    with pytest.raises(MediaSourceError, match="cannot read"):
+        open_audio_source(f"file:{text}")
+    assert open_video_source("none", 640, 480, 30) is None
+    assert open_audio_source("none") is None
