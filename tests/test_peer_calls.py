@@ -220,3 +220,57 @@ def test_declining_with_ask(signaling_server: SignalingServer) -> None:
         bob.wait_for("declined the call from alice")
     finally:
         bob.stop()
+
+
+def test_h264_call(signaling_server: SignalingServer) -> None:
+    bob = start_peer(signaling_server, "--login", "bob", *SYNTHETIC, "--audio", "none")
+    bob.wait_for("waiting for calls")
+    alice = start_peer(
+        signaling_server,
+        "--login",
+        "alice",
+        "--call",
+        "bob",
+        *SYNTHETIC,
+        "--audio",
+        "none",
+        "--codec",
+        "h264",
+        "--stats-interval",
+        "0.5",
+    )
+    try:
+        first = wait_for_frames(alice, 5)
+        last = wait_for_frames(alice, first["video"]["frames"] + 30)
+        assert last["video"]["last_frame_number"] > first["video"]["last_frame_number"]
+        assert last["video"]["stamped_frames"] == last["video"]["frames"]
+    finally:
+        alice.stop()
+        bob.stop()
+
+
+def test_echo_sends_our_own_frames_back(signaling_server: SignalingServer) -> None:
+    bob = start_peer(signaling_server, "--login", "bob", "--video", "echo", "--audio", "echo")
+    bob.wait_for("waiting for calls")
+    alice = start_peer(
+        signaling_server,
+        "--login",
+        "alice",
+        "--call",
+        "bob",
+        *SYNTHETIC,
+        "--audio",
+        "synthetic",
+        "--stats-interval",
+        "0.5",
+    )
+    try:
+        first = wait_for_frames(alice, 5)
+        last = wait_for_frames(alice, first["video"]["frames"] + 30)
+        # What comes back carries alice's own stamps: her frame numbers, her clock.
+        assert last["video"]["last_frame_number"] > first["video"]["last_frame_number"]
+        assert last["video"]["latency_ms"]["p50"] is not None
+        assert last["audio_frames"] > 0
+    finally:
+        alice.stop()
+        bob.stop()
