@@ -222,10 +222,15 @@ def parse(frame: str | bytes) -> Message:
     if len(frame) > MAX_MESSAGE_BYTES or len(frame.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES:
         raise ProtocolError(Reason.TOO_LARGE)
     try:
-        data = json.loads(frame)
+        # NaN/Infinity are not JSON: relayed as-is they would break the receiver's JSON.parse.
+        data = json.loads(frame, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(Reason.INVALID_JSON) from exc
     return parse_object(data)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def parse_object(data: object) -> Message:
@@ -235,9 +240,15 @@ def parse_object(data: object) -> Message:
     kind = data.get("type")
     parser = _PARSERS.get(kind) if isinstance(kind, str) else None
     if parser is None:
+        if kind is None:
+            raise ProtocolError(Reason.UNKNOWN_TYPE, "missing field 'type'")
         shown = kind if isinstance(kind, str) and len(kind) <= 32 else None
         raise ProtocolError(Reason.UNKNOWN_TYPE, f"unknown message type {shown!r}")
-    return parser(data)
+    try:
+        return parser(data)
+    except ProtocolError as exc:
+        exc.extra.setdefault("request", kind)
+        raise
 
 
 def message_type(message: Message) -> str:
@@ -265,7 +276,7 @@ def error(reason: str, detail: str | None = None, **extra: Any) -> JSONObject:
 
 
 def error_from(exc: ProtocolError, request: str | None = None) -> JSONObject:
-    return error(exc.reason, exc.detail, request=request, **exc.extra)
+    return error(exc.reason, exc.detail, **{"request": request, **exc.extra})
 
 
 def login_reply(success: bool, reason: str | None = None) -> JSONObject:
@@ -294,4 +305,11 @@ def relayed(message: Relayed, sender: str) -> JSONObject:
 
 
 def encode(message: JSONObject) -> str:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    """One text frame. Always valid UTF-8: a lone surrogate that came in as a
+    ``\\udXXX`` escape goes out as an escape again instead of failing the send."""
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(message, separators=(",", ":"))
+    return text

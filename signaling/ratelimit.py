@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
+
+_EPSILON: Final = 1e-9
 
 
 @dataclass
@@ -26,9 +29,11 @@ class TokenBucket:
         if self.rate == 0:
             return True
         now = self.clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        elapsed = max(0.0, now - self._updated)
+        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
         self._updated = now
-        if self._tokens >= 1:
+        # The tolerance absorbs float rounding: 0.02 s at 50/s must make a whole token.
+        if self._tokens >= 1 - _EPSILON:
             self._tokens -= 1
             return True
         return False

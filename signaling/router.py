@@ -129,6 +129,10 @@ class Router:
             return None
         return session.call.other(username)
 
+    def call_state_of(self, username: str) -> CallState | None:
+        session = self._users.get(username)
+        return session.call.state if session is not None and session.call is not None else None
+
     def online_users(self) -> list[str]:
         return sorted(self._users)
 
@@ -189,15 +193,18 @@ class Router:
         if target is None:
             # The tutorial's first client omits otherUsername; the current partner is meant.
             if session.call is None:
-                raise ProtocolError(Reason.INVALID_FIELD, "missing field 'otherUsername'")
+                raise ProtocolError(
+                    Reason.INVALID_FIELD,
+                    "missing field 'otherUsername' (and not in a call)",
+                    field="otherUsername",
+                )
             target = session.call.other(sender)
         if target == sender:
             raise ProtocolError(Reason.SELF_CALL, otherUsername=target)
         recipient = self._users.get(target)
         if recipient is None:
-            if isinstance(message, Close) and session.call is not None:
-                # The partner is already gone; the close still ends our side.
-                return self._end_call(session, notify_reason=None)
+            # A partner who leaves ends the call at once (disconnect), so an offline
+            # target is never our partner: the call we may be in is left alone.
             raise ProtocolError(Reason.UNKNOWN_USER, otherUsername=target)
 
         call = session.call

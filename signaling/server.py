@@ -7,6 +7,7 @@ returns, and serves the page, ``/config``, ``/healthz`` and ``/metrics``.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import ssl
@@ -146,8 +147,12 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 async def _close_sockets(app: web.Application) -> None:
-    for ws in list(app[STATE].sockets.values()):
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+    # All at once: a client that never answers the close must not hold up the others.
+    sockets = list(app[STATE].sockets.values())
+    await asyncio.gather(
+        *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown") for ws in sockets),
+        return_exceptions=True,
+    )
 
 
 def create_app(config: ServerConfig | None = None) -> web.Application:
