@@ -30,4 +30,5 @@ def start_server() -> Iterator[Callable[..., SignalingServer]]:
         server.process.stop()
 
 
+from .browser_support import browser  # noqa: E402, F401  (fixture: Debian's Chromium)
 from .xvfb_support import xvfb  # noqa: E402, F401  (fixture: a real X server)
