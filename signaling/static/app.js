@@ -266,6 +266,11 @@ function onClose(from, reason) {
 
 function onServerError(message) {
   const text = message.message || message.reason || 'error';
+  if (message.request === 'candidate' && message.reason === 'not-in-call') {
+    // Our candidates that were on their way when the call was refused or ended.
+    console.debug('late candidate dropped by the server');
+    return;
+  }
   if (message.request === 'login') {
     session.wantLogin = false;
     setPhase('logged-out');
