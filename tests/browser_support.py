@@ -1,99 +1,208 @@
-"""Debian's Chromium driven by Playwright, with fake camera and microphone, loopback only."""
+"""Helpers for the browser tests: Debian's Chromium driven by Playwright, the call page.
+
+``tests/conftest.py`` imports the ``browser`` fixture for the whole suite. Playwright already passes
+``--headless`` (``headless=True``), ``--no-sandbox`` (``chromium_sandbox`` is off by
+default), ``--no-first-run``, ``--disable-background-networking``,
+``--disable-component-update`` and ``--disable-sync``; the rest is in
+:data:`CHROMIUM_ARGS`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
+import logging
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import pytest
-from playwright.async_api import Browser, Page, async_playwright
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
+logger = logging.getLogger(__name__)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS: tuple[str, ...] = (
     "--disable-gpu",
     "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
-    # Without it Chromium leaves 127.0.0.1 out of its candidates, and tests use only it.
     "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-]
+)
+# The page's states, as window.webcamPeer.state reports them.
+PAGE_STATES = ("logged-out", "idle", "calling", "in-call")
+DEFAULT_TIMEOUT = 20.0
+
+_REMOTE_VIDEO_JS = """
+async () => {
+  const video = document.getElementById('remote');
+  const peer = window.webcamPeer;
+  const pc = peer ? peer.pc : null;
+  let frames = 0;
+  if (pc) {
+    const stats = await pc.getStats();
+    stats.forEach((report) => {
+      if (report.type === 'inbound-rtp' && report.kind === 'video') {
+        frames += report.framesDecoded || 0;
+      }
+    });
+  }
+  return {
+    width: video.videoWidth,
+    height: video.videoHeight,
+    hasSource: video.srcObject !== null,
+    frames: frames,
+  };
+}
+"""
 
 
-@pytest.fixture
+@dataclass(frozen=True)
+class RemoteVideo:
+    """What the #remote video shows: its size and how many frames were decoded."""
+
+    width: int
+    height: int
+    has_source: bool
+    frames: int
+
+    @property
+    def showing(self) -> bool:
+        return self.has_source and self.width > 0
+
+
+async def launch_chromium(playwright: Any) -> Browser:
+    """Debian's Chromium with fake camera and microphone; never a downloaded browser."""
+    browser: Browser = await playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=list(CHROMIUM_ARGS),
+    )
+    return browser
+
+
+@pytest_asyncio.fixture
 async def browser() -> AsyncIterator[Browser]:
+    """One Chromium per test; give each user their own ``browser.new_context()``."""
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-        )
-        yield launched
-        await launched.close()
+        chromium = await launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
 
 
-async def open_page(browser: Browser, http_url: str) -> Page:
-    """A page of the call page in a context of its own (its own user)."""
-    context = await browser.new_context()
+def watch_page(page: Page, name: str, errors: list[str] | None = None) -> None:
+    """Log the page's console; collect uncaught JavaScript exceptions into ``errors``."""
+
+    def on_console(message: Any) -> None:
+        logger.debug("[%s console.%s] %s", name, message.type, message.text)
+
+    def on_page_error(error: Any) -> None:
+        logger.warning("[%s] uncaught: %s", name, error)
+        if errors is not None:
+            errors.append(f"{name}: {error}")
+
+    page.on("console", on_console)
+    page.on("pageerror", on_page_error)
+
+
+async def open_page(
+    browser_or_context: Browser | BrowserContext,
+    server_http_url: str,
+    name: str = "page",
+    errors: list[str] | None = None,
+) -> Page:
+    """The call page, loaded and connected to the server (not logged in). A Browser gets
+    a fresh context, so every page is a separate user with its own storage and devices."""
+    if isinstance(browser_or_context, Browser):
+        context = await browser_or_context.new_context(viewport={"width": 1280, "height": 800})
+    else:
+        context = browser_or_context
     page = await context.new_page()
-    page.on("console", lambda m: print(f"[page {m.type}] {m.text}") if m.type == "error" else None)
-    await page.goto(http_url + "/")
+    watch_page(page, name, errors)
+    await page.goto(server_http_url + "/")
     await page.wait_for_function(
-        "document.getElementById('status').textContent.includes('connected')"
+        "() => window.webcamPeer !== undefined && window.webcamPeer.connected",
+        timeout=DEFAULT_TIMEOUT * 1000,
     )
     return page
 
 
-async def login_page(browser: Browser, http_url: str, username: str) -> Page:
-    page = await open_page(browser, http_url)
-    await page.fill("#username", username)
-    await page.click("#login")
-    await page.wait_for_function("window.webcamPeer.state === 'idle'")
-    return page
+async def text_of(page: Page, selector: str) -> str:
+    """The text a user sees in an element ("" for none)."""
+    text = await page.text_content(selector)
+    return text or ""
 
 
 async def page_state(page: Page) -> str:
-    state: str = await page.evaluate("window.webcamPeer.state")
+    state: str = await page.evaluate("() => window.webcamPeer.state")
     return state
+
+
+async def wait_for_state(page: Page, state: str, within: float = DEFAULT_TIMEOUT) -> None:
+    assert state in PAGE_STATES, state
+    try:
+        await page.wait_for_function(
+            "(state) => window.webcamPeer.state === state", arg=state, timeout=within * 1000
+        )
+    except Exception as exc:
+        status = await page.locator("#status").text_content()
+        error = await page.locator("#error").text_content()
+        raise AssertionError(
+            f"page never reached {state!r} (now {await page_state(page)!r}; "
+            f"status {status!r}, error {error!r})"
+        ) from exc
+
+
+async def login_page(
+    browser_or_context: Browser | BrowserContext,
+    server_http_url: str,
+    username: str,
+    errors: list[str] | None = None,
+) -> Page:
+    """Open the page, log in through the form like a user, and wait until it is idle."""
+    page = await open_page(browser_or_context, server_http_url, username, errors)
+    await page.fill("#username", username)
+    await page.click("#login")
+    await wait_for_state(page, "idle")
+    return page
+
+
+async def remote_video(page: Page) -> RemoteVideo:
+    data: dict[str, Any] = await page.evaluate(_REMOTE_VIDEO_JS)
+    return RemoteVideo(
+        width=int(data["width"]),
+        height=int(data["height"]),
+        has_source=bool(data["hasSource"]),
+        frames=int(data["frames"]),
+    )
 
 
 async def frames_decoded(page: Page) -> int:
     """framesDecoded of the page's inbound video, from its RTCPeerConnection's stats."""
-    count: Any = await page.evaluate(
-        """async () => {
-            const pc = window.webcamPeer.pc;
-            if (!pc) return 0;
-            let frames = 0;
-            (await pc.getStats()).forEach((s) => {
-                if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded || 0;
-            });
-            return frames;
-        }"""
-    )
-    return int(count)
+    return (await remote_video(page)).frames
 
 
-async def remote_video_playing(page: Page, within_ms: float = 20_000) -> tuple[int, int]:
-    """Wait until #remote shows a picture whose decoded frames keep growing."""
-    await page.wait_for_function(
-        "document.getElementById('remote').videoWidth > 0", timeout=within_ms
-    )
-    first = await frames_decoded(page)
-    await asyncio.sleep(1.0)
-    second = await frames_decoded(page)
-    assert second > first + 10, f"remote video is not playing: framesDecoded {first} -> {second}"
-    size = await page.evaluate(
-        "(({videoWidth, videoHeight}) => [videoWidth, videoHeight])"
-        "(document.getElementById('remote'))"
-    )
-    return int(size[0]), int(size[1])
-
-
-async def text_of(page: Page, selector: str) -> str:
-    text = await page.text_content(selector)
-    return text or ""
+async def remote_video_playing(
+    page: Page, min_frames: int = 10, within: float = DEFAULT_TIMEOUT, gap: float = 0.5
+) -> tuple[int, int]:
+    """Wait until #remote shows a picture (videoWidth > 0) and the call has decoded at
+    least ``min_frames`` video frames, then check the count still grows ``gap`` later.
+    Returns the picture's (width, height)."""
+    deadline = time.monotonic() + within
+    seen = await remote_video(page)
+    while not (seen.showing and seen.frames >= min_frames):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"remote video never started playing: {seen}")
+        await asyncio.sleep(0.2)
+        seen = await remote_video(page)
+    first = seen
+    while True:
+        await asyncio.sleep(gap)
+        seen = await remote_video(page)
+        if seen.showing and seen.frames > first.frames:
+            return seen.width, seen.height
+        if time.monotonic() > deadline:
+            raise AssertionError(f"remote video froze: {first} then {seen}")

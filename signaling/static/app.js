@@ -1,350 +1,685 @@
-// The webcam-peer call page: protocol v1 over a WebSocket, one RTCPeerConnection a call.
-// Everything the user should know goes to #status or #error; user data only via textContent.
+// webcam-peer call page: protocol v1 over a WebSocket, one RTCPeerConnection per call.
+// Plain ES module, no build step. User-provided text only ever goes into textContent.
 
 const $ = (id) => document.getElementById(id);
 
-const session = {
+const ui = {
+  status: $('status'),
+  error: $('error'),
+  notice: $('notice'),
+  loginForm: $('login-form'),
+  username: $('username'),
+  tokenField: $('token-field'),
+  token: $('token'),
+  login: $('login'),
+  session: $('session'),
+  me: $('me'),
+  callForm: $('call-form'),
+  callee: $('callee'),
+  call: $('call'),
+  hangup: $('hangup'),
+  users: $('users'),
+  usersEmpty: $('users-empty'),
+  local: $('local'),
+  remote: $('remote'),
+  remoteLabel: $('remote-label'),
+  unmute: $('unmute'),
+};
+
+const LIST_INTERVAL_MS = 3000;
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_MAX_MS = 10000;
+
+const app = {
+  state: 'logged-out', // 'logged-out' | 'idle' | 'calling' | 'in-call'
+  username: null, // the name we are logged in under (kept to log in again after a reconnect)
+  pendingLogin: null, // the name a login request is out for
   ws: null,
-  username: null,
-  token: null,
-  wantLogin: false, // log in again after a reconnect
-  phase: 'logged-out', // logged-out | idle | calling | in-call
-  pc: null,
-  other: null,
-  remoteDescribed: false,
-  heldCandidates: [], // remote candidates that came before the remote description
-  localStream: null,
-  iceServers: [],
-  reconnectDelay: 500,
+  reconnectDelay: RECONNECT_MIN_MS,
+  reconnectTimer: null,
   listTimer: null,
+  iceServers: [],
+  tokenRequired: false,
+  media: null, // Promise<MediaStream | null>, started once at the first login
+  call: null, // see newCall()
+  lastUsers: '',
 };
 
-window.webcamPeer = {
-  get pc() { return session.pc; },
-  get state() { return session.phase; },
-  get username() { return session.username; },
-};
+// ---- small UI helpers -------------------------------------------------------------------
 
-function status(text) { $('status').textContent = text; }
-function showError(text) { $('error').textContent = text || ''; }
+function setStatus(text) {
+  ui.status.textContent = text;
+}
 
-function setPhase(phase) {
-  session.phase = phase;
-  const loggedIn = phase !== 'logged-out';
-  $('login-panel').hidden = loggedIn;
-  $('call-panel').hidden = !loggedIn;
-  $('call').disabled = phase !== 'idle';
-  $('hangup').disabled = !(phase === 'calling' || phase === 'in-call');
-  $('remote-label').textContent = session.other || 'nobody yet';
+function showError(text) {
+  ui.error.textContent = text;
+}
+
+function clearError() {
+  ui.error.textContent = '';
+}
+
+function showNotice(text) {
+  ui.notice.textContent = text;
+}
+
+function setState(state) {
+  app.state = state;
+  document.body.dataset.state = state;
+  const loggedIn = state !== 'logged-out';
+  const busy = state === 'calling' || state === 'in-call';
+  // While reconnecting under a name we keep the session view instead of the login form.
+  const showLogin = !loggedIn && app.username === null;
+  ui.loginForm.hidden = !showLogin;
+  ui.session.hidden = showLogin;
+  ui.username.disabled = !showLogin;
+  ui.login.disabled = !showLogin || app.pendingLogin !== null;
+  ui.call.disabled = state !== 'idle';
+  ui.callee.disabled = busy;
+  ui.hangup.disabled = !busy;
+}
+
+function describeError(err) {
+  if (err && typeof err === 'object' && 'message' in err && err.message) return String(err.message);
+  return String(err);
+}
+
+// ---- signaling socket ---------------------------------------------------------------------
+
+function socketUrl() {
+  const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${window.location.host}/ws`;
 }
 
 function send(message) {
-  if (session.ws && session.ws.readyState === WebSocket.OPEN) {
-    session.ws.send(JSON.stringify(message));
-    return true;
+  const ws = app.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN) {
+    console.warn('not connected; dropped', message.type);
+    return false;
   }
-  showError('not connected to the server');
-  return false;
+  ws.send(JSON.stringify(message));
+  return true;
 }
 
-// ---- the server connection ------------------------------------------------------------
 function connect() {
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const ws = new WebSocket(`${scheme}//${location.host}/ws`);
-  session.ws = ws;
-  ws.onopen = () => {
-    session.reconnectDelay = 500;
-    status(session.wantLogin ? 'reconnected; logging in again…' : 'connected: choose a name');
-    if (session.wantLogin) sendLogin();
-  };
-  ws.onmessage = (event) => {
-    let message;
+  if (app.reconnectTimer !== null) {
+    clearTimeout(app.reconnectTimer);
+    app.reconnectTimer = null;
+  }
+  if (app.ws && app.ws.readyState <= WebSocket.OPEN) return;
+  let ws;
+  try {
+    ws = new WebSocket(socketUrl());
+  } catch (err) {
+    showError(`Cannot open the signaling connection: ${describeError(err)}`);
+    scheduleReconnect();
+    return;
+  }
+  app.ws = ws;
+  ws.addEventListener('open', () => {
+    if (app.ws !== ws) return;
+    app.reconnectDelay = RECONNECT_MIN_MS;
+    const name = app.pendingLogin ?? app.username;
+    if (name !== null) {
+      app.pendingLogin = name;
+      setStatus(`Connected; logging in as ${name}…`);
+      sendLogin(name);
+    } else {
+      setStatus('Connected. Choose a username and log in.');
+    }
+    setState(app.state);
+  });
+  ws.addEventListener('message', (event) => {
+    if (app.ws !== ws) return;
+    let data;
     try {
-      message = JSON.parse(event.data);
+      data = JSON.parse(event.data);
     } catch {
-      console.warn('ignoring a non-JSON frame', event.data);
+      console.warn('ignoring a frame that is not JSON', event.data);
       return;
     }
-    handle(message).catch((error) => {
-      console.error(error);
-      showError(`something went wrong: ${error.message || error}`);
+    if (data === null || typeof data !== 'object') return;
+    handleMessage(data).catch((err) => {
+      console.error('handling', data.type, err);
+      showError(`Something went wrong: ${describeError(err)}`);
     });
-  };
-  ws.onclose = () => {
-    if (session.ws !== ws) return;
-    const delay = session.reconnectDelay;
-    session.reconnectDelay = Math.min(delay * 2, 10000);
-    status(`lost the server; reconnecting in ${(delay / 1000).toFixed(1)} s`);
-    // A call in progress keeps going peer to peer; only signaling is down.
-    setTimeout(connect, delay * (0.5 + Math.random()));
-  };
+  });
+  ws.addEventListener('close', () => {
+    if (app.ws !== ws) return;
+    app.ws = null;
+    stopUserPolling();
+    if (app.call) {
+      const partner = app.call.partner;
+      endCall();
+      showError(`Lost the connection to the server; the call with ${partner} ended.`);
+    }
+    if (app.state !== 'logged-out') setState('logged-out');
+    scheduleReconnect();
+  });
 }
 
-function sendLogin() {
-  const message = { type: 'login', username: session.username };
-  if (session.token) message.token = session.token;
+function scheduleReconnect() {
+  if (app.reconnectTimer !== null) return;
+  const delay = app.reconnectDelay;
+  app.reconnectDelay = Math.min(app.reconnectDelay * 2, RECONNECT_MAX_MS);
+  const seconds = (delay / 1000).toFixed(1);
+  setStatus(`Disconnected from the server; reconnecting in ${seconds} s…`);
+  app.reconnectTimer = setTimeout(() => {
+    app.reconnectTimer = null;
+    setStatus('Disconnected from the server; reconnecting now…');
+    connect();
+  }, delay);
+}
+
+async function handleMessage(data) {
+  switch (data.type) {
+    case 'login':
+      return handleLoginReply(data);
+    case 'users':
+      return renderUsers(data.users);
+    case 'offer':
+      return handleOffer(data);
+    case 'answer':
+      return handleAnswer(data);
+    case 'candidate':
+      return handleCandidate(data);
+    case 'close':
+      return handleClose(data);
+    case 'error':
+      return handleServerError(data);
+    default:
+      console.debug('ignoring message of type', data.type);
+  }
+}
+
+// ---- login -------------------------------------------------------------------------------
+
+function sendLogin(name) {
+  const message = { type: 'login', username: name };
+  const token = ui.token.value;
+  if (token) message.token = token;
   send(message);
 }
 
-async function loadConfig() {
-  try {
-    const response = await fetch('/config');
-    const config = await response.json();
-    session.iceServers = Array.isArray(config.iceServers) ? config.iceServers : [];
-    $('token-row').hidden = !config.tokenRequired;
-  } catch (error) {
-    console.warn('no /config; using no ICE servers', error);
-  }
-}
-
-async function startLocalMedia() {
-  if (session.localStream) return;
-  const attempts = [{ video: true, audio: true }, { video: true, audio: false }, { video: false, audio: true }];
-  for (const constraints of attempts) {
-    try {
-      session.localStream = await navigator.mediaDevices.getUserMedia(constraints);
-      $('local').srcObject = session.localStream;
-      if (!constraints.audio) showError('no microphone: calling with video only');
-      if (!constraints.video) showError('no camera: calling with audio only');
-      return;
-    } catch (error) {
-      console.warn('getUserMedia', constraints, error);
-    }
-  }
-  showError('no camera or microphone available: you will only receive');
-}
-
-// ---- messages from the server ---------------------------------------------------------
-async function handle(message) {
-  switch (message.type) {
-    case 'login': return onLogin(message);
-    case 'users': return showUsers(message.users);
-    case 'offer': return onOffer(message.offer, message.username);
-    case 'answer': return onAnswer(message.answer, message.username);
-    case 'candidate': return onCandidate(message.candidate, message.username);
-    case 'close': return onClose(message.username, message.reason);
-    case 'error': return onServerError(message);
-    default: console.debug('ignoring', message);
-  }
-}
-
-async function onLogin(message) {
-  if (!message.success) {
-    session.wantLogin = false;
-    showError(`login refused: ${message.message || message.reason || 'try another name'}`);
-    setPhase('logged-out');
+function login() {
+  const name = ui.username.value.trim();
+  clearError();
+  if (!name) {
+    showError('Enter a username first.');
     return;
   }
-  session.wantLogin = true;
-  showError('');
-  $('me').textContent = session.username;
-  if (session.phase === 'logged-out') setPhase('idle');
-  status(`logged in as ${session.username}`);
-  await startLocalMedia();
+  if (app.tokenRequired && !ui.token.value) {
+    showError('This server needs an access token.');
+    return;
+  }
+  app.pendingLogin = name;
+  setState(app.state);
+  setStatus(`Logging in as ${name}…`);
+  startMedia();
+  if (app.ws && app.ws.readyState === WebSocket.OPEN) {
+    sendLogin(name);
+  } else {
+    connect(); // the open handler sends the login
+  }
+}
+
+function handleLoginReply(data) {
+  const name = app.pendingLogin;
+  app.pendingLogin = null;
+  if (name === null) return;
+  if (data.success === true) {
+    app.username = name;
+    ui.me.textContent = name;
+    clearError();
+    setState('idle');
+    setStatus(`Logged in as ${name}. Pick someone to call.`);
+    startUserPolling();
+    return;
+  }
+  loginFailed(name, data.message || data.reason || 'refused');
+}
+
+function loginFailed(name, why) {
+  const again = app.username !== null;
+  app.username = null;
+  ui.me.textContent = '';
+  setState('logged-out');
+  showError(`Could not log in${again ? ' again' : ''} as “${name}”: ${why}`);
+  setStatus('Not logged in.');
+  ui.username.focus();
+}
+
+// ---- users online -----------------------------------------------------------------------
+
+function startUserPolling() {
+  stopUserPolling();
   send({ type: 'list' });
-  clearInterval(session.listTimer);
-  session.listTimer = setInterval(() => send({ type: 'list' }), 3000);
+  app.listTimer = setInterval(() => send({ type: 'list' }), LIST_INTERVAL_MS);
 }
 
-function showUsers(users) {
+function stopUserPolling() {
+  if (app.listTimer !== null) clearInterval(app.listTimer);
+  app.listTimer = null;
+}
+
+function renderUsers(users) {
   if (!Array.isArray(users)) return;
-  const list = $('users');
-  list.replaceChildren();
-  for (const name of users) {
-    if (typeof name !== 'string' || name === session.username) continue;
-    const item = document.createElement('li');
+  const others = users
+    .filter((u) => typeof u === 'string' && u !== app.username)
+    .sort((a, b) => a.localeCompare(b));
+  const key = JSON.stringify(others);
+  if (key === app.lastUsers) return; // unchanged: keep the elements (and any hover/focus)
+  app.lastUsers = key;
+  const items = others.map((name) => {
+    const li = document.createElement('li');
     const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'user';
     button.textContent = name;
-    button.title = `call ${name}`;
-    button.addEventListener('click', () => { $('callee').value = name; });
-    item.append(button);
-    list.append(item);
-  }
-  if (!list.children.length) {
-    const item = document.createElement('li');
-    item.textContent = 'nobody else yet';
-    list.append(item);
-  }
+    button.title = `Call ${name}`;
+    button.addEventListener('click', () => {
+      ui.callee.value = name;
+      ui.callee.focus();
+    });
+    li.append(button);
+    return li;
+  });
+  ui.users.replaceChildren(...items);
+  ui.usersEmpty.hidden = others.length > 0;
 }
 
-function newPeerConnection(other) {
-  const pc = new RTCPeerConnection({ iceServers: session.iceServers });
-  session.pc = pc;
-  session.other = other;
-  session.remoteDescribed = false;
-  session.heldCandidates = [];
-  pc.onicecandidate = (event) => {
-    if (session.pc !== pc) return;
-    // null marks the end of gathering, as the protocol allows.
-    send({ type: 'candidate', candidate: event.candidate ? event.candidate.toJSON() : null, otherUsername: other });
-  };
-  pc.ontrack = (event) => {
-    const remote = $('remote');
-    if (!remote.srcObject) remote.srcObject = event.streams[0] || new MediaStream();
-    if (!event.streams[0]) remote.srcObject.addTrack(event.track);
-  };
-  pc.onconnectionstatechange = () => {
-    if (session.pc !== pc) return;
-    if (pc.connectionState === 'connected') {
-      setPhase('in-call');
-      status(`in a call with ${other}`);
-    } else if (pc.connectionState === 'failed') {
-      send({ type: 'close', otherUsername: other, reason: 'failed' });
-      endCall(`the connection with ${other} failed`);
-      showError(`could not connect media with ${other} (ICE failed)`);
+// ---- media --------------------------------------------------------------------------------
+
+function startMedia() {
+  if (app.media) return app.media;
+  app.media = (async () => {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      showNotice(
+        'This page cannot use the camera here (it needs HTTPS or localhost). You can still receive calls.',
+      );
+      return null;
     }
+    const attempts = [
+      [{ video: true, audio: true }, ''],
+      [{ video: true }, 'No microphone available: sending video only.'],
+      [{ audio: true }, 'No camera available: sending audio only.'],
+    ];
+    let firstError = null;
+    for (const [constraints, note] of attempts) {
+      try {
+        const stream = await navigator.mediaDevices.getUserMedia(constraints);
+        ui.local.muted = true;
+        ui.local.srcObject = stream;
+        if (note) showNotice(note);
+        return stream;
+      } catch (err) {
+        firstError ??= err;
+        console.warn('getUserMedia', constraints, err);
+      }
+    }
+    showNotice(
+      `No camera or microphone (${describeError(firstError)}). You can still see and hear others.`,
+    );
+    return null;
+  })();
+  return app.media;
+}
+
+// ---- calls ---------------------------------------------------------------------------------
+
+function newCall(partner) {
+  const pc = new RTCPeerConnection({ iceServers: app.iceServers });
+  const call = {
+    partner,
+    pc,
+    remoteSet: false, // remote description applied: candidates can go straight in
+    pendingRemote: [], // candidates that came before the remote description
+    descriptionSent: false, // our offer/answer is out: candidates may follow it
+    pendingLocal: [], // candidates gathered before that
+    sentEnd: false,
+    remoteStream: new MediaStream(),
   };
-  return pc;
+  pc.addEventListener('icecandidate', (event) => {
+    if (app.call !== call) return;
+    const cand = event.candidate;
+    let payload = null;
+    if (cand && cand.candidate) {
+      payload = cand.toJSON();
+    } else {
+      if (call.sentEnd) return;
+      call.sentEnd = true;
+    }
+    if (call.descriptionSent) sendCandidate(call, payload);
+    else call.pendingLocal.push(payload);
+  });
+  pc.addEventListener('track', (event) => {
+    if (app.call !== call) return;
+    call.remoteStream.addTrack(event.track);
+    if (ui.remote.srcObject !== call.remoteStream) ui.remote.srcObject = call.remoteStream;
+    playRemote();
+  });
+  pc.addEventListener('connectionstatechange', () => {
+    if (app.call !== call) return;
+    const state = pc.connectionState;
+    if (state === 'connected') {
+      setStatus(`In a call with ${partner}.`);
+    } else if (state === 'disconnected') {
+      setStatus(`Connection to ${partner} interrupted; waiting for it to recover…`);
+    } else if (state === 'failed') {
+      showError(`The connection to ${partner} failed.`);
+      hangUp(`Call with ${partner} failed.`);
+    }
+  });
+  app.call = call;
+  ui.remoteLabel.textContent = partner;
+  return call;
 }
 
-function addLocalTracks(pc) {
-  if (!session.localStream) return;
-  for (const track of session.localStream.getTracks()) pc.addTrack(track, session.localStream);
+function sendCandidate(call, candidate) {
+  send({ type: 'candidate', candidate, otherUsername: call.partner });
 }
 
-async function applyHeldCandidates(pc) {
-  session.remoteDescribed = true;
-  const held = session.heldCandidates;
-  session.heldCandidates = [];
-  for (const candidate of held) await addCandidate(pc, candidate);
+function descriptionSent(call) {
+  call.descriptionSent = true;
+  for (const candidate of call.pendingLocal.splice(0)) sendCandidate(call, candidate);
 }
 
-async function addCandidate(pc, candidate) {
+async function addRemoteCandidate(call, candidate) {
   try {
-    await (candidate ? pc.addIceCandidate(candidate) : pc.addIceCandidate());
-  } catch (error) {
-    console.warn('ignoring a remote candidate', candidate, error);
+    if (candidate === null) {
+      await call.pc.addIceCandidate(); // end of candidates
+    } else {
+      await call.pc.addIceCandidate(candidate);
+    }
+  } catch (err) {
+    // A bad or late candidate must not end the call; others may still work.
+    console.warn('addIceCandidate failed', candidate, err);
   }
 }
 
-async function onOffer(offer, from) {
-  if (session.pc && session.other === from) { // renegotiation within our call
-    await session.pc.setRemoteDescription(offer);
-    await applyHeldCandidates(session.pc);
-    await session.pc.setLocalDescription(await session.pc.createAnswer());
-    send({ type: 'answer', answer: session.pc.localDescription.toJSON(), otherUsername: from });
+async function remoteDescriptionSet(call) {
+  call.remoteSet = true;
+  for (const candidate of call.pendingRemote.splice(0)) {
+    if (app.call !== call) return;
+    await addRemoteCandidate(call, candidate);
+  }
+}
+
+function addLocalMedia(call, stream) {
+  const pc = call.pc;
+  const kinds = new Set();
+  if (stream) {
+    for (const track of stream.getTracks()) {
+      pc.addTrack(track, stream);
+      kinds.add(track.kind);
+    }
+  }
+  return kinds;
+}
+
+function playRemote() {
+  const promise = ui.remote.play();
+  if (!promise) return;
+  promise.catch((err) => {
+    if (err && err.name === 'NotAllowedError') {
+      // Autoplay with sound refused: play muted and offer a button to unmute.
+      ui.remote.muted = true;
+      ui.unmute.hidden = false;
+      ui.remote.play().catch((e) => console.warn('remote play', e));
+    } else if (err && err.name !== 'AbortError') {
+      console.warn('remote play', err);
+    }
+  });
+}
+
+async function startCall() {
+  clearError();
+  if (app.state !== 'idle') return;
+  const target = ui.callee.value.trim();
+  if (!target) {
+    showError('Enter the username of the person to call.');
     return;
   }
-  if (session.pc) {
-    send({ type: 'close', otherUsername: from, reason: 'busy' });
+  if (target === app.username) {
+    showError('You cannot call yourself.');
     return;
   }
-  showError('');
-  status(`${from} is calling; answering…`);
-  const pc = newPeerConnection(from);
-  setPhase('calling');
-  await pc.setRemoteDescription(offer);
-  addLocalTracks(pc); // reuses the transceivers the offer created
-  await applyHeldCandidates(pc);
-  await pc.setLocalDescription(await pc.createAnswer());
-  send({ type: 'answer', answer: pc.localDescription.toJSON(), otherUsername: from });
+  const call = newCall(target);
+  setState('calling');
+  setStatus(`Calling ${target}…`);
+  try {
+    const stream = await startMedia();
+    if (app.call !== call) return;
+    const kinds = addLocalMedia(call, stream);
+    // Still receive what we cannot send.
+    for (const kind of ['audio', 'video']) {
+      if (!kinds.has(kind)) call.pc.addTransceiver(kind, { direction: 'recvonly' });
+    }
+    const offer = await call.pc.createOffer();
+    if (app.call !== call) return;
+    await call.pc.setLocalDescription(offer);
+    if (app.call !== call) return;
+    const sent = send({
+      type: 'offer',
+      offer: { type: 'offer', sdp: call.pc.localDescription.sdp },
+      otherUsername: target,
+    });
+    if (!sent) throw new Error('not connected to the server');
+    descriptionSent(call);
+  } catch (err) {
+    if (app.call !== call) return;
+    endCall();
+    showError(`Could not call ${target}: ${describeError(err)}`);
+    setStatus('Ready.');
+  }
 }
 
-async function onAnswer(answer, from) {
-  const pc = session.pc;
-  if (!pc || session.other !== from) return;
-  await pc.setRemoteDescription(answer);
-  await applyHeldCandidates(pc);
-  status(`${from} answered; connecting…`);
-}
-
-async function onCandidate(candidate, from) {
-  const pc = session.pc;
-  if (!pc || session.other !== from) return;
-  if (!session.remoteDescribed) {
-    session.heldCandidates.push(candidate);
+async function handleOffer(data) {
+  const from = data.username;
+  const offer = data.offer;
+  if (typeof from !== 'string' || !offer || typeof offer.sdp !== 'string') return;
+  if (app.state === 'logged-out') return;
+  let call = app.call;
+  if (call && call.partner !== from) {
+    // The server does not relay offers to a user in a call; if one comes anyway, say busy.
+    console.warn('offer from', from, 'while in a call with', call.partner);
     return;
   }
-  await addCandidate(pc, candidate);
+  const renegotiation = call !== null;
+  if (!call) {
+    clearError();
+    call = newCall(from);
+    setState('in-call');
+    setStatus(`Incoming call from ${from}; answering…`);
+  }
+  try {
+    // A glare (we were calling them too) rolls our offer back implicitly.
+    await call.pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+    if (app.call !== call) return;
+    await remoteDescriptionSet(call);
+    if (!renegotiation) {
+      const stream = await startMedia();
+      if (app.call !== call) return;
+      addLocalMedia(call, stream);
+    }
+    const answer = await call.pc.createAnswer();
+    if (app.call !== call) return;
+    await call.pc.setLocalDescription(answer);
+    if (app.call !== call) return;
+    send({
+      type: 'answer',
+      answer: { type: 'answer', sdp: call.pc.localDescription.sdp },
+      otherUsername: from,
+    });
+    descriptionSent(call);
+    setState('in-call');
+    if (call.pc.connectionState !== 'connected') setStatus(`In a call with ${from}; connecting…`);
+  } catch (err) {
+    if (app.call !== call) return;
+    showError(`Could not answer ${from}: ${describeError(err)}`);
+    hangUp(`Call with ${from} failed.`);
+  }
 }
 
-function onClose(from, reason) {
-  if (!session.pc || session.other !== from) return;
-  const why = { busy: `${from} is busy`, declined: `${from} declined the call`, disconnected: `${from} went offline` }[reason];
-  endCall(why || `${from} hung up`);
-}
-
-function onServerError(message) {
-  const text = message.message || message.reason || 'error';
-  if (message.request === 'candidate' && message.reason === 'not-in-call') {
-    // Our candidates that were on their way when the call was refused or ended.
-    console.debug('late candidate dropped by the server');
+async function handleAnswer(data) {
+  const call = app.call;
+  if (!call || call.partner !== data.username || !data.answer) return;
+  if (call.pc.signalingState !== 'have-local-offer') {
+    console.warn('answer in signaling state', call.pc.signalingState);
     return;
   }
-  if (message.request === 'login') {
-    session.wantLogin = false;
-    setPhase('logged-out');
+  try {
+    await call.pc.setRemoteDescription({ type: 'answer', sdp: data.answer.sdp });
+    if (app.call !== call) return;
+    setState('in-call');
+    if (call.pc.connectionState !== 'connected') {
+      setStatus(`${call.partner} answered; connecting…`);
+    }
+    await remoteDescriptionSet(call);
+  } catch (err) {
+    if (app.call !== call) return;
+    showError(`Bad answer from ${call.partner}: ${describeError(err)}`);
+    hangUp(`Call with ${call.partner} failed.`);
   }
-  if (message.request === 'offer' && session.phase === 'calling') endCall('call not placed');
+}
+
+async function handleCandidate(data) {
+  const call = app.call;
+  if (!call || call.partner !== data.username) return;
+  const candidate = data.candidate ?? null;
+  if (candidate !== null && typeof candidate !== 'object') return;
+  if (call.remoteSet) await addRemoteCandidate(call, candidate);
+  else call.pendingRemote.push(candidate);
+}
+
+function handleClose(data) {
+  const call = app.call;
+  if (!call || call.partner !== data.username) return;
+  const name = call.partner;
+  const dialling = app.state === 'calling';
+  endCall();
+  if (data.reason === 'busy' && dialling) {
+    showError(`${name} is busy.`);
+    setStatus(`${name} is busy.`);
+  } else if (data.reason === 'declined' && dialling) {
+    showError(`${name} declined the call.`);
+    setStatus(`${name} declined the call.`);
+  } else if (data.reason === 'disconnected') {
+    setStatus(`${name} disconnected; the call ended.`);
+  } else {
+    setStatus(`${name} hung up.`);
+  }
+}
+
+function handleServerError(data) {
+  const text = data.message || data.reason || 'unknown error';
+  if (app.pendingLogin !== null && app.state === 'logged-out') {
+    // Nothing but the login is sent before logging in, so this is its answer.
+    const name = app.pendingLogin;
+    app.pendingLogin = null;
+    loginFailed(name, text);
+    return;
+  }
+  if (data.reason === 'not-in-call' && data.request === 'candidate') {
+    // A candidate that crossed a hang-up on the wire; nothing the user can act on.
+    console.debug('late candidate refused', data);
+    return;
+  }
+  const call = app.call;
+  if (call && app.state === 'calling' && (data.request === 'offer' || !data.request)) {
+    endCall();
+    showError(`Could not call ${call.partner}: ${text}`);
+    setStatus('Ready.');
+    return;
+  }
   showError(text);
 }
 
-// ---- the user's actions ---------------------------------------------------------------
-async function call() {
-  const other = $('callee').value.trim();
-  if (!other) {
-    showError('type the name of the user to call');
-    return;
+// Ends the call here, without telling anybody.
+function endCall() {
+  const call = app.call;
+  if (!call) return;
+  app.call = null;
+  try {
+    call.pc.close();
+  } catch (err) {
+    console.warn('closing the peer connection', err);
   }
-  if (other === session.username) {
-    showError('you cannot call yourself');
-    return;
-  }
-  showError('');
-  const pc = newPeerConnection(other);
-  setPhase('calling');
-  status(`calling ${other}…`);
-  if (session.localStream) {
-    addLocalTracks(pc);
-  } else {
-    pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.addTransceiver('audio', { direction: 'recvonly' });
-  }
-  await pc.setLocalDescription(await pc.createOffer());
-  send({ type: 'offer', offer: pc.localDescription.toJSON(), otherUsername: other });
+  for (const track of call.remoteStream.getTracks()) track.stop();
+  ui.remote.pause();
+  ui.remote.srcObject = null;
+  ui.remote.muted = false;
+  ui.unmute.hidden = true;
+  ui.remoteLabel.textContent = 'Nobody yet';
+  const connected = app.ws !== null && app.ws.readyState === WebSocket.OPEN;
+  setState(connected && app.username !== null ? 'idle' : 'logged-out');
 }
 
-function hangUp() {
-  if (!session.other) return;
-  send({ type: 'close', otherUsername: session.other });
-  endCall('you hung up');
+// Ends the call and tells the partner.
+function hangUp(statusText) {
+  const call = app.call;
+  if (!call) return;
+  send({ type: 'close', otherUsername: call.partner });
+  endCall();
+  setStatus(statusText ?? `Call with ${call.partner} ended.`);
 }
 
-function endCall(why) {
-  const pc = session.pc;
-  session.pc = null;
-  session.other = null;
-  session.heldCandidates = [];
-  session.remoteDescribed = false;
-  if (pc) {
-    pc.onicecandidate = null;
-    pc.ontrack = null;
-    pc.onconnectionstatechange = null;
-    pc.close();
+// ---- wiring ----------------------------------------------------------------------------------
+
+async function loadConfig() {
+  try {
+    const response = await fetch('/config', { cache: 'no-store' });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const config = await response.json();
+    if (Array.isArray(config.iceServers)) app.iceServers = config.iceServers;
+    app.tokenRequired = config.tokenRequired === true;
+  } catch (err) {
+    console.warn('GET /config failed; no ICE servers', err);
+    showNotice('Could not load the server configuration; calls may only work on this network.');
   }
-  $('remote').srcObject = null;
-  setPhase('idle');
-  status(`call ended: ${why}`);
+  ui.tokenField.hidden = !app.tokenRequired;
 }
 
-function login() {
-  const name = $('username').value.trim();
-  if (!name) {
-    showError('choose a name first');
-    return;
-  }
-  session.username = name;
-  session.token = $('token').value || null;
-  showError('');
-  sendLogin();
-}
+ui.loginForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  login();
+});
+ui.callForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  startCall();
+});
+ui.hangup.addEventListener('click', () => {
+  clearError();
+  hangUp();
+});
+ui.unmute.addEventListener('click', () => {
+  ui.remote.muted = false;
+  ui.unmute.hidden = true;
+  playRemote();
+});
+window.addEventListener('pagehide', () => {
+  if (app.call) hangUp();
+});
 
-$('login').addEventListener('click', login);
-$('username').addEventListener('keydown', (event) => { if (event.key === 'Enter') login(); });
-$('call').addEventListener('click', () => call().catch((error) => { showError(`could not call: ${error.message}`); endCall('call failed'); }));
-$('callee').addEventListener('keydown', (event) => { if (event.key === 'Enter') $('call').click(); });
-$('hangup').addEventListener('click', hangUp);
-window.addEventListener('beforeunload', () => { if (session.other) send({ type: 'close', otherUsername: session.other }); });
+window.webcamPeer = Object.freeze({
+  get pc() {
+    return app.call ? app.call.pc : null;
+  },
+  get state() {
+    return app.state;
+  },
+  get username() {
+    return app.username;
+  },
+  get partner() {
+    return app.call ? app.call.partner : null;
+  },
+  get connected() {
+    return app.ws !== null && app.ws.readyState === WebSocket.OPEN;
+  },
+});
 
-setPhase('logged-out');
-loadConfig().finally(connect);
+setState('logged-out');
+setStatus('Connecting…');
+await loadConfig();
+connect();
