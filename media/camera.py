@@ -8,12 +8,10 @@ from typing import Final
 
 import cv2
 import numpy as np
-import numpy.typing as npt
-from aiortc import MediaStreamTrack
-from aiortc.mediastreams import VIDEO_CLOCK_RATE, MediaStreamError
+from aiortc.mediastreams import VIDEO_CLOCK_RATE
 from av import VideoFrame
 
-from .capture import CaptureThread
+from .capture import CaptureThread, DeviceTrack
 from .clock import MediaClock
 from .errors import MediaSourceError
 
@@ -31,7 +29,7 @@ def _backend() -> int:
     return _BACKENDS.get(sys.platform, cv2.CAP_ANY)
 
 
-class CameraTrack(MediaStreamTrack):
+class CameraTrack(DeviceTrack):
     """Frames from a camera: ``device`` is an index (0) or a path (/dev/video2)."""
 
     kind = "video"
@@ -62,27 +60,11 @@ class CameraTrack(MediaStreamTrack):
         logger.info("camera %s: %dx%d", device, self.width, self.height)
         self._capture = capture
         self._clock = MediaClock(VIDEO_CLOCK_RATE, 1 / fps)
-        self._frames: CaptureThread[npt.NDArray[np.uint8]] = CaptureThread(
-            f"camera {device}", self._read, capture.release
-        )
+        self._frames = CaptureThread(f"camera {device}", self._read, capture.release)
 
-    def _read(self) -> npt.NDArray[np.uint8] | None:
+    def _read(self) -> VideoFrame | None:
         ok, image = self._capture.read()
-        return np.asarray(image, dtype=np.uint8) if ok else None
-
-    async def recv(self) -> VideoFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        image = await self._frames.get()
-        if image is None:
-            self.stop()
-            raise MediaStreamError
-        frame = VideoFrame.from_ndarray(image, format="bgr24")
-        # Stamp by arrival: the camera's own rate sets the pace, not a timer.
-        frame.pts = self._clock.pts_now()
-        frame.time_base = self._clock.time_base
-        return frame
-
-    def stop(self) -> None:
-        super().stop()
-        self._frames.stop()
+        if not ok:
+            return None
+        # Converted here, in the capture thread, not on the event loop.
+        return VideoFrame.from_ndarray(np.asarray(image, dtype=np.uint8), format="bgr24")

@@ -13,6 +13,12 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame, VideoFrame
+
+from .clock import MediaClock
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -89,3 +95,28 @@ class CaptureThread(Generic[T]):
             self._queue.get_nowait()
             self.dropped += 1
         self._queue.put_nowait(item)
+
+
+class DeviceTrack(MediaStreamTrack):
+    """A track fed by a capture thread (a camera, a microphone).
+
+    Frames are timed by their arrival: the device's own rate sets the pace.
+    """
+
+    _frames: CaptureThread[AudioFrame] | CaptureThread[VideoFrame]
+    _clock: MediaClock
+
+    async def recv(self) -> AudioFrame | VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        frame = await self._frames.get()
+        if frame is None:
+            self.stop()
+            raise MediaStreamError
+        frame.pts = self._clock.pts_now()
+        frame.time_base = self._clock.time_base
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._frames.stop()

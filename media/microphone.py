@@ -8,12 +8,10 @@ from collections.abc import Iterator
 from typing import Final
 
 import av
-from aiortc import MediaStreamTrack
-from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
 from .alsa import use_system_alsa_config
-from .capture import CaptureThread
+from .capture import CaptureThread, DeviceTrack
 from .clock import MediaClock
 from .errors import MediaSourceError
 
@@ -34,7 +32,7 @@ def default_device() -> tuple[str, str]:
     return _DEVICES.get(sys.platform, ("alsa", "default"))
 
 
-class MicrophoneTrack(MediaStreamTrack):
+class MicrophoneTrack(DeviceTrack):
     """20 ms frames of 48 kHz mono from a capture device."""
 
     kind = "audio"
@@ -55,7 +53,7 @@ class MicrophoneTrack(MediaStreamTrack):
         logger.info("microphone %s (%s) opened", self.device, self.input_format)
         self._clock = MediaClock(AUDIO_RATE, FRAME_SAMPLES / AUDIO_RATE)
         self._samples = self._resampled()
-        self._frames: CaptureThread[AudioFrame] = CaptureThread(
+        self._frames = CaptureThread(
             f"microphone {self.device}", self._read, self._container.close, depth=10
         )
 
@@ -68,18 +66,3 @@ class MicrophoneTrack(MediaStreamTrack):
 
     def _read(self) -> AudioFrame | None:
         return next(self._samples, None)
-
-    async def recv(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        frame = await self._frames.get()
-        if frame is None:
-            self.stop()
-            raise MediaStreamError
-        frame.pts = self._clock.pts_now()
-        frame.time_base = self._clock.time_base
-        return frame
-
-    def stop(self) -> None:
-        super().stop()
-        self._frames.stop()

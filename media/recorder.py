@@ -19,6 +19,11 @@ from .errors import MediaSourceError
 
 logger = logging.getLogger(__name__)
 
+# The encoder runs on the event loop beside the call: real-time settings keep it cheap.
+REALTIME_OPTIONS: Final[dict[str, dict[str, object]]] = {
+    "libvpx": {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"},
+    "libx264": {"preset": "ultrafast", "tune": "zerolatency"},
+}
 # container suffix -> (video codec, audio codec)
 CODECS: Final = {
     ".mkv": ("libvpx", "libopus"),
@@ -67,6 +72,7 @@ class Recorder:
             video_stream.width, video_stream.height = first.width, first.height
             video_stream.pix_fmt = "yuv420p"
             video_stream.time_base = VIDEO_TIME_BASE
+            video_stream.options = dict(REALTIME_OPTIONS.get(video_codec, {}))
             self._tasks.append(asyncio.create_task(self._write_video(video_stream, first)))
         if self._audio is not None:
             audio_stream = self._container.add_stream(audio_codec, rate=48000)

@@ -9,9 +9,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
 from media.analysis import dominant_frequency
+from media.capture import CaptureThread, DeviceTrack
+from media.clock import MediaClock
 from media.echo import EchoTrack
 from media.errors import MediaSourceError
 from media.file import FileAudioTrack, FileVideoTrack
@@ -169,16 +172,19 @@ async def test_recorder_writes_video_and_audio_that_read_back(tmp_path: Path, su
 async def test_file_sources_loop_the_file_in_real_time(tmp_path: Path) -> None:
     path = tmp_path / "clip.mkv"
     await _record(path, 0.5)  # about 15 frames
+    with av.open(str(path)) as container:
+        length = sum(1 for _ in container.decode(video=0))
     video = FileVideoTrack(path, fps=60)
     numbers = []
-    for _ in range(40):  # more frames than the file has: it loops
+    for _ in range(length + 5):  # more frames than the file has: it loops
         frame = await video.recv()
         assert isinstance(frame, VideoFrame)
         stamp = read_stamp(luma_plane(frame))
         assert stamp is not None
         numbers.append(stamp.frame_number)
     video.stop()
-    assert numbers[0] == 0 and numbers.count(0) >= 2
+    assert numbers[length:] == numbers[:5]
+    assert numbers[:length] == sorted(numbers[:length])
     audio = FileAudioTrack(path)
     frame = await audio.recv()
     assert isinstance(frame, AudioFrame) and frame.samples == 960 and frame.sample_rate == 48000
@@ -242,3 +248,51 @@ def test_missing_devices_and_files_are_named(tmp_path: Path) -> None:
         open_audio_source(f"file:{text}")
     assert open_video_source("none", 640, 480, 30) is None
     assert open_audio_source("none") is None
+
+
+class _CountingDevice(DeviceTrack):
+    """The capture machinery of camera and microphone, fed from a list of frames."""
+
+    kind = "audio"
+
+    def __init__(self, frames: list[AudioFrame]) -> None:
+        super().__init__()
+        self.closed = 0
+        self._pending = iter(frames)
+        self._clock = MediaClock(48000, 0.02)
+        self._frames = CaptureThread("test device", self._read, self._close, depth=100)
+
+    def _read(self) -> AudioFrame | None:
+        return next(self._pending, None)
+
+    def _close(self) -> None:
+        self.closed += 1
+
+
+async def test_device_track_delivers_in_order_then_ends_and_closes_once() -> None:
+    tone = ToneTrack(440)
+    frames = [await tone.recv() for _ in range(5)]
+    device = _CountingDevice(frames)
+    received = [await device.recv() for _ in range(5)]
+    assert all(isinstance(f, AudioFrame) and f.samples == 960 for f in received)
+    stamps = [f.pts or 0 for f in received]
+    assert stamps == sorted(stamps)
+    with pytest.raises(MediaStreamError):
+        await device.recv()  # the device ran dry: the track ends
+    assert device.readyState == "ended"
+    await asyncio.sleep(0.05)
+    assert device.closed == 1
+
+
+def test_capture_queue_drops_the_oldest_when_the_reader_lags() -> None:
+    async def lagging_reader() -> list[int | None]:
+        numbers = iter(range(50))
+        capture: CaptureThread[int] = CaptureThread(
+            "test", lambda: next(numbers, None), lambda: None, depth=2
+        )
+        capture.start()
+        await asyncio.sleep(0.2)  # the producer runs ahead of us
+        return [await capture.get() for _ in range(3)]
+
+    newest = asyncio.run(lagging_reader())
+    assert newest == [48, 49, None]  # only the newest two survive, then the end
