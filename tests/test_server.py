@@ -679,7 +679,9 @@ async def test_sigterm_closes_sockets_with_going_away(start_server: StartServer)
                 # The stuck client does not hold up everybody else's goodbye.
                 for client in (a, b, anon):
                     assert await client.close_frame(within=3) == 1001  # GOING_AWAY
-        assert await stuck.close_frame(within=10) == 1001
+        # It gets its 1001 too, unless the server's shutdown deadline passed first and
+        # the reset that ends the connection discarded the unread close frame (1006).
+        assert await stuck.close_frame(within=10) in (1001, 1006)
     assert await asyncio.to_thread(server.process.wait) == 0
 
 
