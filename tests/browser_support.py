@@ -206,3 +206,9 @@ async def remote_video_playing(
             return seen.width, seen.height
         if time.monotonic() > deadline:
             raise AssertionError(f"remote video froze: {first} then {seen}")
+
+
+def is_fake_camera_picture(size: tuple[int, int]) -> bool:
+    """Chromium's fake camera (640x480), or what its encoder scaled it to under load."""
+    width, height = size
+    return 0 < width <= 640 and width * 3 == height * 4

@@ -9,6 +9,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from .browser_support import (
+    is_fake_camera_picture,
     login_page,
     open_page,
     page_state,
@@ -36,8 +37,9 @@ async def test_two_pages_call_hang_up_and_busy(
     assert await alice.input_value("#callee") == "bob"
 
     await alice.click("#call")
-    assert await remote_video_playing(alice) == (640, 480)  # bob's fake camera
-    assert await remote_video_playing(bob) == (640, 480)
+    # Chromium's fake camera is 640x480; under CPU load its encoder may scale it down.
+    assert is_fake_camera_picture(await remote_video_playing(alice))
+    assert is_fake_camera_picture(await remote_video_playing(bob))
     assert await page_state(alice) == "in-call" and await page_state(bob) == "in-call"
 
     await alice.click("#hangup")
@@ -111,8 +113,9 @@ async def test_call_hang_up_and_busy_as_the_users_see_it(
     await expect(bob.locator("#status")).to_contain_text("alice")
     await expect(bob.locator("#remote-label")).to_have_text("alice")
     await expect(alice.locator("#remote-label")).to_have_text("bob")
-    assert await remote_video_playing(alice) == (640, 480)  # bob's fake camera
-    assert await remote_video_playing(bob) == (640, 480)
+    # Chromium's fake camera is 640x480; under CPU load its encoder may scale it down.
+    assert is_fake_camera_picture(await remote_video_playing(alice))
+    assert is_fake_camera_picture(await remote_video_playing(bob))
     await expect(alice.locator("#status")).to_contain_text("In a call with bob")
     await expect(bob.locator("#status")).to_contain_text("In a call with alice")
     assert await alice.is_enabled("#hangup") and await alice.is_disabled("#call")
