@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from signaling.protocol import is_valid_username
+
 from .errors import ExitCode
 from .ice import IceConfigError, restrict_host_addresses, rtc_configuration, validate_host_addresses
 
@@ -40,11 +42,9 @@ exit codes: 0 done, 1 error, 2 bad usage, 3 server unreachable, 4 login refused,
 5 user not online, 6 busy, 7 declined or unanswered, 8 camera/mic missing, 9 call failed
 """
 
-_USERNAME = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
-
 
 def _username(text: str) -> str:
-    if not _USERNAME.fullmatch(text):
+    if not is_valid_username(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a valid username (1-32 letters, digits, '_', '.', '-')"
         )
