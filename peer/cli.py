@@ -12,6 +12,7 @@ from pathlib import Path
 
 from signaling.protocol import is_valid_username
 
+from . import ice_checks
 from .errors import ExitCode
 from .ice import IceConfigError, restrict_host_addresses, rtc_configuration, validate_host_addresses
 
@@ -258,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IceConfigError as exc:
         parser.error(str(exc))
     restrict_host_addresses(args.ice_host)
+    ice_checks.install()
 
     # Imported late: media pulls in OpenCV and PyAV, which --help need not wait for.
     from .app import Peer, PeerOptions
