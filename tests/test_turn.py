@@ -17,9 +17,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiortc import RTCPeerConnection
 from playwright.async_api import Browser
 
 from peer.errors import ExitCode
+from peer.ice import rtc_configuration
 
 from .browser_support import login_page, remote_video_playing
 from .peer_support import start_peer, stats_lines, wait_for_frames
@@ -187,6 +189,29 @@ def test_wrong_turn_credentials_fail_clearly(
         no_traceback(alice, carol)
     finally:
         bob.stop()
+
+
+async def test_relay_only_offers_no_local_address(coturn: StartCoturn) -> None:
+    """What --relay-only puts in the SDP: relayed candidates only, their base hidden."""
+    turn = coturn(users={"alice": "alice-password"})
+    configuration = rtc_configuration(
+        [turn.stun_url, turn.turn_url("udp")], "alice", "alice-password", relay_only=True
+    )
+    pc = RTCPeerConnection(configuration)
+    try:
+        pc.addTransceiver("video")
+        await pc.setLocalDescription(await pc.createOffer())
+        candidates = [
+            line for line in pc.localDescription.sdp.splitlines() if line.startswith("a=candidate")
+        ]
+    finally:
+        await pc.close()
+    assert candidates, "no relay candidate gathered"
+    for line in candidates:
+        fields = line.split()
+        assert fields[7] == "relay", line  # "typ relay": no host, no srflx despite STUN
+        assert fields[4] == turn.host  # the TURN server's relayed address
+        assert fields[9:12] == ["0.0.0.0", "rport", "9"], line  # our own address is not told
 
 
 # ---- static credentials on the command line: TURN over udp, tcp and tls --------------------
