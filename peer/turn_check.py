@@ -79,6 +79,9 @@ async def check_turn(server: TurnServer, within: float = CHECK_TIMEOUT) -> TurnC
         return TurnCheck(server, f"{where} refused the connection (is it running?)")
     except OSError as exc:
         return TurnCheck(server, f"{where} is unreachable ({exc})")
+    except Exception as exc:  # anything else aioice may raise: still a sentence, not a trace
+        logger.debug("TURN check of %s", server.url, exc_info=True)
+        return TurnCheck(server, f"{where} could not be used ({type(exc).__name__}: {exc})")
     relayed = transport.get_extra_info("sockname")
     transport.close()  # deletes the allocation
     try:
