@@ -29,10 +29,13 @@ from media.measure import VideoReceiveMeter
 from media.sources import MediaSourceError, open_audio_source, open_video_source
 
 from .call import Call, CallState
+from .candidate_pair import PairWatcher
 from .errors import ExitCode, PeerError
+from .ice import call_configuration, servers_from_login
 from .prompt import ask_yes_no
 from .signaling_client import JSONObject, LoginRefused, ServerUnreachable, SignalingClient
 from .stats import TransportStats
+from .turn_check import TurnReadiness
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,8 @@ class Peer:
         self._transport = TransportStats()
         self._calls_made = 0
         self._remote_tracks: dict[str, MediaStreamTrack] = {}
+        self._pair = PairWatcher()
+        self._turn = TurnReadiness(say)
 
     # ---- lifecycle -------------------------------------------------------------
     async def run(self) -> int:
@@ -98,6 +103,7 @@ class Peer:
         try:
             self._open_media()
             await self._connect()
+            await self._turn.check(self._call_configuration())
             reader = asyncio.create_task(self._read_signaling(), name="signaling-reader")
             try:
                 return int(await self._main())
@@ -117,6 +123,7 @@ class Peer:
         self.quit.set()
 
     async def _shutdown(self) -> None:
+        await self._turn.close()
         if self.call is not None:
             await self.call.hang_up()
         await self._stop_call_tasks()
@@ -258,6 +265,7 @@ class Peer:
         self._meter = VideoReceiveMeter()
         self._audio_frames = 0
         self._transport = TransportStats()
+        self._pair = PairWatcher()
         local_tracks: list[MediaStreamTrack] = []
         for source in (self._local_video, self._local_audio, *self._echo.values()):
             if source is not None:
@@ -265,7 +273,7 @@ class Peer:
         o = self.options
         self.call = Call(
             other,
-            configuration=o.configuration,
+            configuration=self._call_configuration(),
             send=self.signaling.send,
             local_tracks=local_tracks,
             on_remote_track=self._remote_track,
@@ -285,10 +293,13 @@ class Peer:
         await self._stop_call_tasks()
         self.call = None
         self._print_stats(call, final=True)
-        say(f"call with {call.other} ended: {call.end_reason}")
+        reason = call.end_reason or "the call failed"
+        if call.state is CallState.FAILED and call.timings.connected is None:
+            reason = self._turn.explain_failure(reason)
+        say(f"call with {call.other} ended: {reason}")
         if call.state is CallState.FAILED:
             if self.options.call:
-                raise PeerError(ExitCode.CALL_FAILED, call.end_reason or "the call failed")
+                raise PeerError(ExitCode.CALL_FAILED, reason)
             return ExitCode.CALL_FAILED
         return self.quit_code
 
@@ -388,7 +399,8 @@ class Peer:
 
     async def _announce_connected(self, call: Call) -> None:
         await call.connected.wait()
-        say(f"call with {call.other} connected")
+        pair = self._pair.update(call.pc)
+        say(f"call with {call.other} connected" + (f" over {pair.describe()}" if pair else ""))
 
     async def _report_stats(self, call: Call) -> None:
         while call.live:
@@ -408,7 +420,9 @@ class Peer:
             "video": video,
             "audio_frames": self._audio_frames,
             **self._transport.as_dict(),
+            "pair": pair.as_dict() if (pair := self._pair.update(call.pc)) else None,
             "setup_ms": {
+                "ice": _ms(call.timings.since_start(call.timings.ice_connected)),
                 "connected": _ms(call.timings.since_start(call.timings.connected)),
                 "first_frame": _ms(call.timings.since_start(call.timings.first_frame)),
             },
@@ -433,7 +447,16 @@ class Peer:
             parts.append(f"{self._transport.bitrate_in_kbps / 1000:.2f} Mbit/s")
         if self._transport.rtt_ms is not None:
             parts.append(f"RTT {self._transport.rtt_ms:.0f} ms")
-        return [" ".join(parts)] if parts else ["connecting..."]
+        lines = [" ".join(parts)] if parts else ["connecting..."]
+        pair = self._pair.update(self.call.pc) if self.call is not None else self._pair.last
+        if pair is not None:
+            lines.append(pair.describe())
+        return lines
+
+    def _call_configuration(self) -> RTCConfiguration:
+        """Ours, plus the ICE servers (TURN credentials) of this login's reply."""
+        from_server = servers_from_login(self.signaling.login_extras.get("iceServers"))
+        return call_configuration(self.options.configuration, from_server)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
         task = asyncio.create_task(coroutine, name=name)

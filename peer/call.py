@@ -106,6 +106,7 @@ class CallTimings:
     """Monotonic timestamps of a call's milestones, for stats and benchmarks."""
 
     started: float = field(default_factory=time.monotonic)
+    ice_connected: float | None = None  # a candidate pair works; DTLS still to come
     connected: float | None = None
     first_frame: float | None = None
 
@@ -146,6 +147,7 @@ class Call:
         self._watchdog: asyncio.Task[None] | None = None
         self.pc = RTCPeerConnection(configuration)
         self.pc.on("connectionstatechange", self._connection_state_changed)
+        self.pc.on("iceconnectionstatechange", self._ice_state_changed)
         self.pc.on("track", self._track_arrived)
 
     # ---- the state table ---------------------------------------------------------
@@ -319,6 +321,10 @@ class Call:
             self._fire(CallEvent.MEDIA_CONNECTED)
         elif state == "failed":
             await self._fail(f"the media connection with {self.other} failed (ICE)")
+
+    def _ice_state_changed(self) -> None:
+        if self.pc.iceConnectionState == "completed" and self.timings.ice_connected is None:
+            self.timings.ice_connected = time.monotonic()
 
     def _start_watchdog(self) -> None:
         if self._watchdog is None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from signaling.protocol import is_valid_username
 
+from . import ice_checks
 from .errors import ExitCode
 from .ice import IceConfigError, restrict_host_addresses, rtc_configuration, validate_host_addresses
 
@@ -33,13 +34,25 @@ examples:
   webcam-peer --login echo --video echo --audio echo --no-window
                                                   # send back whatever is received
   webcam-peer --login alice --call bob --server wss://calls.example.org --token s3cret
+  webcam-peer --login alice --call bob --ice-server stun:turn.example.org:3478 \\
+      --ice-server 'turn:turn.example.org:3478?transport=udp' --turn-user alice --turn-password pw
+                                                  # STUN and TURN of your own
+  webcam-peer --login alice --call bob --server wss://calls.example.org --relay-only
+                                                  # media only through the TURN server the
+                                                  # signaling server hands out at login
 
 sources:  --video camera | camera:N | camera:/dev/videoN | synthetic | file:PATH | echo | none
           --audio mic | mic:DEVICE | synthetic | synthetic:FREQ | file:PATH | echo | none
 keys in the window: q or Esc hangs up and quits.
 
 exit codes: 0 done, 1 error, 2 bad usage, 3 server unreachable, 4 login refused,
-5 user not online, 6 busy, 7 declined or unanswered, 8 camera/mic missing, 9 call failed
+5 user not online, 6 busy, 7 declined or unanswered, 8 camera/mic missing, 9 call failed,
+10 --relay-only but no usable TURN server (missing, unreachable or refusing the credentials)
+
+STUN/TURN: the signaling server may send ICE servers at login (TURN with credentials
+valid for a limited time); they are used after any --ice-server of yours. aiortc uses
+the first STUN and the first TURN server of that list. The stats line and the window
+name the candidate pair a call uses: host, srflx/prflx (through a NAT) or relay (TURN).
 """
 
 
@@ -186,11 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="URL",
         help="STUN/TURN server, repeatable: stun:HOST:PORT, "
-        "turn:HOST:PORT?transport=udp|tcp, turns:HOST:PORT (default: none, "
-        "host candidates only)",
+        "turn:HOST:PORT?transport=udp|tcp, turns:HOST:PORT (TLS); used before "
+        "those the signaling server sends (default: only the server's, if any)",
     )
-    ice.add_argument("--turn-user", metavar="USER", help="TURN username")
-    ice.add_argument("--turn-password", metavar="PASSWORD", help="TURN password")
+    ice.add_argument("--turn-user", metavar="USER", help="username for your turn: server")
+    ice.add_argument("--turn-password", metavar="PASSWORD", help="its password")
+    ice.add_argument(
+        "--relay-only",
+        action="store_true",
+        help="send and receive media only through the TURN relay (iceTransportPolicy "
+        "relay): no local address is offered; exits with 10 if no TURN server works",
+    )
     ice.add_argument(
         "--ice-host",
         action="append",
@@ -234,10 +253,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         validate_host_addresses(args.ice_host)
-        configuration = rtc_configuration(args.ice_server, args.turn_user, args.turn_password)
+        configuration = rtc_configuration(
+            args.ice_server, args.turn_user, args.turn_password, relay_only=args.relay_only
+        )
     except IceConfigError as exc:
         parser.error(str(exc))
     restrict_host_addresses(args.ice_host)
+    ice_checks.install()
 
     # Imported late: media pulls in OpenCV and PyAV, which --help need not wait for.
     from .app import Peer, PeerOptions

@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     DECLINED = 7
     MEDIA_DEVICE = 8
     CALL_FAILED = 9
+    NO_RELAY = 10  # --relay-only, and the TURN server is missing, unreachable or refuses us
 
 
 class PeerError(Exception):

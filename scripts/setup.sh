@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian machine for webcam-peer: system packages, .venv, the project.
 #   scripts/setup.sh          what running calls needs (OpenCV's libraries)
-#   scripts/setup.sh --test   plus what the test suite needs (Chromium, Xvfb, Redis, coturn)
+#   scripts/setup.sh --test   plus what the test suite needs (Chromium, Xvfb, Redis, coturn,
+#                             iproute2 + iptables for the NAT tests, openssl for certificates)
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ want_test=0
 
 debs=(libgl1 libglib2.0-0)
 if (( want_test )); then
-  debs+=(chromium xvfb xdotool redis-server coturn iproute2 iptables procps)
+  debs+=(chromium xvfb xdotool redis-server coturn iproute2 iptables procps openssl)
 fi
 
 missing=()

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .ice_servers import IceServerConfigError, IceServers
 from .server import ServerConfig, create_app
+from .turn_credentials import DEFAULT_TTL
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +26,11 @@ examples:
   signaling-server --token s3cret          # logins must carry {"token": "s3cret"}
   signaling-server --ice-server stun:stun.example.org:3478
                                            # handed to the browser page through GET /config
+  signaling-server --ice-server stun:turn.example.org:3478 --ice-server \\
+      'turn:turn.example.org:3478?transport=udp' --turn-secret-file /etc/turn-secret
+                                           # every login gets TURN credentials valid 24 h,
+                                           # signed with coturn's static-auth-secret
+                                           # (docs/nat.md: running coturn beside the server)
 
 endpoints: / (page, or WebSocket upgrade as the tutorial client does), /ws, /config,
 /healthz, /metrics (Prometheus)
@@ -81,7 +88,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="URL",
-        help="STUN/TURN URL handed to browser pages via /config (repeatable)",
+        help="STUN/TURN URL for the clients (repeatable): stun:HOST:PORT in GET /config; "
+        "turn:HOST:PORT?transport=udp|tcp and turns:HOST:PORT only in the login reply, "
+        "with time-limited credentials (needs --turn-secret)",
+    )
+    parser.add_argument(
+        "--turn-secret",
+        metavar="S",
+        help="coturn's static-auth-secret (use-auth-secret): the server signs per-user "
+        "TURN credentials with it; prefer --turn-secret-file, this shows in ps",
+    )
+    parser.add_argument(
+        "--turn-secret-file",
+        type=Path,
+        metavar="FILE",
+        help="read the TURN secret from FILE (its first line)",
+    )
+    parser.add_argument(
+        "--turn-ttl",
+        type=_positive(int),
+        default=DEFAULT_TTL,
+        metavar="SECONDS",
+        help="how long minted TURN credentials stay valid after login (default %(default)s)",
     )
     parser.add_argument(
         "--max-connections",
@@ -117,6 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _turn_secret(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    if args.turn_secret_file is None:
+        secret: str | None = args.turn_secret
+        return secret
+    if args.turn_secret is not None:
+        parser.error("--turn-secret and --turn-secret-file: give one of them")
+    try:
+        lines = args.turn_secret_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        parser.error(f"cannot read --turn-secret-file {args.turn_secret_file}: {exc}")
+    if not lines or not lines[0].strip():
+        parser.error(f"--turn-secret-file {args.turn_secret_file} is empty")
+    return lines[0].strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -124,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--cert and --key go together")
     if args.rate_burst < 1:
         parser.error("--rate-burst must be at least 1")
+    turn_secret = _turn_secret(parser, args)
+    try:
+        IceServers(tuple(args.ice_server), turn_secret, args.turn_ttl)
+    except IceServerConfigError as exc:
+        parser.error(str(exc))
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose + 1, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
@@ -135,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         key=args.key,
         token=args.token,
         ice_servers=tuple(args.ice_server),
+        turn_secret=turn_secret,
+        turn_ttl=args.turn_ttl,
         max_connections=args.max_connections,
         heartbeat=args.heartbeat,
         rate_limit=args.rate_limit,

@@ -14,15 +14,16 @@ import ssl
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import protocol
+from .ice_servers import IceServers, with_ice_servers
 from .metrics import Metrics
 from .protocol import MAX_MESSAGE_BYTES, Reason
 from .ratelimit import TokenBucket
 from .router import Outgoing, Router
+from .turn_credentials import DEFAULT_TTL
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class ServerConfig:
     key: Path | None = None
     token: str | None = None
     ice_servers: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl: int = DEFAULT_TTL
     max_connections: int = 10_000
     heartbeat: float = 20.0
     rate_limit: float = 50.0
@@ -63,6 +66,7 @@ class SignalingState:
 
 
 STATE = web.AppKey("signaling_state", SignalingState)
+ICE_SERVERS = web.AppKey("ice_servers", IceServers)
 
 
 async def _send_all(state: SignalingState, sender: int, outgoing: list[Outgoing]) -> None:
@@ -91,6 +95,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     state.sockets[connection] = ws
     state.router.connect(connection)
     bucket = TokenBucket(state.config.rate_limit, state.config.rate_burst)
+    ice = request.app[ICE_SERVERS]
     logger.debug("connection %s opened from %s", connection, request.remote)
     try:
         async for frame in ws:
@@ -107,6 +112,9 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                 outgoing: list[Outgoing] = [(connection, protocol.error(Reason.RATE_LIMITED))]
             else:
                 outgoing = state.router.handle_frame(connection, payload)
+                if ice.urls:  # TURN credentials are minted per user in the login reply
+                    username = state.router.username_of(connection)
+                    outgoing = with_ice_servers(outgoing, connection, username, ice)
             await _send_all(state, connection, outgoing)
     finally:
         del state.sockets[connection]
@@ -124,7 +132,7 @@ async def index_or_websocket(request: web.Request) -> web.StreamResponse:
 
 async def config_handler(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    ice_servers: list[dict[str, Any]] = [{"urls": url} for url in state.config.ice_servers]
+    ice_servers = request.app[ICE_SERVERS].public()  # TURN only with credentials, at login
     return web.json_response({"iceServers": ice_servers, "tokenRequired": bool(state.config.token)})
 
 
@@ -160,6 +168,7 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     router = Router(token=config.token)
     app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
     app[STATE] = SignalingState(config, router, Metrics(router))
+    app[ICE_SERVERS] = IceServers(config.ice_servers, config.turn_secret, config.turn_ttl)
     app.router.add_get("/", index_or_websocket)
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/config", config_handler)

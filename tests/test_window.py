@@ -7,6 +7,8 @@ import time
 import numpy as np
 import pytest
 
+from media.window import Overlay, VideoWindow
+
 from .peer_support import start_peer
 from .support import BIN, Process, SignalingServer
 from .xvfb_support import Xvfb, find_stamp
@@ -14,6 +16,7 @@ from .xvfb_support import Xvfb, find_stamp
 pytestmark = pytest.mark.slow
 
 SIZE = ("--size", "320x240")
+PAIR_LINE = "host/udp (host <-> host)"
 CELL = 320 // 40
 
 
@@ -67,6 +70,18 @@ def test_window_shows_the_remote_video_live_and_q_hangs_up(
         assert video.std() > 30, "the video area is flat, not bob's moving pattern"
         band = video[200:240, :200]
         assert (band.max(axis=2) > 200).sum() > 50, "no overlay text at the bottom"
+        # Its last line names the candidate pair: drawn here the same way, it matches.
+        expected = np.zeros((240, 320, 3), dtype=np.uint8)
+        VideoWindow._draw_overlay(expected, Overlay("bob", ["figures", PAIR_LINE]))
+        rows = slice(222, 238)
+        want = expected[rows, :200].max(axis=2) > 200
+        got = video[rows, :200].max(axis=2) > 200
+        assert want.sum() > 50
+        assert (want & got).sum() > 0.9 * want.sum(), f"{PAIR_LINE!r} is not on the screen"
+        # Anti-aliased edges come out brighter over the (darkened) video than over black:
+        # faint expected pixels may be bright on the screen, but nothing else may.
+        faint = expected[rows, :200].max(axis=2) > 60
+        assert (got & ~faint).sum() < 0.1 * want.sum(), f"more than {PAIR_LINE!r} there"
         # Alice's own picture is inset top-right (a quarter of the width), framed in white.
         inset_top_border = video[22:24, 230:314]
         assert inset_top_border.min() > 200

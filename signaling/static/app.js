@@ -228,6 +228,9 @@ function handleLoginReply(data) {
   app.pendingLogin = null;
   if (name === null) return;
   if (data.success === true) {
+    // The server's STUN list plus TURN with credentials minted for this login, which
+    // expire; a re-login after a reconnect brings fresh ones.
+    if (Array.isArray(data.iceServers)) app.iceServers = data.iceServers;
     app.username = name;
     ui.me.textContent = name;
     clearError();
