@@ -53,6 +53,7 @@ class PeerOptions:
     height: int = 480
     fps: float = 30.0
     codec: str | None = None
+    receive_path: str = "fast"
     window: bool = True
     speaker: bool = True
     record: Path | None = None
@@ -278,6 +279,7 @@ class Peer:
             local_tracks=local_tracks,
             on_remote_track=self._remote_track,
             video_codec=o.codec,
+            receive_path=o.receive_path,
         )
         return self.call
 

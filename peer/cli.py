@@ -15,6 +15,7 @@ from signaling.protocol import is_valid_username
 from . import ice_checks
 from .errors import ExitCode
 from .ice import IceConfigError, restrict_host_addresses, rtc_configuration, validate_host_addresses
+from .jitter import RECEIVE_PATHS, AiortcChanged, check_aiortc
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     media.add_argument("--fps", type=_fps, default=30.0, help="frames per second (default 30)")
     media.add_argument("--codec", choices=["vp8", "h264"], help="prefer this video codec")
     media.add_argument(
+        "--jitter",
+        choices=RECEIVE_PATHS,
+        default="fast",
+        help="video receive path: fast hands each frame to the decoder the moment its "
+        "last packet arrives; stock is aiortc's own, one frame interval later, kept "
+        "for comparison (default %(default)s)",
+    )
+    media.add_argument(
         "--no-window",
         dest="window",
         action="store_false",
@@ -260,6 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     restrict_host_addresses(args.ice_host)
     ice_checks.install()
+    if args.jitter == "fast":
+        try:
+            check_aiortc()
+        except AiortcChanged as exc:
+            parser.error(str(exc))
 
     # Imported late: media pulls in OpenCV and PyAV, which --help need not wait for.
     from .app import Peer, PeerOptions
@@ -277,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         height=height,
         fps=args.fps,
         codec=args.codec,
+        receive_path=args.jitter,
         window=args.window,
         speaker=args.speaker,
         record=args.record,
