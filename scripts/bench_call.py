@@ -1,0 +1,330 @@
+#!/usr/bin/env python3
+"""Benchmark a call: the project's receive path against stock aiortc, in one run.
+
+Starts a signaling server and, per configuration, two ``webcam-peer`` bot processes
+on loopback that call each other with stamped synthetic video (both ways). Each bot
+reads the stamp of every decoded frame, so capture-to-decoded latency needs no
+clock but the machine's. Reported per configuration and receive path:
+
+- call setup: call issued -> ICE/DTLS connected, and -> first remote frame decoded
+- capture-to-decoded latency p50/p95/p99, delivered fps, freezes (gaps > 200 ms)
+- CPU (% of one core) and peak RSS of each peer process
+- echo round trip p50/p95: one side sends, the other returns what it decodes
+
+Usage:
+  scripts/bench_call.py                       # everything, 60 s per call
+  scripts/bench_call.py --seconds 20 --only 640x480/vp8
+  scripts/bench_call.py --write               # also rewrite docs/benchmarks.md
+
+Run it on a quiet machine: it measures CPU and latency, which another load skews.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchdoc import write_section  # noqa: E402
+
+CONFIGS = ("640x480/vp8", "640x480/h264", "1280x720/vp8", "1280x720/h264")
+PATHS = ("fast", "stock")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Bot:
+    """One peer process; keeps its JSON stats lines and reads its CPU and memory."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        self.final: dict[str, Any] | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip())
+            if line.startswith("{"):
+                try:
+                    stats = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if stats.get("event") == "final":
+                    self.final = stats
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join(5)
+
+    def tail(self) -> str:
+        return "\n".join(self.lines[-15:])
+
+
+@dataclass
+class CallResult:
+    config: str
+    path: str
+    seconds: float
+    setup_connected_ms: float | None = None
+    setup_first_frame_ms: float | None = None
+    latency_ms: dict[str, float | None] = field(default_factory=dict)
+    fps: float | None = None
+    freezes: int = 0
+    frames: int = 0
+    cpu_percent: list[float] = field(default_factory=list)
+    peak_rss_mb: list[float] = field(default_factory=list)
+    error: str | None = None
+
+
+def run_call(
+    server: str, config: str, path: str, seconds: float, *, echo: bool = False
+) -> CallResult:
+    """One call: bob answers, alice calls; both send stamped video unless ``echo``."""
+    size, codec = config.split("/")
+    common = [
+        "--server", server, "--no-window", "--no-speaker", "--ice-host", "127.0.0.1",
+        "--stats-interval", "1", "--size", size, "--codec", codec, "--jitter", path,
+        "--audio", "synthetic",
+    ]  # fmt: skip
+    tag = f"{int(time.time() * 1000) % 10_000_000}"
+    caller, callee = f"alice{tag}", f"bob{tag}"
+    bob_video = "echo" if echo else "synthetic"
+    bob = Bot(
+        [str(BIN / "webcam-peer"), "--login", callee, "--once", "--video", bob_video, *common]
+    )
+    time.sleep(0.5)
+    alice = Bot(
+        [str(BIN / "webcam-peer"), "--login", caller, "--call", callee, "--wait",
+         "--video", "synthetic", *common]
+    )  # fmt: skip
+    result = CallResult(config, path, seconds)
+    try:
+        # Let the call settle before the CPU window opens, so start-up is not counted.
+        time.sleep(3.0)
+        start_cpu = [bot.cpu_seconds() for bot in (alice, bob)]
+        started = time.monotonic()
+        time.sleep(max(0.0, seconds - 3.0))
+        elapsed = time.monotonic() - started
+        result.cpu_percent = [
+            round(100 * (bot.cpu_seconds() - before) / elapsed, 1)
+            for bot, before in zip((alice, bob), start_cpu, strict=True)
+        ]
+        result.peak_rss_mb = [round(bot.peak_rss_mb(), 1) for bot in (alice, bob)]
+    except (FileNotFoundError, ProcessLookupError):
+        result.error = "a peer exited early"
+    finally:
+        alice.stop()
+        bob.stop()
+    final = alice.final
+    if final is None:
+        result.error = result.error or "no final stats from the caller"
+        print(f"  {config} {path}: {result.error}\n{alice.tail()}", file=sys.stderr)
+        return result
+    video = final["video"]
+    setup = final.get("setup_ms", {})
+    result.setup_connected_ms = setup.get("connected")
+    result.setup_first_frame_ms = setup.get("first_frame")
+    result.latency_ms = video["latency_ms"]
+    result.fps = video["average_fps"]
+    result.freezes = video["freezes"]
+    result.frames = video["frames"]
+    return result
+
+
+def start_server() -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "signaling-server"), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.1)
+    return process, f"ws://127.0.0.1:{port}/ws"
+
+
+def ratio(fast: float | None, stock: float | None) -> float | None:
+    return round(fast / stock, 2) if fast is not None and stock else None
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, list):
+        return " / ".join(fmt(v) for v in value)
+    return str(value)
+
+
+def table(results: list[CallResult], echoes: list[CallResult]) -> str:
+    header = (
+        "| video | receive path | latency p50 / p95 / p99 ms | fps | freezes | "
+        "setup: connected / first frame ms | CPU % (caller / callee) | peak RSS MB |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = []
+    for r in results:
+        lat = r.latency_ms
+        rows.append(
+            f"| {r.config} | {r.path} | {fmt(lat.get('p50'))} / {fmt(lat.get('p95'))} / "
+            f"{fmt(lat.get('p99'))} | {fmt(r.fps)} | {r.freezes} | "
+            f"{fmt(r.setup_connected_ms)} / {fmt(r.setup_first_frame_ms)} | "
+            f"{fmt(r.cpu_percent)} | {fmt(r.peak_rss_mb)} |"
+            + (f" error: {r.error}" if r.error else "")
+        )
+    out = header + "\n".join(rows) + "\n"
+    by_key = {(r.config, r.path): r for r in results}
+    ratios = []
+    for config in dict.fromkeys(r.config for r in results):
+        fast, stock = by_key.get((config, "fast")), by_key.get((config, "stock"))
+        if fast and stock:
+            for q in ("p50", "p95", "p99"):
+                ratios.append(
+                    f"{config} {q}: fast/stock = "
+                    f"{fmt(ratio(fast.latency_ms.get(q), stock.latency_ms.get(q)))}"
+                )
+    if ratios:
+        out += "\nLatency ratios measured in the same run: " + "; ".join(ratios) + ".\n"
+    if echoes:
+        out += (
+            "\n| echo round trip (640x480 VP8, both ends on the same path) | p50 ms | p95 ms |"
+            "\n|---|---|---|\n"
+        )
+        for e in echoes:
+            p50, p95 = e.latency_ms.get("p50"), e.latency_ms.get("p95")
+            out += f"| {e.path} | {fmt(p50)} | {fmt(p95)} |\n"
+    return out
+
+
+def setup_summary(setups: list[CallResult]) -> str:
+    connected = [s.setup_connected_ms for s in setups if s.setup_connected_ms is not None]
+    first = [s.setup_first_frame_ms for s in setups if s.setup_first_frame_ms is not None]
+    if not first:
+        return ""
+    return (
+        f"\nCall setup over {len(first)} calls (640x480 VP8, fast path): call issued -> "
+        f"connected p50 {statistics.median(connected):.1f} ms (max {max(connected):.1f}); "
+        f"-> first frame decoded p50 {statistics.median(first):.1f} ms "
+        f"(max {max(first):.1f}).\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of each call")
+    parser.add_argument(
+        "--only", action="append", choices=CONFIGS, help="run only this configuration"
+    )
+    parser.add_argument("--echo-seconds", type=float, default=15.0, help="0 skips the echo")
+    parser.add_argument("--setup-calls", type=int, default=5, help="short calls for setup time")
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--write", action="store_true", help="rewrite docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    if args.seconds < 5:
+        parser.error("--seconds must be at least 5 (3 s of settling are not measured)")
+
+    configs = args.only or list(CONFIGS)
+    server, url = start_server()
+    results: list[CallResult] = []
+    echoes: list[CallResult] = []
+    setups: list[CallResult] = []
+    try:
+        for config in configs:
+            for path in PATHS:
+                print(f"call {config} {path} for {args.seconds:.0f} s ...", flush=True)
+                results.append(run_call(url, config, path, args.seconds))
+        if args.echo_seconds > 0:
+            for path in PATHS:
+                print(f"echo {path} for {args.echo_seconds:.0f} s ...", flush=True)
+                echoes.append(
+                    run_call(url, "640x480/vp8", path, max(5.0, args.echo_seconds), echo=True)
+                )
+        for n in range(args.setup_calls):
+            print(f"setup call {n + 1}/{args.setup_calls} ...", flush=True)
+            setups.append(run_call(url, "640x480/vp8", "fast", 5.0))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)
+
+    report = table(results, echoes) + setup_summary(setups)
+    print()
+    print(report)
+    command = "scripts/bench_call.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "command": command,
+                    "calls": [r.__dict__ for r in results],
+                    "echo": [e.__dict__ for e in echoes],
+                    "setup": [s.__dict__ for s in setups],
+                },
+                indent=2,
+            )
+        )
+    if args.write:
+        nproc = os.cpu_count()
+        markdown = (
+            "## Calls: the fast receive path against stock aiortc (`scripts/bench_call.py`)\n\n"
+            f"Measured {time.strftime('%Y-%m-%d')} on {nproc} cores with\n"
+            f"`{command.strip()}`: a signaling server and two bot processes on loopback,\n"
+            "video both ways, latency read from the stamp in every decoded frame (the\n"
+            "caller's side shown). CPU is the share of one core over the call after 3 s\n"
+            "of settling.\n\n" + report
+        )
+        print(f"wrote {write_section('bench_call', markdown)}")
+    return 0 if all(r.error is None for r in results + echoes + setups) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
