@@ -222,8 +222,13 @@ def test_declining_with_ask(signaling_server: SignalingServer) -> None:
         bob.stop()
 
 
-def test_h264_call(signaling_server: SignalingServer) -> None:
-    bob = start_peer(signaling_server, "--login", "bob", *SYNTHETIC, "--audio", "none")
+@pytest.mark.parametrize(("codec", "jitter"), [("h264", "fast"), ("vp8", "stock")])
+def test_each_codec_and_receive_path_decodes_every_frame_in_order(
+    signaling_server: SignalingServer, codec: str, jitter: str
+) -> None:
+    bob = start_peer(
+        signaling_server, "--login", "bob", *SYNTHETIC, "--audio", "none", "--jitter", jitter
+    )
     bob.wait_for("waiting for calls")
     alice = start_peer(
         signaling_server,
@@ -235,7 +240,9 @@ def test_h264_call(signaling_server: SignalingServer) -> None:
         "--audio",
         "none",
         "--codec",
-        "h264",
+        codec,
+        "--jitter",
+        jitter,
         "--stats-interval",
         "0.5",
     )
@@ -244,6 +251,7 @@ def test_h264_call(signaling_server: SignalingServer) -> None:
         last = wait_for_frames(alice, first["video"]["frames"] + 30)
         assert last["video"]["last_frame_number"] > first["video"]["last_frame_number"]
         assert last["video"]["stamped_frames"] == last["video"]["frames"]
+        assert last["video"]["repeated_frames"] == 0
     finally:
         alice.stop()
         bob.stop()
