@@ -423,6 +423,7 @@ class Peer:
             "audio_frames": self._audio_frames,
             **self._transport.as_dict(),
             "pair": pair.as_dict() if (pair := self._pair.update(call.pc)) else None,
+            "receive_path": _receive_path_counters(self.options.receive_path, call),
             "setup_ms": {
                 "ice": _ms(call.timings.since_start(call.timings.ice_connected)),
                 "connected": _ms(call.timings.since_start(call.timings.connected)),
@@ -531,6 +532,14 @@ class Peer:
                 say(f"server says: {message.get('message') or message.get('reason')}")
         else:
             logger.debug("ignoring %s from %s", kind, sender)
+
+
+def _receive_path_counters(path: str, call: Call) -> dict[str, Any]:
+    counters: dict[str, Any] = {"path": path}
+    for buffer in call.receive_buffers:
+        for name, value in vars(buffer.counters).items():
+            counters[name] = counters.get(name, 0) + value
+    return counters
 
 
 def _refusal(other: str, error: JSONObject) -> PeerError | None:

@@ -19,7 +19,7 @@ from aiortc import (
 )
 
 from .candidates import CandidateError, candidate_from_json
-from .jitter import install_receive_path
+from .jitter import FrameCompletionBuffer, install_receive_path
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,7 @@ class Call:
         self._on_remote_track = on_remote_track
         self._video_codec = video_codec
         self._receive_path = receive_path
+        self.receive_buffers: list[FrameCompletionBuffer] = []
         self._local_tracks = local_tracks
         self._receive = {"video": receive_video, "audio": receive_audio}
         self._tracks_attached = False
@@ -174,7 +175,7 @@ class Call:
         """Make and send our offer."""
         self._fire(CallEvent.DIAL)
         self._add_transceivers()
-        install_receive_path(self.pc, self._receive_path)
+        self.receive_buffers = install_receive_path(self.pc, self._receive_path)
         self._tracks_attached = True
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
@@ -203,7 +204,8 @@ class Call:
         async with self._lock:
             self._fire(CallEvent.OFFER_RECEIVED)
             await self.pc.setRemoteDescription(_description(offer))
-            install_receive_path(self.pc, self._receive_path)  # its transceivers are new
+            # aiortc made new transceivers for the offer
+            self.receive_buffers = install_receive_path(self.pc, self._receive_path)
             if not self._tracks_attached:
                 # aiortc made a transceiver per offered m-line; ours go onto those.
                 self._attach_to_offered_transceivers()

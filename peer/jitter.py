@@ -446,12 +446,15 @@ def use_frame_completion(receiver: RTCRtpReceiver) -> FrameCompletionBuffer:
     return replacement
 
 
-def install_receive_path(pc: RTCPeerConnection, path: str) -> None:
-    """Give every video receiver of ``pc`` the chosen receive path (idempotent)."""
-    if path == "stock":
-        return
-    if path != "fast":
+def install_receive_path(pc: RTCPeerConnection, path: str) -> list[FrameCompletionBuffer]:
+    """Give every video receiver of ``pc`` the chosen receive path (idempotent);
+    returns the buffers now in place, whose counters the stats line reports."""
+    if path not in RECEIVE_PATHS:
         raise ValueError(f"receive path must be one of {', '.join(RECEIVE_PATHS)}, not {path!r}")
-    for transceiver in pc.getTransceivers():
-        if transceiver.kind == "video":
-            use_frame_completion(transceiver.receiver)
+    if path == "stock":
+        return []
+    return [
+        use_frame_completion(transceiver.receiver)
+        for transceiver in pc.getTransceivers()
+        if transceiver.kind == "video"
+    ]

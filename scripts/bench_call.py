@@ -113,6 +113,7 @@ class CallResult:
     fps: float | None = None
     freezes: int = 0
     frames: int = 0
+    gaps_abandoned: int | None = None  # the fast path gave up on a lost packet
     cpu_percent: list[float] = field(default_factory=list)
     peak_rss_mb: list[float] = field(default_factory=list)
     error: str | None = None
@@ -170,6 +171,7 @@ def run_call(
     result.fps = video["average_fps"]
     result.freezes = video["freezes"]
     result.frames = video["frames"]
+    result.gaps_abandoned = final.get("receive_path", {}).get("gaps_abandoned")
     return result
 
 
@@ -206,16 +208,16 @@ def fmt(value: Any) -> str:
 
 def table(results: list[CallResult], echoes: list[CallResult]) -> str:
     header = (
-        "| video | receive path | latency p50 / p95 / p99 ms | fps | freezes | "
+        "| video | receive path | latency p50 / p95 / p99 ms | fps | freezes | gaps given up | "
         "setup: connected / first frame ms | CPU % (caller / callee) | peak RSS MB |\n"
-        "|---|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     for r in results:
         lat = r.latency_ms
         rows.append(
             f"| {r.config} | {r.path} | {fmt(lat.get('p50'))} / {fmt(lat.get('p95'))} / "
-            f"{fmt(lat.get('p99'))} | {fmt(r.fps)} | {r.freezes} | "
+            f"{fmt(lat.get('p99'))} | {fmt(r.fps)} | {r.freezes} | {fmt(r.gaps_abandoned)} | "
             f"{fmt(r.setup_connected_ms)} / {fmt(r.setup_first_frame_ms)} | "
             f"{fmt(r.cpu_percent)} | {fmt(r.peak_rss_mb)} |"
             + (f" error: {r.error}" if r.error else "")
