@@ -206,6 +206,10 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def _ratio_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
 def table(results: list[CallResult], echoes: list[CallResult]) -> str:
     header = (
         "| video | receive path | latency p50 / p95 / p99 ms | fps | freezes | gaps given up | "
@@ -231,7 +235,7 @@ def table(results: list[CallResult], echoes: list[CallResult]) -> str:
             for q in ("p50", "p95", "p99"):
                 ratios.append(
                     f"{config} {q}: fast/stock = "
-                    f"{fmt(ratio(fast.latency_ms.get(q), stock.latency_ms.get(q)))}"
+                    f"{_ratio_text(ratio(fast.latency_ms.get(q), stock.latency_ms.get(q)))}"
                 )
     if ratios:
         out += "\nLatency ratios measured in the same run: " + "; ".join(ratios) + ".\n"
