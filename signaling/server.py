@@ -72,7 +72,7 @@ async def _send_all(state: SignalingState, sender: int, outgoing: list[Outgoing]
         if ws is None or ws.closed:
             continue
         try:
-            await ws.send_str(protocol.encode(message))
+            await ws.send_frame(protocol.encode_frame(message), WSMsgType.TEXT)
         except ConnectionError:
             logger.debug("could not deliver %s to connection %s", message["type"], connection)
 
