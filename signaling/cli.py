@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .eventloop import new_event_loop
 from .server import ServerConfig, create_app
 
 logger = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         web.run_app(
             create_app(config),
+            loop=new_event_loop(),
             host=args.host,
             port=args.port,
             ssl_context=ssl_context,
