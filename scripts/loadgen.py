@@ -92,6 +92,7 @@ class LoadClient(asyncio.Protocol):
         self.logged_in: asyncio.Future[None] = worker.loop.create_future()
         self.answered: asyncio.Future[None] = worker.loop.create_future()
         self.closed = False
+        self._closing = False
         # The relay: what this client sent, and what it got from its partner.
         self.sent = 0
         self.received = 0
@@ -115,11 +116,11 @@ class LoadClient(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        error = BenchError(f"{self.name}: connection lost ({exc or 'closed by the server'})")
-        for future in (self.logged_in, self.answered):
-            if not future.done():
-                future.set_exception(error)
-        self.worker.client_finished(self)
+        if not self._closing:
+            self._settle(
+                BenchError(f"{self.name}: connection lost ({exc or 'closed by the server'})")
+            )
+            self.worker.client_finished(self)
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer
@@ -177,9 +178,14 @@ class LoadClient(asyncio.Protocol):
 
     def _fail(self, text: str) -> None:
         self.errors.append(text)
+        self._settle(BenchError(f"{self.name}: {text}"))
+
+    def _settle(self, error: BenchError) -> None:
         for future in (self.logged_in, self.answered):
             if not future.done():
-                future.set_exception(BenchError(f"{self.name}: {text}"))
+                future.set_exception(error)
+                # A callee's `answered` is never awaited: no "never retrieved" noise.
+                future.exception()
 
     def _on_text(self, payload: bytes) -> None:
         now = time.monotonic_ns()
@@ -280,6 +286,7 @@ class LoadClient(asyncio.Protocol):
             self.send_offer()
 
     def close(self) -> None:
+        self._closing = True
         if self._transport is not None:
             self._transport.abort()
 

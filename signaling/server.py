@@ -20,6 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import protocol
 from .metrics import Metrics
+from .outbox import Flusher, Outbox
 from .protocol import MAX_MESSAGE_BYTES, Reason
 from .ratelimit import TokenBucket
 from .router import Outgoing, Router
@@ -60,21 +61,26 @@ class SignalingState:
     metrics: Metrics
     sockets: dict[int, web.WebSocketResponse] = field(default_factory=dict)
     ids: itertools.count[int] = field(default_factory=itertools.count)
+    outboxes: dict[int, Outbox] = field(default_factory=dict)
+    flusher: Flusher | None = None
 
 
 STATE = web.AppKey("signaling_state", SignalingState)
 
 
-async def _send_all(state: SignalingState, sender: int, outgoing: list[Outgoing]) -> None:
+def _deliver(state: SignalingState, sender: int, outgoing: list[Outgoing]) -> None:
     for connection, message in outgoing:
         state.metrics.observe_outgoing(message, relayed=connection != sender)
-        ws = state.sockets.get(connection)  # type: ignore[call-overload]
-        if ws is None or ws.closed:
-            continue
-        try:
-            await ws.send_frame(protocol.encode_frame(message), WSMsgType.TEXT)
-        except ConnectionError:
-            logger.debug("could not deliver %s to connection %s", message["type"], connection)
+        outbox = state.outboxes.get(connection)  # type: ignore[call-overload]
+        if outbox is not None:
+            outbox.put(protocol.encode_frame(message))
+
+
+def _drop_slow_reader(connection: int, transport: asyncio.Transport) -> None:
+    # Its own messages are queued behind megabytes it is not reading: nothing more
+    # can reach it, and the memory is better freed now than at the next heartbeat.
+    logger.warning("connection %s stopped reading; dropping it", connection)
+    transport.abort()
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
@@ -85,10 +91,24 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         heartbeat=state.config.heartbeat or None,
         max_msg_size=HARD_FRAME_LIMIT,
+        # Deflate costs CPU on every message and some 300 KB of zlib state per
+        # browser connection; signaling frames are small. Node's `ws` says the same.
+        compress=False,
     )
     await ws.prepare(request)
+    transport = request.transport
+    if transport is None:  # the client went away during the upgrade
+        return ws
+    if state.flusher is None:
+        state.flusher = Flusher(asyncio.get_running_loop())
     connection = next(state.ids)
     state.sockets[connection] = ws
+    state.outboxes[connection] = Outbox(
+        transport,
+        state.flusher,
+        is_closed=lambda: ws.closed,
+        on_overflow=lambda: _drop_slow_reader(connection, transport),
+    )
     state.router.connect(connection)
     bucket = TokenBucket(state.config.rate_limit, state.config.rate_burst)
     logger.debug("connection %s opened from %s", connection, request.remote)
@@ -107,10 +127,11 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                 outgoing: list[Outgoing] = [(connection, protocol.error(Reason.RATE_LIMITED))]
             else:
                 outgoing = state.router.handle_frame(connection, payload)
-            await _send_all(state, connection, outgoing)
+            _deliver(state, connection, outgoing)
     finally:
         del state.sockets[connection]
-        await _send_all(state, connection, state.router.disconnect(connection))
+        del state.outboxes[connection]
+        _deliver(state, connection, state.router.disconnect(connection))
         logger.debug("connection %s closed (code %s)", connection, ws.close_code)
     return ws
 
@@ -147,6 +168,10 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 async def _close_sockets(app: web.Application) -> None:
+    # What is queued goes out before the close frames.
+    flusher = app[STATE].flusher
+    if flusher is not None:
+        flusher.flush()
     # All at once: a client that never answers the close must not hold up the others.
     sockets = list(app[STATE].sockets.values())
     await asyncio.gather(
