@@ -12,8 +12,8 @@ turns permessage-deflate off, which RFC 7692 would allow here anyway (a frame wi
 RSV1 is an uncompressed message).
 
 A socket whose peer stops reading would make its queue, and the transport's buffer,
-grow without end; past ``limit`` bytes waiting in the transport, ``on_overflow`` is
-called once (the server closes that connection).
+grow without end; past ``limit`` bytes waiting in the transport the connection is
+dropped (``on_overflow`` says so first).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class Writable(Protocol):
     """The part of an asyncio (or uvloop) transport the outbox uses."""
 
     def write(self, data: bytes) -> None: ...
+    def abort(self) -> None: ...
     def is_closing(self) -> bool: ...
     def get_write_buffer_size(self) -> int: ...
 
@@ -96,6 +97,11 @@ class Outbox:
         frames.append(text_frame_header(len(payload)))
         frames.append(payload)
 
+    def abort(self) -> None:
+        """Drop the connection at once (what is queued is lost)."""
+        self._frames = []
+        self._transport.abort()
+
     def flush(self) -> None:
         frames, self._frames = self._frames, []
         transport = self._transport
@@ -106,3 +112,4 @@ class Outbox:
         if self._on_overflow is not None and transport.get_write_buffer_size() > self._limit:
             on_overflow, self._on_overflow = self._on_overflow, None
             on_overflow()
+            self.abort()

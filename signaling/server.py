@@ -11,19 +11,24 @@ import asyncio
 import itertools
 import logging
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import protocol
+from .cluster import DEFAULT_PRESENCE_TTL, ClusterRouter
 from .metrics import Metrics
 from .outbox import Flusher, Outbox
 from .protocol import MAX_MESSAGE_BYTES, Reason
 from .ratelimit import TokenBucket
-from .router import Outgoing, Router
+from .router import Connection, Outgoing, Router
+
+if TYPE_CHECKING:
+    from .redis_routing import RedisRouting
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +50,8 @@ class ServerConfig:
     heartbeat: float = 20.0
     rate_limit: float = 50.0
     rate_burst: int = 200
+    redis_url: str | None = None
+    redis_ttl: float = DEFAULT_PRESENCE_TTL
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.cert is None:
@@ -63,12 +70,14 @@ class SignalingState:
     ids: itertools.count[int] = field(default_factory=itertools.count)
     outboxes: dict[int, Outbox] = field(default_factory=dict)
     flusher: Flusher | None = None
+    # --redis: users shared with other processes (None: this process is alone).
+    cluster: RedisRouting | None = None
 
 
 STATE = web.AppKey("signaling_state", SignalingState)
 
 
-def _deliver(state: SignalingState, sender: int, outgoing: list[Outgoing]) -> None:
+def _deliver(state: SignalingState, sender: int | None, outgoing: list[Outgoing]) -> None:
     for connection, message in outgoing:
         state.metrics.observe_outgoing(message, relayed=connection != sender)
         outbox = state.outboxes.get(connection)  # type: ignore[call-overload]
@@ -76,11 +85,16 @@ def _deliver(state: SignalingState, sender: int, outgoing: list[Outgoing]) -> No
             outbox.put(protocol.encode_frame(message))
 
 
-def _drop_slow_reader(connection: int, transport: asyncio.Transport) -> None:
-    # Its own messages are queued behind megabytes it is not reading: nothing more
+def _drop(state: SignalingState, connection: Connection) -> None:
+    outbox = state.outboxes.get(connection)  # type: ignore[call-overload]
+    if outbox is not None:
+        outbox.abort()
+
+
+def _slow_reader(connection: int) -> None:
+    # Messages for it are queued behind megabytes it is not reading: nothing more
     # can reach it, and the memory is better freed now than at the next heartbeat.
     logger.warning("connection %s stopped reading; dropping it", connection)
-    transport.abort()
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
@@ -107,7 +121,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         transport,
         state.flusher,
         is_closed=lambda: ws.closed,
-        on_overflow=lambda: _drop_slow_reader(connection, transport),
+        on_overflow=lambda: _slow_reader(connection),
     )
     state.router.connect(connection)
     bucket = TokenBucket(state.config.rate_limit, state.config.rate_burst)
@@ -125,13 +139,18 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                 continue
             if not bucket.allow():
                 outgoing: list[Outgoing] = [(connection, protocol.error(Reason.RATE_LIMITED))]
-            else:
+            elif state.cluster is None:
                 outgoing = state.router.handle_frame(connection, payload)
+            else:
+                outgoing = await state.cluster.handle_frame(connection, payload)
             _deliver(state, connection, outgoing)
     finally:
         del state.sockets[connection]
         del state.outboxes[connection]
-        _deliver(state, connection, state.router.disconnect(connection))
+        if state.cluster is None:
+            _deliver(state, connection, state.router.disconnect(connection))
+        else:
+            _deliver(state, connection, state.cluster.disconnect(connection))
         logger.debug("connection %s closed (code %s)", connection, ws.close_code)
     return ws
 
@@ -182,7 +201,7 @@ async def _close_sockets(app: web.Application) -> None:
 
 def create_app(config: ServerConfig | None = None) -> web.Application:
     config = config or ServerConfig()
-    router = Router(token=config.token)
+    router = Router(token=config.token) if config.redis_url is None else ClusterRouter(config.token)
     app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
     app[STATE] = SignalingState(config, router, Metrics(router))
     app.router.add_get("/", index_or_websocket)
@@ -192,4 +211,25 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_static("/static/", STATIC_DIR)
     app.on_shutdown.append(_close_sockets)
+    if config.redis_url is not None:
+        app.cleanup_ctx.append(_share_through_redis)
     return app
+
+
+async def _share_through_redis(app: web.Application) -> AsyncIterator[None]:
+    # Imported here: redis-py costs a single process 0.15 s of start-up and 7 MB.
+    from .redis_routing import RedisRouting
+
+    state = app[STATE]
+    assert state.config.redis_url is not None and isinstance(state.router, ClusterRouter)
+    cluster = RedisRouting(
+        state.config.redis_url,
+        state.router,
+        lambda outgoing: _deliver(state, None, outgoing),
+        drop=lambda connection: _drop(state, connection),
+        ttl=state.config.redis_ttl,
+    )
+    await cluster.start()
+    state.cluster = cluster
+    yield
+    await cluster.stop()
