@@ -14,14 +14,15 @@ know. Redis holds, per user online anywhere:
   answers how many processes received it, and 0 means nobody is home:
   ``unknown-user``, without looking anything up first.
 
-Order: every envelope this process sends goes through one task that PUBLISHes in
-order on one connection (batched: all envelopes for one user that queued up while
-the previous batch was in flight share one PUBLISH), and every envelope it receives
-arrives in order on its one subscriber connection. Redis keeps the order between
-the two, so messages from one user to another arrive in the order they were sent.
-
-Claims and releases go through one ordered task too, so a user who leaves and logs
-in again on the same process finds the name free.
+Order: everything this process asks of Redis (envelopes to publish, usernames to
+claim or release) goes into one queue that one task sends, in order, as pipelines
+on one connection; everything it receives arrives in order on its one subscriber
+connection. Redis keeps the order between the two, so messages from one user to
+another arrive in the order they were sent; a user who leaves is released before
+the close that tells their partner goes out, so whoever hears it finds them gone
+from the user list; a user who leaves and logs in again finds the name free.
+Envelopes for one user that queue up while the previous pipeline is in flight
+share one PUBLISH (a JSON array): under load Redis does one operation for many.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ CHANNEL_PREFIX: Final = "signaling:to:"
 NODE_CHANNEL_PREFIX: Final = "signaling:node:"
 _REFRESH_CHUNK: Final = 1000
 _SUBSCRIBE_TIMEOUT: Final = 10.0
+_STOP_TIMEOUT: Final = 5.0
 
 # Delete a presence key only if this process still owns it.
 _RELEASE_SCRIPT: Final = """
@@ -86,6 +88,11 @@ class _Release:
     username: str
 
 
+# One step of the command stream: envelopes per target user (any order between
+# targets, queue order for each), or a claim, or a release.
+_Step = dict[str, list[JSONObject]] | _Claim | _Release
+
+
 class RedisRouting:
     """One server process's link to the others, for its :class:`ClusterRouter`."""
 
@@ -107,9 +114,10 @@ class RedisRouting:
         self._redis: aioredis.Redis | None = None
         self._pubsub: Any = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._outgoing: dict[str, list[JSONObject]] = {}
-        self._outgoing_ready = asyncio.Event()
-        self._presence_ops: asyncio.Queue[_Claim | _Release] = asyncio.Queue()
+        self._stream: asyncio.Task[None] | None = None
+        self._steps: list[_Step] = []
+        self._steps_waiting = asyncio.Event()
+        self._stopping = False
         self._subscribing: dict[bytes, asyncio.Future[None]] = {}
 
     # ---- lifecycle -----------------------------------------------------------------
@@ -125,27 +133,31 @@ class RedisRouting:
         self._pubsub = self._redis.pubsub()
         # Subscribed to something from the start, so listen() never runs dry.
         await self._pubsub.subscribe(NODE_CHANNEL_PREFIX + self.node)
-        for work in (self._receive, self._publish, self._presence, self._refresh):
+        self._stream = asyncio.create_task(self._send_steps(), name="redis-send-steps")
+        for work in (self._receive, self._refresh):
             self._tasks.append(asyncio.create_task(work(), name=f"redis-{work.__name__}"))
         logger.info("sharing users through Redis at %s as process %s", self.url, self.node)
 
     async def stop(self) -> None:
+        # The command stream is not cancelled but told to finish what is queued:
+        # redis-py can swallow a cancellation that lands inside a pipeline.
+        self._stopping = True
+        self._steps_waiting.set()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        tasks = [*self._tasks, *([self._stream] if self._stream is not None else [])]
+        _, late = await asyncio.wait(tasks, timeout=_STOP_TIMEOUT)
+        for task in late:
+            logger.warning("%s did not stop in time", task.get_name())
+            task.cancel()
         assert self._redis is not None
         with contextlib.suppress(RedisError, OSError):
             # Leaving cleanly: the names are free at once, not after the TTL.
             names = self.router.local_usernames()
-            while not self._presence_ops.empty():
-                op = self._presence_ops.get_nowait()
-                if isinstance(op, _Release):
-                    names.append(op.username)
             async with self._redis.pipeline(transaction=False) as pipe:
                 for name in names:
-                    await self._release_script(
-                        keys=[KEY_PREFIX + name], args=[self.node], client=pipe
-                    )
+                    keys = [KEY_PREFIX + name]
+                    await self._release_script(keys=keys, args=[self.node], client=pipe)
                 await pipe.execute()
         with contextlib.suppress(RedisError, OSError):
             await self._pubsub.aclose()
@@ -161,17 +173,17 @@ class RedisRouting:
             granted = await self._claim(query.username)
             local += self._send(self.router.claimed(connection, query.username, granted))
             if granted and self.router.username_of(connection) != query.username:
-                self._presence_ops.put_nowait(_Release(query.username))  # gone meanwhile
+                self._queue(_Release(query.username))  # gone meanwhile
         elif isinstance(query, ListOnline):
             local += self._send(self.router.listed(connection, await self._online()))
         return local
 
     def disconnect(self, connection: Connection) -> list[Outgoing]:
         username = self.router.username_of(connection)
-        local = self._send(self.router.disconnect(connection))
+        outgoing = self.router.disconnect(connection)
         if username is not None:
-            self._presence_ops.put_nowait(_Release(username))
-        return local
+            self._queue(_Release(username))  # before the close to the partner
+        return self._send(outgoing)
 
     # ---- internals -----------------------------------------------------------------
     def _send(self, outgoing: list[Outgoing]) -> list[Outgoing]:
@@ -179,16 +191,24 @@ class RedisRouting:
         local = []
         for destination, message in outgoing:
             if isinstance(destination, RemoteUser):
-                if not self._outgoing:
-                    self._outgoing_ready.set()
-                self._outgoing.setdefault(destination.username, []).append(message)
+                steps = self._steps
+                if not steps or not isinstance(steps[-1], dict):
+                    self._queue({})
+                batch = steps[-1]
+                assert isinstance(batch, dict)
+                batch.setdefault(destination.username, []).append(message)
             else:
                 local.append((destination, message))
         return local
 
+    def _queue(self, step: _Step) -> None:
+        if not self._steps:
+            self._steps_waiting.set()
+        self._steps.append(step)
+
     async def _claim(self, username: str) -> bool:
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._presence_ops.put_nowait(_Claim(username, answer))
+        self._queue(_Claim(username, answer))
         return await answer
 
     async def _online(self) -> list[str]:
@@ -201,26 +221,6 @@ class RedisRouting:
             logger.exception("could not list the users online through Redis")
             return self.router.local_usernames()
         return names
-
-    async def _publish(self) -> None:
-        """Send queued envelopes in order, one PUBLISH per target per batch."""
-        assert self._redis is not None
-        while True:
-            await self._outgoing_ready.wait()
-            self._outgoing_ready.clear()
-            batch, self._outgoing = self._outgoing, {}
-            try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for username, envelopes in batch.items():
-                        pipe.publish(CHANNEL_PREFIX + username, orjson.dumps(envelopes))
-                    receivers = await pipe.execute()
-            except (RedisError, OSError):
-                logger.exception("lost %d envelopes: Redis did not take them", len(batch))
-                continue
-            for envelopes, count in zip(batch.values(), receivers, strict=True):
-                if count == 0:
-                    for data in envelopes:
-                        self._deliver(self._send(self.router.undeliverable(data)))
 
     async def _receive(self) -> None:
         """Envelopes for this process's users, in the order they were published."""
@@ -238,45 +238,70 @@ class RedisRouting:
                 if future is not None and not future.done():
                     future.set_result(None)
 
-    async def _presence(self) -> None:
-        """Claims and releases, in the order they were asked for."""
+    async def _send_steps(self) -> None:
+        """The command stream: whatever queued up, as one pipeline, in order."""
         while True:
-            ops = [await self._presence_ops.get()]
-            while not self._presence_ops.empty():
-                ops.append(self._presence_ops.get_nowait())
+            await self._steps_waiting.wait()
+            self._steps_waiting.clear()
+            steps, self._steps = self._steps, []
+            if self._stopping and not steps:
+                return
             try:
-                await self._apply_presence(ops)
+                await self._apply(steps)
             except (RedisError, OSError, TimeoutError):
-                logger.exception("Redis presence update failed")
-                for op in ops:
-                    if isinstance(op, _Claim) and not op.answer.done():
-                        op.answer.set_result(False)
+                logger.exception("Redis did not take %d queued steps", len(steps))
+                for step in steps:
+                    if isinstance(step, _Claim) and not step.answer.done():
+                        step.answer.set_result(False)
 
-    async def _apply_presence(self, ops: list[_Claim | _Release]) -> None:
+    async def _apply(self, steps: list[_Step]) -> None:
         assert self._redis is not None
         ttl_ms = int(self.ttl * 1000)
         async with self._redis.pipeline(transaction=False) as pipe:
-            for op in ops:
-                key = KEY_PREFIX + op.username
-                if isinstance(op, _Claim):
-                    pipe.set(key, self.node, nx=True, px=ttl_ms)
+            for step in steps:
+                if isinstance(step, dict):
+                    for username, envelopes in step.items():
+                        pipe.publish(CHANNEL_PREFIX + username, orjson.dumps(envelopes))
+                elif isinstance(step, _Claim):
+                    pipe.set(KEY_PREFIX + step.username, self.node, nx=True, px=ttl_ms)
                 else:
-                    await self._release_script(keys=[key], args=[self.node], client=pipe)
-            results = await pipe.execute()
-        released = [CHANNEL_PREFIX + op.username for op in ops if isinstance(op, _Release)]
-        granted = [op for op, ok in zip(ops, results, strict=True) if isinstance(op, _Claim) and ok]
-        if released:
-            await self._pubsub.unsubscribe(*released)
-        if granted:
-            # A user is logged in once messages for them reach this process.
-            channels = [(CHANNEL_PREFIX + op.username).encode() for op in granted]
-            loop = asyncio.get_running_loop()
-            waits = [self._subscribing.setdefault(ch, loop.create_future()) for ch in channels]
-            await self._pubsub.subscribe(*channels)
-            await asyncio.wait_for(asyncio.gather(*waits), _SUBSCRIBE_TIMEOUT)
-        for op, ok in zip(ops, results, strict=True):
-            if isinstance(op, _Claim) and not op.answer.done():
-                op.answer.set_result(bool(ok))
+                    keys = [KEY_PREFIX + step.username]
+                    await self._release_script(keys=keys, args=[self.node], client=pipe)
+            results = iter(await pipe.execute())
+        granted: list[_Claim] = []
+        for step in steps:
+            if isinstance(step, dict):
+                for envelopes in step.values():
+                    if next(results) == 0:  # nobody home
+                        for data in envelopes:
+                            self._deliver(self._send(self.router.undeliverable(data)))
+            elif isinstance(step, _Claim):
+                if next(results):
+                    granted.append(step)
+                elif not step.answer.done():
+                    step.answer.set_result(False)
+            else:
+                next(results)
+                # Subscriptions and unsubscriptions in step order: a user who left
+                # and came back must end up subscribed.
+                await self._subscribe(granted)
+                granted = []
+                await self._pubsub.unsubscribe(CHANNEL_PREFIX + step.username)
+        await self._subscribe(granted)
+
+    async def _subscribe(self, claims: list[_Claim]) -> None:
+        """Listen on the claimed users' channels; a claim is answered once messages
+        for that user reach this process."""
+        if not claims:
+            return
+        channels = [(CHANNEL_PREFIX + claim.username).encode() for claim in claims]
+        loop = asyncio.get_running_loop()
+        waits = [self._subscribing.setdefault(ch, loop.create_future()) for ch in channels]
+        await self._pubsub.subscribe(*channels)
+        await asyncio.wait_for(asyncio.gather(*waits), _SUBSCRIBE_TIMEOUT)
+        for claim in claims:
+            if not claim.answer.done():
+                claim.answer.set_result(True)
 
     async def _refresh(self) -> None:
         """Keep this process's presence keys alive; notice partners whose home died."""
