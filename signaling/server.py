@@ -144,6 +144,9 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             else:
                 outgoing = await state.cluster.handle_frame(connection, payload)
             _deliver(state, connection, outgoing)
+            # Not kept while waiting for the next frame: 10,000 idle connections
+            # would otherwise hold on to 10,000 last messages.
+            del frame, payload, outgoing
     finally:
         del state.sockets[connection]
         del state.outboxes[connection]
