@@ -108,7 +108,6 @@ class LoadClient(asyncio.Protocol):
 
     # ---- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self._transport = cast(asyncio.Transport, transport)
         key = base64.b64encode(os.urandom(16))
         self._expected_accept = base64.b64encode(hashlib.sha1(key + _WEBSOCKET_GUID).digest())
@@ -441,12 +440,7 @@ def _split_url(url: str) -> tuple[str, int, str]:
 
 def run_worker(spec: LoadSpec, pipe: Connection) -> None:
     """Entry point of a worker process: phases driven by commands from ``pipe``."""
-    try:
-        import uvloop  # the generator takes the fastest loop it can get
-
-        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    except ImportError:
-        loop = asyncio.new_event_loop()
+    loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = Worker(spec, loop)
     try:

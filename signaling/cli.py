@@ -12,7 +12,6 @@ from pathlib import Path
 from aiohttp import web
 
 from .cluster import DEFAULT_PRESENCE_TTL
-from .eventloop import new_event_loop
 from .server import ServerConfig, create_app
 
 logger = logging.getLogger(__name__)
@@ -193,7 +192,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         web.run_app(
             create_app(config),
-            loop=new_event_loop(),
             host=args.host,
             port=args.port,
             ssl_context=ssl_context,

@@ -34,7 +34,7 @@ _LONG: Final = struct.Struct("!BBQ").pack
 
 
 class Writable(Protocol):
-    """The part of an asyncio (or uvloop) transport the outbox uses."""
+    """The part of an asyncio transport the outbox uses."""
 
     def write(self, data: bytes) -> None: ...
     def abort(self) -> None: ...
