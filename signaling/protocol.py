@@ -7,6 +7,7 @@ server sends back to the sender in ``{"type": "error", "reason": ...}``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -17,6 +18,7 @@ from typing import Any, Final
 import orjson
 
 MAX_MESSAGE_BYTES: Final = 64 * 1024
+MAX_USERNAME_CHARS: Final = 32
 USERNAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
 MAX_REASON_CHARS: Final = 64
 MAX_TOKEN_CHARS: Final = 1024
@@ -120,7 +122,14 @@ Relayed = Offer | Answer | Candidate | Close
 
 
 def is_valid_username(value: object) -> bool:
-    return isinstance(value, str) and USERNAME_PATTERN.fullmatch(value) is not None
+    return isinstance(value, str) and len(value) <= MAX_USERNAME_CHARS and _username_rule(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _username_rule(text: str) -> bool:
+    # Cached: every relayed message names its target, and it is nearly always one
+    # of a few names (only short strings get here, so the cache stays small).
+    return USERNAME_PATTERN.fullmatch(text) is not None
 
 
 def _field(data: JSONObject, name: str, kind: type | tuple[type, ...], *, required: bool) -> Any:

@@ -39,10 +39,16 @@ class CallState(Enum):
     ACTIVE = "active"  # answered; either side may renegotiate
     ENDED = "ended"
 
+    # Members are singletons, so identity hashing is right; Enum's own __hash__ is
+    # Python code, run twice per relayed message by the CALL_TRANSITIONS lookup.
+    __hash__ = object.__hash__
+
 
 class Role(Enum):
     CALLER = "caller"
     CALLEE = "callee"
+
+    __hash__ = object.__hash__  # as CallState's
 
 
 class IllegalMove(ProtocolError):
