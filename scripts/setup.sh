@@ -13,6 +13,9 @@ want_test=0
 debs=(libgl1 libglib2.0-0)
 if (( want_test )); then
   debs+=(chromium xvfb xdotool redis-server coturn iproute2 iptables procps openssl)
+  # Node.js runs the tutorial's server that bench_signaling.py measures ours against;
+  # any node+npm on PATH will do (e.g. NodeSource's), else Debian's.
+  command -v node >/dev/null && command -v npm >/dev/null || debs+=(nodejs npm)
 fi
 
 missing=()
@@ -51,4 +54,15 @@ if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$digest" ]]; then
   .venv/bin/python -c "import aiortc, aiohttp, av, cv2, numpy" \
     || { echo "setup: the Python packages did not install" >&2; exit 1; }
   echo "$digest" > "$stamp"
+fi
+
+# The Node server's `ws`, exactly as benchmarks/package-lock.json pins it.
+if (( want_test )); then
+  lock_digest=$(sha256sum benchmarks/package-lock.json | cut -c1-16)
+  lock_stamp=benchmarks/node_modules/.installed
+  if [[ ! -f "$lock_stamp" ]] || [[ "$(cat "$lock_stamp")" != "$lock_digest" ]]; then
+    echo "setup: installing the benchmark's Node packages (npm ci --prefix benchmarks)"
+    npm ci --prefix benchmarks --no-audit --no-fund --loglevel=error
+    echo "$lock_digest" > "$lock_stamp"
+  fi
 fi

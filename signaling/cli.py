@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .cluster import DEFAULT_PRESENCE_TTL
 from .ice_servers import IceServerConfigError, IceServers
 from .server import ServerConfig, create_app
 from .turn_credentials import DEFAULT_TTL
@@ -31,6 +32,8 @@ examples:
                                            # every login gets TURN credentials valid 24 h,
                                            # signed with coturn's static-auth-secret
                                            # (docs/nat.md: running coturn beside the server)
+  signaling-server --port 8080 --redis redis://10.0.0.5:6379/0   # and on another process or
+  signaling-server --port 8081 --redis redis://10.0.0.5:6379/0   # machine: one set of users
 
 endpoints: / (page, or WebSocket upgrade as the tutorial client does), /ws, /config,
 /healthz, /metrics (Prometheus)
@@ -59,6 +62,16 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port {port} is outside 0-65535")
     return port
+
+
+def _redis_url(text: str) -> str:
+    scheme = text.partition("://")[0]
+    if scheme not in ("redis", "rediss", "unix") or not text.partition("://")[2]:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a Redis URL; expected redis://HOST:PORT/DB "
+            "(or rediss://..., unix:///path/to/redis.sock)"
+        )
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,6 +153,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="messages a connection may send at once (default %(default)s)",
     )
     parser.add_argument(
+        "--redis",
+        type=_redis_url,
+        metavar="URL",
+        help="share users with every server process started with the same Redis URL "
+        "(redis://HOST:PORT/DB, rediss:// for TLS, unix:///path.sock): a username is "
+        "unique across them and anyone can call anyone (default: this process alone)",
+    )
+    parser.add_argument(
+        "--redis-ttl",
+        type=_positive(float),
+        default=DEFAULT_PRESENCE_TTL,
+        metavar="SECONDS",
+        help="with --redis: how long the users of a process that died stay taken; "
+        "the process renews them every third of it (default %(default)s)",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
     )
     return parser
@@ -172,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         IceServers(tuple(args.ice_server), turn_secret, args.turn_ttl)
     except IceServerConfigError as exc:
         parser.error(str(exc))
+    if args.redis_ttl < 1:
+        parser.error("--redis-ttl must be at least 1 second")
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose + 1, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
@@ -189,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat=args.heartbeat,
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
+        redis_url=args.redis,
+        redis_ttl=args.redis_ttl,
     )
     try:
         ssl_context = config.ssl_context()
@@ -201,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         url = text.strip().splitlines()[0].strip("= ").removeprefix("Running on ")
         print(f"signaling-server: listening on {url}/", flush=True)
 
+    unavailable: tuple[type[Exception], ...] = ()
+    if args.redis:
+        from .redis_routing import RedisUnavailable
+
+        unavailable = (RedisUnavailable,)
     try:
         web.run_app(
             create_app(config),
@@ -211,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             handle_signals=True,
             shutdown_timeout=5.0,
         )
+    except unavailable as exc:
+        print(f"signaling-server: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"signaling-server: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",

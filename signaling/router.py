@@ -39,10 +39,16 @@ class CallState(Enum):
     ACTIVE = "active"  # answered; either side may renegotiate
     ENDED = "ended"
 
+    # Members are singletons, so identity hashing is right; Enum's own __hash__ is
+    # Python code, run twice per relayed message by the CALL_TRANSITIONS lookup.
+    __hash__ = object.__hash__
+
 
 class Role(Enum):
     CALLER = "caller"
     CALLEE = "callee"
+
+    __hash__ = object.__hash__  # as CallState's
 
 
 class IllegalMove(ProtocolError):
@@ -166,8 +172,7 @@ class Router:
             if session.username is None:
                 raise ProtocolError(Reason.NOT_LOGGED_IN)
             if isinstance(message, ListUsers):
-                users = self.online_users()
-                return [(connection, {"type": "users", "users": users[:MAX_LISTED_USERS]})]
+                return self._list_users(session)
             return self._relay(session, session.username, message)
         except ProtocolError as exc:
             return [(connection, protocol.error_from(exc, protocol.message_type(message)))]
@@ -182,13 +187,20 @@ class Router:
             return [(session.connection, protocol.login_reply(False, Reason.UNAUTHORIZED))]
         if message.username in self._users:
             return [(session.connection, protocol.login_reply(False, Reason.USERNAME_TAKEN))]
-        session.username = message.username
-        self._users[message.username] = session
-        logger.info("user %s logged in", message.username)
+        return self._take_username(session, message.username)
+
+    def _take_username(self, session: Session, username: str) -> list[Outgoing]:
+        """The username is free: this session has it now."""
+        session.username = username
+        self._users[username] = session
+        logger.info("user %s logged in", username)
         return [(session.connection, protocol.login_reply(True))]
 
+    def _list_users(self, session: Session) -> list[Outgoing]:
+        users = self.online_users()[:MAX_LISTED_USERS]
+        return [(session.connection, {"type": "users", "users": users})]
+
     def _relay(self, session: Session, sender: str, message: Relayed) -> list[Outgoing]:
-        kind = protocol.message_type(message)
         target = message.other_username
         if target is None:
             # The tutorial's first client omits otherUsername; the current partner is meant.
@@ -203,29 +215,42 @@ class Router:
             raise ProtocolError(Reason.SELF_CALL, otherUsername=target)
         recipient = self._users.get(target)
         if recipient is None:
-            # A partner who leaves ends the call at once (disconnect), so an offline
-            # target is never our partner: the call we may be in is left alone.
-            raise ProtocolError(Reason.UNKNOWN_USER, otherUsername=target)
+            return self._relay_elsewhere(session, sender, target, message)
+        self._advance_call(session, sender, target, message, target_busy=recipient.call is not None)
+        recipient.call = session.call  # the same Call, just begun or going on; None once ended
+        return [(recipient.connection, protocol.relayed(message, sender))]
 
+    def _relay_elsewhere(
+        self, session: Session, sender: str, target: str, message: Relayed
+    ) -> list[Outgoing]:
+        """A message for a user not on this router."""
+        # A partner who leaves ends the call at once (disconnect), so an offline
+        # target is never our partner: the call we may be in is left alone.
+        raise ProtocolError(Reason.UNKNOWN_USER, otherUsername=target)
+
+    def _advance_call(
+        self, session: Session, sender: str, target: str, message: Relayed, *, target_busy: bool
+    ) -> None:
+        """The sender's side of a message to ``target``: an offer outside a call starts
+        one, anything else moves the current call along; raises what the sender hears."""
+        kind = protocol.message_type(message)
         call = session.call
         if call is None or call.other(sender) != target:
             if not isinstance(message, Offer):
                 raise ProtocolError(Reason.NOT_IN_CALL, otherUsername=target)
             if call is not None:
                 raise ProtocolError(Reason.IN_ANOTHER_CALL, otherUsername=call.other(sender))
-            if recipient.call is not None:
+            if target_busy:
                 raise ProtocolError(Reason.BUSY, otherUsername=target)
-            call = Call(caller=sender, callee=target)
-            session.call = recipient.call = call
+            session.call = Call(caller=sender, callee=target)
             logger.info("call %s -> %s ringing", sender, target)
-        else:
-            call.apply(sender, kind)
-            if call.state is CallState.ENDED:
-                session.call = recipient.call = None
-                logger.info("call %s <-> %s ended by %s", call.caller, call.callee, sender)
-            elif kind == "answer":
-                logger.info("call %s <-> %s active", call.caller, call.callee)
-        return [(recipient.connection, protocol.relayed(message, sender))]
+            return
+        call.apply(sender, kind)
+        if call.state is CallState.ENDED:
+            session.call = None
+            logger.info("call %s <-> %s ended by %s", call.caller, call.callee, sender)
+        elif kind == "answer":
+            logger.info("call %s <-> %s active", call.caller, call.callee)
 
     def _end_call(self, session: Session, notify_reason: str | None) -> list[Outgoing]:
         call = session.call

@@ -31,4 +31,5 @@ def start_server() -> Iterator[Callable[..., SignalingServer]]:
 
 
 from .browser_support import browser  # noqa: E402, F401  (fixture: Debian's Chromium)
+from .redis_support import redis_server  # noqa: E402, F401  (fixture: a real redis-server)
 from .xvfb_support import xvfb  # noqa: E402, F401  (fixture: a real X server)

@@ -1,0 +1,53 @@
+"""A real redis-server (Debian's, installed by scripts/setup.sh --test) for the tests,
+on a free loopback port, with nothing written to disk."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .support import Process, free_port
+
+
+@dataclass
+class RedisServer:
+    process: Process
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def start_redis(directory: Path) -> RedisServer:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is missing: scripts/setup.sh --test installs it"
+    port = free_port()
+    process = Process(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ]
+    )
+    process.wait_for("Ready to accept connections")
+    return RedisServer(process, port)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path)
+    yield server
+    server.process.stop()
