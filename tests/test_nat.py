@@ -201,6 +201,15 @@ def test_labs_leave_nothing_behind() -> None:
     subprocess.run(["ip", "netns", "add", stale], check=True)
     sleeper = subprocess.Popen(["ip", "netns", "exec", stale, "sleep", "600"])
     try:
+        # Popen returns before `ip netns exec` has entered the namespace.
+        for _ in range(100):
+            inside = subprocess.run(
+                ["ip", "netns", "pids", stale], capture_output=True, text=True
+            ).stdout.split()
+            if inside:
+                break
+            time.sleep(0.05)
+        assert inside, "the sleeper never entered its namespace"
         assert stale in remove_stale_labs()
         assert stale not in namespaces()
         assert sleeper.wait(timeout=10) != 0  # killed with its namespace
