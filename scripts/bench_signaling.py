@@ -72,14 +72,14 @@ class Scenario:
     workers: int = 1
 
 
-# The standard set behind docs/benchmarks.md (--suite): about three minutes.
+# The standard set behind docs/benchmarks.md (--suite): about four minutes.
 RELAY: Final = Scenario("relay")
 LIGHT: Final = Scenario("light load", rate=20.0, messages=100)
 CAPACITY: Final = Scenario("10k connections", clients=10_000, messages=2, window=1)
-SUITE: Final = (
-    (RELAY, ("python", "node", "python-redis")),
-    (LIGHT, ("python", "node")),
-    (CAPACITY, ("python", "node")),
+SUITE: Final = (  # scenario, servers, runs
+    (RELAY, ("python", "node", "python-redis"), 5),
+    (LIGHT, ("python", "node"), 3),
+    (CAPACITY, ("python", "node"), 3),
 )
 
 METHOD: Final = """\
@@ -469,6 +469,13 @@ def verdicts(results: list[dict[str, Any]]) -> str:
         + ", ".join(f"{v:.1f}" for v in node["server_cpu_us_per_msg_each"])
         + ")",
     )
+    paired = statistics.median(
+        a / b
+        for a, b in zip(
+            ours["server_cpu_us_per_msg_each"], node["server_cpu_us_per_msg_each"], strict=True
+        )
+    )
+    lines.append(f"  (run by run, ours over Node's: median {paired:.2f})")
     speed = ours["throughput"] / node["throughput"]
     verdict(
         speed >= 1.0,
@@ -620,8 +627,10 @@ def main(argv: list[str] | None = None) -> int:
     raise_file_limit()
 
     if args.suite:
-        runs = max(args.runs, 3)
-        plan = [(replace(s, workers=args.workers), kinds_, runs) for s, kinds_ in SUITE]
+        plan = [
+            (replace(s, workers=args.workers), kinds_, max(args.runs, runs))
+            for s, kinds_, runs in SUITE
+        ]
         command = f"{LOCKED} --suite --write-doc"
     else:
         scenario = Scenario(
@@ -636,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = [(scenario, tuple(kinds), args.runs)]
         command = " ".join([LOCKED, *(argv if argv is not None else sys.argv[1:])])
 
+    load_before = os.getloadavg()[0]
     all_results: list[dict[str, Any]] = []
     sections = []
     for scenario, scenario_kinds, runs in plan:
@@ -654,6 +664,10 @@ def main(argv: list[str] | None = None) -> int:
 
         markdown = "## Signaling: our server against the tutorial's Node server\n\n"
         markdown += f"Command: `{command}`\n\n{METHOD}\n\n"
+        markdown += (
+            f"Load average (1 min) when the run began / ended: {load_before:.2f} / "
+            f"{os.getloadavg()[0]:.2f} (the benchmark itself keeps about 2 busy).\n\n"
+        )
         if args.suite:
             markdown += verdicts(all_results) + "\n"
         markdown += "\n".join(sections)

@@ -57,12 +57,17 @@ _RELEASE_SCRIPT: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-# Push back the expiry of every key this process owns; name the ones it lost.
+# Push back the expiry of every key this process owns, take back the ones that
+# vanished (Redis restarted empty, or this process stalled past the TTL and nobody
+# claimed them meanwhile), and name the ones another process holds now.
 _REFRESH_SCRIPT: Final = """
 local lost = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
+  local owner = redis.call('GET', key)
+  if owner == ARGV[1] then
     redis.call('PEXPIRE', key, ARGV[2])
+  elseif not owner then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
   else
     lost[#lost + 1] = key
   end
@@ -224,19 +229,27 @@ class RedisRouting:
 
     async def _receive(self) -> None:
         """Envelopes for this process's users, in the order they were published."""
-        async for message in self._pubsub.listen():
-            kind = message["type"]
-            if kind == b"message" or kind == "message":
-                try:
-                    envelopes = orjson.loads(message["data"])
-                    for data in envelopes:
-                        self._deliver(self._send(self.router.handle_envelope(data)))
-                except Exception:
-                    logger.exception("could not handle a message from Redis")
-            elif kind in ("subscribe", b"subscribe"):
-                future = self._subscribing.pop(message["channel"], None)
-                if future is not None and not future.done():
-                    future.set_result(None)
+        while True:
+            try:
+                async for message in self._pubsub.listen():
+                    self._on_pubsub(message)
+            except (RedisError, OSError):
+                # redis-py reconnects and subscribes again on the next read.
+                logger.exception("lost the Redis subscription; listening again in 1 s")
+                await asyncio.sleep(1)
+
+    def _on_pubsub(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "message":
+            try:
+                for data in orjson.loads(message["data"]):
+                    self._deliver(self._send(self.router.handle_envelope(data)))
+            except Exception:
+                logger.exception("could not handle a message from Redis")
+        elif kind == "subscribe":
+            future = self._subscribing.pop(message["channel"], None)
+            if future is not None and not future.done():
+                future.set_result(None)
 
     async def _send_steps(self) -> None:
         """The command stream: whatever queued up, as one pipeline, in order."""

@@ -224,7 +224,11 @@ async def _close_sockets(app: web.Application) -> None:
 
 def create_app(config: ServerConfig | None = None) -> web.Application:
     config = config or ServerConfig()
-    router = Router(token=config.token) if config.redis_url is None else ClusterRouter(config.token)
+    router = (
+        Router(token=config.token)
+        if config.redis_url is None
+        else ClusterRouter(token=config.token)
+    )
     app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
     app[STATE] = SignalingState(config, router, Metrics(router))
     app[ICE_SERVERS] = IceServers(config.ice_servers, config.turn_secret, config.turn_ttl)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+import redis.asyncio
 
 from .peer_support import start_peer, wait_for_frames
 from .redis_support import RedisServer
@@ -130,6 +131,25 @@ async def test_a_clean_stop_frees_its_users_at_once(
     assert await asyncio.to_thread(a.process.wait) == 0
     # Not after the 60 s TTL: the stopping process released the name.
     await wait_until_login_works(b, "alice", time.monotonic() + 3)
+
+
+async def test_users_survive_redis_losing_its_data(
+    start_server: StartServer, redis_server: RedisServer
+) -> None:
+    """Redis restarted empty (here: FLUSHALL): the homes claim their users back at the
+    next refresh, so names stay unique and calls keep working."""
+    a, b = two_processes(start_server, redis_server)
+    async with logged_in(a, "alice") as [alice], logged_in(b, "bob") as [bob]:
+        client = redis.asyncio.from_url(redis_server.url)
+        try:
+            await client.flushall()
+        finally:
+            await client.aclose()
+        await asyncio.sleep(TTL / 3 + 0.5)
+        async with connected(b.ws_url) as [impostor]:
+            assert (await impostor.login("alice"))["reason"] == "username-taken"
+        await start_call(alice, bob)
+        await assert_call_still_works(bob, alice)
 
 
 async def test_message_order_is_kept_under_load(

@@ -505,6 +505,8 @@ ERROR_CASES: list[tuple[str, str, Any, str, dict[str, Any]]] = [
     ("truncated-json", "alice", '{"type":"offer"', "invalid-json", {}),
     ("nan", "alice", '{"type":"candidate","candidate":{"sdpMLineIndex":NaN}}', "invalid-json", {}),
     ("infinity", "alice", '{"type":"list","x":Infinity}', "invalid-json", {}),
+    # Overflows to infinity, which would go out as the non-JSON Infinity.
+    ("overflow", "alice", '{"type":"candidate","candidate":{"x":1e400}}', "invalid-json", {}),
     ("deep-nesting", "alice", "[" * 10_000 + "]" * 10_000, "invalid-json", {}),
     ("empty-frame", "alice", "", "invalid-json", {}),
     ("array", "alice", "[1, 2]", "not-an-object", {}),
