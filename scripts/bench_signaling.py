@@ -439,11 +439,15 @@ def ratios(summaries: dict[str, dict[str, Any]]) -> str:
     if "python" not in summaries or "node" not in summaries:
         return ""
     ours, node = summaries["python"], summaries["node"]
+
+    def ratio(key: str) -> str:
+        # A toy run can end inside one clock tick of CPU: 0 us, no ratio to give.
+        return f"{ours[key] / node[key]:.2f}" if node[key] else "-"
+
     parts = [
-        "CPU/msg python/node = "
-        f"{ours['server_cpu_us_per_msg'] / node['server_cpu_us_per_msg']:.2f}",
-        f"throughput python/node = {ours['throughput'] / node['throughput']:.2f}",
-        f"RSS python/node = {ours['rss_idle_mb'] / node['rss_idle_mb']:.2f}",
+        f"CPU/msg python/node = {ratio('server_cpu_us_per_msg')}",
+        f"throughput python/node = {ratio('throughput')}",
+        f"RSS python/node = {ratio('rss_idle_mb')}",
     ]
     return "Ratios: " + ", ".join(parts) + "."
 
