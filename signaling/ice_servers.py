@@ -11,11 +11,13 @@ user (:mod:`signaling.turn_credentials`). Clients that do not know the
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from .turn_credentials import DEFAULT_TTL, mint
+
+Target = TypeVar("Target", bound=Hashable)  # a connection, as the router names it
 
 JSONObject = dict[str, Any]
 
@@ -97,21 +99,19 @@ class IceServers:
 
 
 def with_ice_servers(
-    outgoing: Sequence[tuple[Hashable, JSONObject]],
-    connection: Hashable,
-    username: str | None,
+    outgoing: Sequence[tuple[Target, JSONObject]],
+    username_of: Callable[[Target], str | None],
     ice: IceServers,
-) -> list[tuple[Hashable, JSONObject]]:
-    """``outgoing`` with ``iceServers`` added to a successful login reply to ``connection``."""
-    if not ice.urls or username is None:
+) -> list[tuple[Target, JSONObject]]:
+    """``outgoing`` with ``iceServers`` added to every successful login reply, minted for
+    the user ``username_of`` names on that reply's connection."""
+    if not ice.urls:
         return list(outgoing)
-    return [
-        (
-            (target, {**message, "iceServers": ice.for_user(username)})
-            if target == connection
-            and message.get("type") == "login"
-            and message.get("success") is True
-            else (target, message)
-        )
-        for target, message in outgoing
-    ]
+    delivered = []
+    for target, message in outgoing:
+        if message.get("type") == "login" and message.get("success") is True:
+            username = username_of(target)
+            if username is not None:
+                message = {**message, "iceServers": ice.for_user(username)}
+        delivered.append((target, message))
+    return delivered

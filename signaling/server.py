@@ -85,14 +85,10 @@ ICE_SERVERS = web.AppKey("ice_servers", IceServers)
 
 
 def _deliver(state: SignalingState, sender: int | None, outgoing: list[Outgoing]) -> None:
-    ice = state.ice
-    if ice is not None and ice.urls:
+    if state.ice is not None and state.ice.urls:
         # Here rather than after handle_frame: with --redis the login reply comes
         # later, once Redis granted the name. TURN credentials are minted per user.
-        outgoing = [
-            with_ice_servers([item], item[0], state.router.username_of(item[0]), ice)[0]
-            for item in outgoing
-        ]
+        outgoing = with_ice_servers(outgoing, state.router.username_of, state.ice)
     for connection, message in outgoing:
         state.metrics.observe_outgoing(message, relayed=connection != sender)
         outbox = state.outboxes.get(connection)  # type: ignore[call-overload]

@@ -58,17 +58,18 @@ def test_turn_goes_only_to_logged_in_users_with_fresh_credentials() -> None:
     ]
 
 
-def test_only_a_successful_login_reply_to_that_connection_gets_ice_servers() -> None:
+def test_only_a_successful_login_reply_to_a_logged_in_user_gets_ice_servers() -> None:
     ice = IceServers(("stun:h:3478",))
     ok = {"type": "login", "success": True}
     refused = {"type": "login", "success": False, "reason": "username-taken"}
     relayed = {"type": "offer", "offer": {}, "username": "bob"}
-    out = with_ice_servers([(1, ok), (2, relayed), (1, refused)], 1, "alice", ice)
+    users = {1: "alice"}.get
+    out = with_ice_servers([(1, ok), (2, relayed), (1, refused)], users, ice)
     assert out[0] == (1, {**ok, "iceServers": [{"urls": "stun:h:3478"}]})
     assert out[1:] == [(2, relayed), (1, refused)]
     assert ok == {"type": "login", "success": True}  # the router's message is not mutated
     # No ICE servers configured: the reply stays exactly the tutorial's.
-    assert with_ice_servers([(1, ok)], 1, "alice", IceServers()) == [(1, ok)]
+    assert with_ice_servers([(1, ok)], users, IceServers()) == [(1, ok)]
 
 
 @pytest.mark.parametrize(
