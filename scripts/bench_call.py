@@ -41,16 +41,10 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchdoc import write_section  # noqa: E402
+from benchproc import cpu_seconds, free_port, memory_kib  # noqa: E402
 
 CONFIGS = ("640x480/vp8", "640x480/h264", "1280x720/vp8", "1280x720/h264")
 PATHS = ("fast", "stock")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Bot:
@@ -79,14 +73,10 @@ class Bot:
                     self.final = stats
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return cpu_seconds(self.process.pid)
 
     def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return memory_kib(self.process.pid, "VmHWM") / 1024
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.process.poll() is None:

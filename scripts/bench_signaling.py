@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,12 +30,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
+from benchproc import cpu_seconds, free_port, memory_kib
 from loadgen import LoadSpec, run_worker
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 NODE_SERVER: Final = ROOT / "benchmarks" / "tutorial-server.js"
 BIN: Final = Path(sys.executable).parent
-CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 SERVER_KINDS: Final = ("python", "node", "python-redis")
 LOCKED: Final = "flock /tmp/webcam-peer-bench.lock .venv/bin/python scripts/bench_signaling.py"
 
@@ -96,27 +95,6 @@ alike, which is why runs alternate between the servers and figures are medians."
 
 
 # ---- the processes under test ----------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a whole process (all its threads) so far."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def memory_kib(pid: int, field: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} for process {pid}")
-
-
 @dataclass
 class Started:
     """Processes started for one run, their WebSocket URLs, and the ones measured."""
