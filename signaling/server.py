@@ -77,15 +77,15 @@ class SignalingState:
     flusher: Flusher | None = None
     # --redis: users shared with other processes (None: this process is alone).
     cluster: RedisRouting | None = None
-    ice: IceServers | None = None  # STUN/TURN handed to each user in its login reply
+    # STUN/TURN: the public part for /config, TURN credentials in each login reply.
+    ice: IceServers = field(default_factory=IceServers)
 
 
 STATE = web.AppKey("signaling_state", SignalingState)
-ICE_SERVERS = web.AppKey("ice_servers", IceServers)
 
 
 def _deliver(state: SignalingState, sender: int | None, outgoing: list[Outgoing]) -> None:
-    if state.ice is not None and state.ice.urls:
+    if state.ice.urls:
         # Here rather than after handle_frame: with --redis the login reply comes
         # later, once Redis granted the name. TURN credentials are minted per user.
         outgoing = with_ice_servers(outgoing, state.router.username_of, state.ice)
@@ -183,7 +183,7 @@ async def index_or_websocket(request: web.Request) -> web.StreamResponse:
 
 async def config_handler(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    ice_servers = request.app[ICE_SERVERS].public()  # TURN only with credentials, at login
+    ice_servers = request.app[STATE].ice.public()  # TURN only with credentials, at login
     return web.json_response({"iceServers": ice_servers, "tokenRequired": bool(state.config.token)})
 
 
@@ -226,9 +226,8 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
         else ClusterRouter(token=config.token)
     )
     app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
-    app[STATE] = SignalingState(config, router, Metrics(router))
-    app[ICE_SERVERS] = IceServers(config.ice_servers, config.turn_secret, config.turn_ttl)
-    app[STATE].ice = app[ICE_SERVERS]
+    ice = IceServers(config.ice_servers, config.turn_secret, config.turn_ttl)
+    app[STATE] = SignalingState(config, router, Metrics(router), ice=ice)
     app.router.add_get("/", index_or_websocket)
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/config", config_handler)
