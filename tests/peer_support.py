@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .support import BIN, Process, SignalingServer
@@ -65,3 +66,8 @@ def wait_for_frames(process: Process, frames: int, timeout: float = 30.0) -> dic
     raise AssertionError(
         f"fewer than {frames} frames reported; output:\n" + "\n".join(process.drain()[-40:])
     )
+
+
+def files_in(directory: Path) -> list[str]:
+    """The names in ``directory``, hidden temporary files included, sorted."""
+    return sorted(p.name for p in directory.iterdir())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .peer_support import connected_pair, start_peer
+from .peer_support import connected_pair, files_in, start_peer
 from .support import Process, SignalingServer
 
 pytestmark = pytest.mark.slow
@@ -62,10 +62,6 @@ def wait_for_partial_file(directory: Path, at_least: int = 2 * MIB) -> Path:
             return parts[0]
         time.sleep(0.1)
     raise AssertionError(f"no temporary file of {at_least} bytes in {directory}")
-
-
-def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir())
 
 
 @pytest.fixture
@@ -151,8 +147,8 @@ def test_100_mib_both_ways_in_one_call(
     assert sha256_of(saved_by_bob) == sha256_of(to_bob) == received_by_bob.group(3)
     assert sha256_of(saved_by_alice) == sha256_of(to_alice) == received_by_alice.group(3)
     assert (bob_dir / "to bob.bin").read_bytes() == b"bob's own file"
-    assert leftovers(bob_dir) == ["to bob (1).bin", "to bob.bin"]  # no .part left
-    assert leftovers(alice_dir) == ["to-alice.dat"]
+    assert files_in(bob_dir) == ["to bob (1).bin", "to bob.bin"]  # no .part left
+    assert files_in(alice_dir) == ["to-alice.dat"]
     # Each process sent and received 100 MiB at once without holding either file.
     for who, kib in growth.items():
         assert kib < 50 * 1024, f"{who}'s peak memory grew by {kib} KiB"
@@ -183,14 +179,14 @@ def test_cancel_mid_transfer(
             bob.type_line(f"/cancel {number.group(1)}")
             bob.wait_for(r"transfer of big\.iso from alice cancelled \(nothing saved\)$")
             alice.wait_for(r"transfer of big\.iso to bob cancelled by bob$")
-        assert leftovers(bob_dir) == []
+        assert files_in(bob_dir) == []
         # The call and its chat go on.
         alice.type_line("sorry, wrong file")
         bob.wait_for(r"\] alice: sorry, wrong file$")
     finally:
         alice.stop()
         bob.stop()
-    assert leftovers(bob_dir) == []
+    assert files_in(bob_dir) == []
     assert "Traceback" not in "\n".join(alice.lines + bob.lines)
 
 
@@ -225,7 +221,7 @@ def test_hanging_up_mid_transfer_leaves_no_file(
     finally:
         alice.stop()
         bob.stop()
-    assert leftovers(bob_dir) == []
+    assert files_in(bob_dir) == []
 
 
 def test_bad_command_line_files(signaling_server: SignalingServer, tmp_path: Path) -> None:
