@@ -210,6 +210,10 @@ class OutgoingTransfer:
         self._progress: Progress | None = None
         self._cancelled_early = False
 
+    @property
+    def channel(self) -> RTCDataChannel | None:
+        return self._channel
+
     def cancel(self) -> None:
         if self.sender is None:
             self._cancelled_early = True
@@ -461,6 +465,10 @@ class CallData:
             self.counters["files_received"] += 1
         self.counters["bytes_received"] += transfer.receiver.received
         self._incoming.pop(transfer.number, None)
+
+    @property
+    def outgoing(self) -> list[OutgoingTransfer]:
+        return list(self._outgoing.values())
 
     def cancel(self, number: int | None) -> None:
         transfers: list[IncomingTransfer | OutgoingTransfer] = [

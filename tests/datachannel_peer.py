@@ -92,3 +92,26 @@ async def scripted_call(
     finally:
         await pc.close()
         restrict_host_addresses([])
+
+
+@contextlib.asynccontextmanager
+async def loopback_pcs() -> AsyncIterator[tuple[RTCPeerConnection, RTCPeerConnection]]:
+    """Two peer connections in this process, gathering on 127.0.0.1 only; add
+    channels to the first, then connect them with :func:`negotiate`."""
+    restrict_host_addresses(["127.0.0.1"])
+    caller = RTCPeerConnection(RTCConfiguration([]))
+    callee = RTCPeerConnection(RTCConfiguration([]))
+    try:
+        yield caller, callee
+    finally:
+        await caller.close()
+        await callee.close()
+        restrict_host_addresses([])
+
+
+async def negotiate(caller: RTCPeerConnection, callee: RTCPeerConnection) -> None:
+    """Offer/answer between two in-process connections (candidates ride in the SDP)."""
+    await caller.setLocalDescription(await caller.createOffer())
+    await callee.setRemoteDescription(caller.localDescription)
+    await callee.setLocalDescription(await callee.createAnswer())
+    await caller.setRemoteDescription(callee.localDescription)
