@@ -161,10 +161,15 @@ def test_100_mib_both_ways_in_one_call(
             "alice": peak_rss_kib(alice) - start_peak["alice"],
             "bob": peak_rss_kib(bob) - start_peak["bob"],
         }
+        # The stats line in force once both transfers are over.
         transfers = wait_for_stats(
-            alice, lambda s: (s.get("transfers") or {}).get("files_received") == 1
+            alice,
+            lambda s: (
+                (s.get("transfers") or {}).get("files_received") == 1
+                and s["transfers"]["files_sent"] == 1
+            ),
         )["transfers"]
-        assert transfers["files_sent"] == 1 and transfers["bytes_sent"] == 100 * MIB
+        assert transfers["bytes_sent"] == 100 * MIB
         assert transfers["bytes_received"] == 100 * MIB + 12345
         alice.type_line("still talking after the files")
         bob.wait_for(r"\] alice: still talking after the files$")
