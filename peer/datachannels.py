@@ -181,8 +181,12 @@ class IncomingTransfer:
             with contextlib.suppress(OSError):
                 self._file.close()
         if self._temp is not None:
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 self._temp.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.say(f"could not delete the partial file {self._temp}: {exc.strerror or exc}")
             self._temp = None
 
     def _report(self) -> None:
