@@ -11,12 +11,10 @@ from pathlib import Path
 import pytest
 
 from .datachannel_peer import Channel, ScriptedPeer, scripted_call
-from .peer_support import files_in, start_peer
+from .peer_support import NO_MEDIA, files_in, start_peer
 from .support import Process, SignalingServer
 
 pytestmark = pytest.mark.slow
-
-NO_MEDIA = ("--video", "none", "--audio", "none")
 
 
 @pytest.fixture
