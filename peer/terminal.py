@@ -4,19 +4,29 @@ Lines go to whoever asked a question (``ask``) or else to the line handler (chat
 commands during a call), so the two never fight over stdin. A daemon thread does
 the blocking reads: that works the same for a terminal, a pipe (tests, bots) and a
 regular file, where the event loop's pipe readers do not. At EOF reading stops.
+
+A peer started in the background of an interactive shell (``webcam-peer ... &``)
+must not be stopped by SIGTTIN for reading its terminal: the signal is ignored, the
+read then fails with EIO, and the reader waits until the peer is in the foreground.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
+import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import IO
 
 logger = logging.getLogger(__name__)
+
+BACKGROUND_RETRY = 1.0  # seconds between reads while in the background of a shell
 
 LineHandler = Callable[[str], None]
 
@@ -37,15 +47,28 @@ class Terminal:
         if stream is None or stream.closed:
             self.closed = True
             return
+        if stream.isatty():
+            with contextlib.suppress(ValueError, OSError, AttributeError):
+                signal.signal(signal.SIGTTIN, signal.SIG_IGN)
         threading.Thread(target=self._read, args=(stream,), name="stdin", daemon=True).start()
 
     def _read(self, stream: IO[str]) -> None:
-        try:
-            for line in stream:
-                if not self._deliver(line.rstrip("\r\n")):
-                    return
-        except (OSError, ValueError) as exc:  # stdin closed under us
-            logger.debug("stopped reading stdin: %s", exc)
+        while True:
+            try:
+                line = stream.readline()
+            except OSError as exc:
+                if exc.errno == errno.EIO and _in_background(stream):
+                    time.sleep(BACKGROUND_RETRY)  # until the shell brings us back
+                    continue
+                logger.debug("stopped reading stdin: %s", exc)
+                break
+            except ValueError as exc:  # stdin closed under us
+                logger.debug("stopped reading stdin: %s", exc)
+                break
+            if not line:
+                break
+            if not self._deliver(line.rstrip("\r\n")):
+                return
         self._deliver(None)
 
     def _deliver(self, line: str | None) -> bool:
@@ -82,3 +105,12 @@ class Terminal:
             with contextlib.suppress(asyncio.InvalidStateError):
                 self._question.cancel()
             self._question = None
+
+
+def _in_background(stream: IO[str]) -> bool:
+    """True when another process group owns the terminal (a shell's background job);
+    False when it is ours or gone (hung up)."""
+    try:
+        return os.tcgetpgrp(stream.fileno()) != os.getpgrp()
+    except OSError:
+        return False
