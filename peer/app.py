@@ -44,6 +44,7 @@ from .datachannels import CallData, ReceiveOptions
 from .errors import ExitCode, PeerError
 from .filenames import unreadable_file
 from .ice import call_configuration, servers_from_login
+from .progress import above_progress_bars
 from .prompt import ask_yes_no
 from .signaling_client import JSONObject, LoginRefused, ServerUnreachable, SignalingClient
 from .stats import TransportStats
@@ -83,7 +84,8 @@ class PeerOptions:
 
 def say(text: str) -> None:
     """A line for the person at the terminal (stdout, so scripts can read it too)."""
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+    with above_progress_bars():
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
 class Peer:

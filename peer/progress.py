@@ -6,8 +6,9 @@ line at every tenth, so a log shows progress without a line per chunk.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final, Protocol
 
 from tqdm import tqdm
@@ -68,3 +69,10 @@ def make_progress(label: str, total: int, say: Callable[[str], None]) -> Progres
     if sys.stderr is not None and sys.stderr.isatty():
         return BarProgress(label, total)
     return LineProgress(label, total, say)
+
+
+@contextlib.contextmanager
+def above_progress_bars() -> Iterator[None]:
+    """Print a line above any progress bar on the terminal instead of through it."""
+    with tqdm.external_write_mode():
+        yield

@@ -8,6 +8,7 @@ import io
 import pytest
 
 from peer import progress
+from peer.app import say
 from peer.progress import BarProgress, LineProgress, make_progress
 
 
@@ -52,3 +53,19 @@ def test_a_terminal_gets_a_bar(monkeypatch: pytest.MonkeyPatch) -> None:
     bar.close()
     # tqdm redraws at most every 0.1 s; the bar with its label and total is drawn at once.
     assert "sending c.bin:   0%" in screen.getvalue() and "2.00k" in screen.getvalue()
+
+
+def test_a_line_said_during_a_bar_goes_above_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    screen = FakeTerminal()
+    monkeypatch.setattr(progress.sys, "stderr", screen)
+    bar = make_progress("sending d.bin", 4096, lambda line: None)
+    bar.advance(1024)
+    drawn = len(screen.getvalue())
+    say("bob: hi")
+    # The bar was cleared (a carriage return and blanks) before the line, then redrawn.
+    after = screen.getvalue()[drawn:]
+    assert after.startswith("\r ") and "sending d.bin" in after
+    assert capsys.readouterr().out.endswith("] bob: hi\n")
+    bar.close()
