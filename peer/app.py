@@ -116,6 +116,7 @@ class Peer:
         self.data: CallData | None = None
         self._chat_lines = RecentLines()
         self._files_to_send = list(options.send_files)
+        self._transfers: dict[str, int] | None = None  # the current or last call's counters
 
     # ---- lifecycle -------------------------------------------------------------
     async def run(self) -> int:
@@ -308,6 +309,7 @@ class Peer:
             receive_path=o.receive_path,
             on_data_channel=self._data_channel,
         )
+        self._transfers = None
         self.data = CallData(
             self.call.pc,
             o.login,
@@ -466,7 +468,7 @@ class Peer:
             **self._transport.as_dict(),
             "pair": pair.as_dict() if (pair := self._pair.update(call.pc)) else None,
             "receive_path": _receive_path_counters(self.options.receive_path, call),
-            "transfers": dict(self.data.counters) if self.data is not None else None,
+            "transfers": dict(self.data.counters) if self.data is not None else self._transfers,
             "setup_ms": {
                 "ice": _ms(call.timings.since_start(call.timings.ice_connected)),
                 "connected": _ms(call.timings.since_start(call.timings.connected)),
@@ -531,6 +533,7 @@ class Peer:
         data, self.data = self.data, None
         if data is not None:
             await data.close()
+            self._transfers = dict(data.counters)  # for the final stats line
 
     def _call_configuration(self) -> RTCConfiguration:
         """Ours, plus the ICE servers (TURN credentials) of this login's reply."""

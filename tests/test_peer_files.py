@@ -17,6 +17,7 @@ from .peer_support import (
     random_file,
     sha256_of,
     start_peer,
+    stats_lines,
     wait_for_stats,
 )
 from .support import Process, SignalingServer
@@ -166,6 +167,10 @@ def test_100_mib_both_ways_in_one_call(
         alice.stop()
         bob.stop()
 
+    # The last stats line, printed as the call ends, still counts what went through.
+    final = [line for line in stats_lines(alice) if line["event"] == "final"]
+    assert final and final[-1]["transfers"]["files_sent"] == 1
+    assert final[-1]["transfers"]["files_received"] == 1
     saved_by_bob = Path(received_by_bob.group(1))
     saved_by_alice = Path(received_by_alice.group(1))
     assert saved_by_bob == bob_dir / "to bob (1).bin"
