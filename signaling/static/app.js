@@ -694,6 +694,10 @@ window.webcamPeer = Object.freeze({
   get connected() {
     return app.ws !== null && app.ws.readyState === WebSocket.OPEN;
   },
+  // The call's chat channel while open, for tests that play a misbehaving partner.
+  get chatChannel() {
+    return talk.chat.channel;
+  },
 });
 
 setState('logged-out');

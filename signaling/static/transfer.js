@@ -180,6 +180,7 @@ class Outgoing extends Transfer {
     this.phase = 'offered';
     this.accepted = false;
     this.receipt = null;
+    this.maxBuffered = 0; // the most the channel ever held: the flow control, observable
     this.row.show(0, this.size);
     this.row.outcome.textContent = `waiting for ${partner} to accept…`;
     channel.bufferedAmountLowThreshold = LOW_WATER;
@@ -204,6 +205,7 @@ class Outgoing extends Transfer {
         for (let offset = 0; offset < data.length; offset += MAX_CHUNK_BYTES) {
           await this.until(() => this.channel.bufferedAmount <= HIGH_WATER);
           this.channel.send(data.subarray(offset, offset + MAX_CHUNK_BYTES));
+          this.maxBuffered = Math.max(this.maxBuffered, this.channel.bufferedAmount);
         }
         this.bytes += data.length;
         this.row.show(this.bytes, this.size);
@@ -250,6 +252,7 @@ class Outgoing extends Transfer {
 
   release() {
     this.file = null;
+    this.row.li.dataset.maxBuffered = String(this.maxBuffered);
   }
 }
 
