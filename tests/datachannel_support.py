@@ -121,9 +121,7 @@ async def wait_for_progress(row: Locator, within: float = DEFAULT_TIMEOUT) -> in
     """Wait until a row's progress bar has moved past 0 and is short of its end."""
     handle = await row.element_handle(timeout=within * 1000)
     assert handle is not None
-    await handle.wait_for_element_state("attached")
-    page = row.page
-    value: Any = await page.wait_for_function(
+    value: Any = await row.page.wait_for_function(
         """(li) => {
             const bar = li.querySelector('progress');
             return bar.value > 0 && bar.value < bar.max ? bar.value : false;
