@@ -145,7 +145,7 @@ async def test_100_mib_page_to_python(
     try:
         await send_file(carol, big.path)
         line = await wait_line(
-            bob, r"received hundred\.bin from carol -> .*", timeout=BIG_TRANSFER_TIMEOUT
+            bob, r"received hundred\.bin from carol -> .*", within=BIG_TRANSFER_TIMEOUT
         )
         assert f"sha256 {big.sha256} verified" in line
         row = await wait_for_transfer(carol, "out", "done")
