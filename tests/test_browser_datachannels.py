@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from peer.filenames import sanitise
+
 from .browser_support import open_page, wait_for_state
 from .datachannel_support import (
     BIG_TRANSFER_TIMEOUT,
@@ -134,7 +136,16 @@ async def test_file_names_from_the_other_side_are_sanitised(
     got = await sanitise_in_page(page, names)
     for (raw, expected), name in zip(NAME_CASES, got, strict=True):
         assert name == expected, f"{raw!r} -> {name!r}, expected {expected!r}"
-        assert len(name.encode()) <= 200
+        assert sanitise(raw) == expected, f"the Python peer names {raw!r} {sanitise(raw)!r}"
+
+    # Random names built from everything the rules treat specially: the page and the
+    # Python peer must offer a file under the same name.
+    rng = random.Random(7)
+    alphabet = list('ab.. /\\<>:"|?*\x00\x1f\x7f\x85\u00a0\u200b\u202e\u2028éü日🎉')
+    fuzz = ["".join(rng.choices(alphabet, k=rng.randint(0, 260))) for _ in range(400)]
+    for raw, name in zip(fuzz, await sanitise_in_page(page, fuzz), strict=True):
+        assert name == sanitise(raw), f"{raw!r}: page {name!r}, Python {sanitise(raw)!r}"
+        assert 0 < len(name.encode()) <= 200 and not name.startswith((".", " "))
 
 
 async def test_chat_both_ways_and_what_is_refused(
