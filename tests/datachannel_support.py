@@ -142,3 +142,35 @@ async def save_download(page: Page, row: Locator, directory: Path) -> Path:
     target = directory / download.suggested_filename
     await download.save_as(target)
     return target
+
+
+_LIE_JS = """
+async ([header, chunks, digest]) => {
+    const channel = window.webcamPeer.pc.createDataChannel('file');
+    channel.binaryType = 'arraybuffer';
+    const replies = [];
+    let replied = null;
+    const firstReply = new Promise((resolve) => { replied = resolve; });
+    channel.onmessage = (event) => { replies.push(JSON.parse(event.data)); replied(); };
+    const closed = new Promise((resolve) => { channel.onclose = resolve; });
+    await new Promise((resolve) => { channel.onopen = resolve; });
+    channel.send(JSON.stringify({ type: 'file', ...header }));
+    await firstReply;
+    if (replies[0].type === 'accept') {
+        for (const n of chunks) channel.send(new Uint8Array(n).fill(7));
+        channel.send(JSON.stringify({ type: 'end', sha256: digest }));
+    }
+    await closed;
+    return replies;
+}
+"""
+
+
+async def send_lies(page: Page, header: dict[str, Any], chunks: list[int], lie: str) -> list[Any]:
+    """A script in ``page`` plays a sender that speaks the wire format but lies: sends the
+    ``header`` as given, then (if accepted) chunks of these sizes and an ``end`` whose
+    hash is right unless ``lie`` is "hash". Returns every reply until the channel closes."""
+    sent = bytes([7]) * sum(chunks)
+    digest = "0" * 64 if lie == "hash" else hashlib.sha256(sent).hexdigest()
+    replies: list[Any] = await page.evaluate(_LIE_JS, [header, chunks, digest])
+    return replies

@@ -7,6 +7,7 @@ import hashlib
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, expect
@@ -23,6 +24,7 @@ from .datachannel_support import (
     save_download,
     say,
     send_file,
+    send_lies,
     sha256_of,
     transfer_row,
     wait_for_chat_line,
@@ -294,52 +296,35 @@ async def test_hanging_up_mid_transfer_offers_nothing(
     await wait_for_state(bob, "idle")
 
 
-LIE_JS = """
-async ([size, chunks, digest]) => {
-    const channel = window.webcamPeer.pc.createDataChannel('file');
-    channel.binaryType = 'arraybuffer';
-    const replies = [];
-    channel.onmessage = (event) => replies.push(JSON.parse(event.data));
-    await new Promise((resolve) => { channel.onopen = resolve; });
-    channel.send(JSON.stringify({ type: 'file', name: 'lie.bin', size }));
-    await new Promise((resolve) => { channel.onmessage = (event) => {
-        replies.push(JSON.parse(event.data));
-        channel.onmessage = (later) => replies.push(JSON.parse(later.data));
-        resolve();
-    }; });
-    for (const n of chunks) channel.send(new Uint8Array(n).fill(7));
-    channel.send(JSON.stringify({ type: 'end', sha256: digest }));
-    await new Promise((resolve) => { channel.onclose = resolve; });
-    return replies;
-}
-"""
-
-
 @pytest.mark.parametrize(
-    ("size", "chunks", "lie", "reason"),
+    ("header", "chunks", "lie", "reason"),
     [
-        (3000, [1000, 1000, 1000], "hash", "hash-mismatch"),
-        (5000, [1000, 1000, 1000], "size", "size-mismatch"),  # fewer bytes than promised
-        (1500, [1000, 1000], "size", "size-mismatch"),  # more: refused at once
+        ({"size": 3000}, [1000, 1000, 1000], "hash", "hash-mismatch"),
+        ({"size": 5000}, [1000, 1000, 1000], "", "size-mismatch"),  # fewer bytes than promised
+        ({"size": 1500}, [1000, 1000], "", "size-mismatch"),  # more: refused at once
+        ({"size": 2**40}, [], "", "too-large"),  # more than the page will hold
+        ({"size": -1}, [], "", "bad-header"),
+        ({"size": 1.5}, [], "", "bad-header"),
+        ({"size": 10, "name": 7}, [], "", "bad-header"),
     ],
 )
 async def test_a_sender_that_lies_is_refused(
     browser: Browser,
     signaling_server: SignalingServer,
-    size: int,
+    header: dict[str, Any],
     chunks: list[int],
     lie: str,
     reason: str,
 ) -> None:
     """Alice's page, driven by a script, speaks the wire format but lies."""
     alice, bob = await call_between_pages(browser, signaling_server.http_url)
-    sent = bytes([7]) * sum(chunks)
-    digest = "0" * 64 if lie == "hash" else hashlib.sha256(sent).hexdigest()
-    replies = await alice.evaluate(LIE_JS, [size, chunks, digest])
-    assert replies[0] == {"type": "accept"}
+    replies = await send_lies(alice, {"name": "lie.bin", **header}, chunks, lie)
+    if reason in ("hash-mismatch", "size-mismatch"):
+        assert replies[0] == {"type": "accept"}, replies
     assert replies[-1] == {"type": "cancel", "reason": reason}, json.dumps(replies)
     row = await wait_for_transfer(bob, "in", "failed")
-    await expect(row.locator(".outcome")).to_have_text(f"{reason}, nothing saved")
-    await expect(row.locator(".name")).to_have_text("lie.bin")
+    await expect(row.locator(".outcome")).to_contain_text(f"{reason}, nothing saved")
+    if reason != "bad-header":
+        await expect(row.locator(".name")).to_have_text("lie.bin")
     assert await bob.locator("a.download").count() == 0
     assert await row.get_attribute("data-sha256") is None

@@ -299,7 +299,10 @@ class Incoming extends Transfer {
     this.row.name.textContent = this.fileName;
     this.row.show(0, size);
     if (size > MAX_RECEIVE_BYTES) {
-      this.cancel('too-large', `too-large (${formatBytes(size)}), nothing saved`);
+      this.cancel(
+        'too-large',
+        `too-large, nothing saved (${formatBytes(size)}; the page holds ${formatBytes(MAX_RECEIVE_BYTES)})`,
+      );
       return;
     }
     this.phase = 'streaming';
