@@ -18,6 +18,7 @@ from .datachannel_support import (
     save_download,
     say,
     send_file,
+    send_lies,
     sha256_of,
     transfer_row,
     wait_for_chat_line,
@@ -202,3 +203,36 @@ async def test_page_cancels_what_python_sends(
     finally:
         alice.stop()
     no_tracebacks(alice)
+
+
+@pytest.mark.parametrize(
+    ("size", "chunks", "lie", "reason"),
+    [
+        (3000, [1000, 1000, 1000], "hash", "hash-mismatch"),
+        (5000, [1000, 1000, 1000], "", "size-mismatch"),
+        (1500, [1000, 1000], "", "size-mismatch"),
+    ],
+)
+async def test_python_refuses_a_page_that_lies(
+    browser: Browser,
+    signaling_server: SignalingServer,
+    tmp_path: Path,
+    size: int,
+    chunks: list[int],
+    lie: str,
+    reason: str,
+) -> None:
+    downloads = tmp_path / "bob"
+    downloads.mkdir()
+    carol, bob = await page_calls_python(
+        browser, signaling_server, "--download-dir", str(downloads)
+    )
+    try:
+        replies = await send_lies(carol, {"name": "lie.bin", "size": size}, chunks, lie)
+        assert replies[0] == {"type": "accept"}
+        assert replies[-1] == {"type": "cancel", "reason": reason}, replies
+        await wait_line(bob, rf"transfer of lie\.bin from carol failed: {reason}")
+        assert list(downloads.iterdir()) == []
+    finally:
+        bob.stop()
+    no_tracebacks(bob)
