@@ -9,12 +9,14 @@ import random
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiortc import RTCPeerConnection
 from playwright.async_api import Browser, Page, expect
 
 from peer.filenames import sanitise
 
-from .browser_support import open_page, wait_for_state
+from .browser_support import login_page, open_page, page_state, wait_for_state
 from .datachannel_support import (
     BIG_TRANSFER_TIMEOUT,
     MiB,
@@ -31,6 +33,7 @@ from .datachannel_support import (
     wait_for_progress,
     wait_for_transfer,
 )
+from .server_support import Client
 from .support import SignalingServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -328,3 +331,33 @@ async def test_a_sender_that_lies_is_refused(
         await expect(row.locator(".name")).to_have_text("lie.bin")
     assert await bob.locator("a.download").count() == 0
     assert await row.get_attribute("data-sha256") is None
+
+
+async def test_a_call_without_data_channels_is_said_once(
+    browser: Browser, signaling_server: SignalingServer
+) -> None:
+    """An offer with no SCTP m-line (the tutorial's page makes such offers): the call is
+    answered, and the page says there is no chat or file transfer in it."""
+    carol = await login_page(browser, signaling_server.http_url, "carol")
+    pc = RTCPeerConnection()
+    try:
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        assert "m=application" not in pc.localDescription.sdp
+        async with aiohttp.ClientSession() as session:
+            robot = Client(await session.ws_connect(signaling_server.ws_url))
+            assert (await robot.login("robot"))["success"] is True
+            offer = {"type": "offer", "sdp": pc.localDescription.sdp}
+            await robot.send({"type": "offer", "offer": offer, "otherUsername": "carol"})
+            answer = await robot.recv()
+            assert answer["type"] == "answer", answer
+            await expect(carol.locator("#notice")).to_have_text(
+                "robot's side has no chat or file transfer; video and sound only."
+            )
+            assert await page_state(carol) == "in-call"
+            await expect(carol.locator("#chat-input")).to_be_disabled()
+            await expect(carol.locator("#file-send")).to_be_disabled()
+            await robot.send({"type": "close", "otherUsername": "carol"})
+            await wait_for_state(carol, "idle")
+    finally:
+        await pc.close()
