@@ -98,21 +98,24 @@ async def wait_for_chat_line(page: Page, from_: str, text: str) -> None:
     ).to_have_count(1, timeout=DEFAULT_TIMEOUT * 1000)
 
 
-async def send_file(page: Page, path: Path) -> None:
-    """Pick ``path`` with the file picker and press Send file."""
-    await page.set_input_files("#file-input", str(path))
+async def send_file(page: Page, *paths: Path) -> None:
+    """Pick ``paths`` with the file picker and press Send file: they go at once."""
+    await page.set_input_files("#file-input", [str(path) for path in paths])
     await page.click("#file-send")
 
 
-def transfer_row(page: Page, direction: str) -> Locator:
-    """The newest transfer row going ``out`` or coming ``in``."""
-    return page.locator(f"#transfers .transfer[data-direction='{direction}']").first
+def transfer_row(page: Page, direction: str, name: str | None = None) -> Locator:
+    """The newest transfer row going ``out`` or coming ``in`` (of the file ``name``)."""
+    rows = page.locator(f"#transfers .transfer[data-direction='{direction}']")
+    if name is not None:
+        rows = rows.filter(has=page.locator(".name", has_text=name))
+    return rows.first
 
 
 async def wait_for_transfer(
-    page: Page, direction: str, state: str, within: float = DEFAULT_TIMEOUT
+    page: Page, direction: str, state: str, within: float = DEFAULT_TIMEOUT, name: str | None = None
 ) -> Locator:
-    row = transfer_row(page, direction)
+    row = transfer_row(page, direction, name)
     await expect(row).to_have_attribute("data-state", state, timeout=within * 1000)
     return row
 

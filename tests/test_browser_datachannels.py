@@ -238,17 +238,20 @@ async def test_a_file_each_way_with_its_hash_checked(
     assert saved.name == "twenty.bin"
     assert saved.stat().st_size == big.size and sha256_of(saved) == big.sha256
 
-    # The other way, a name that needs sanitising, and an empty file.
-    await send_file(bob, small.path)
-    received = await wait_for_transfer(alice, "in", "done")
-    await expect(received.locator(".name")).to_have_text("hidden notes_.txt")
+    # The other way, three files picked together, each on its own channel at once: a
+    # name that needs sanitising, an empty file, and the big one again.
+    await send_file(bob, small.path, empty.path, big.path)
+    for name in ("hidden notes_.txt", "empty.dat", "twenty.bin"):
+        await wait_for_transfer(alice, "in", "done", BIG_TRANSFER_TIMEOUT, name)
+    await expect(alice.locator(".transfer[data-direction='in']")).to_have_count(3)
+    received = transfer_row(alice, "in", "hidden notes_.txt")
     saved = await save_download(alice, received, tmp_path / "alice")
     assert saved.name == "hidden notes_.txt" and saved.read_bytes() == small.path.read_bytes()
-    await send_file(bob, empty.path)
-    await expect(transfer_row(alice, "in").locator(".name")).to_have_text("empty.dat")
-    received = await wait_for_transfer(alice, "in", "done")
+    received = transfer_row(alice, "in", "empty.dat")
     await expect(received).to_have_attribute("data-sha256", hashlib.sha256().hexdigest())
     assert (await save_download(alice, received, tmp_path / "alice")).read_bytes() == b""
+    received = transfer_row(alice, "in", "twenty.bin")
+    await expect(received).to_have_attribute("data-sha256", big.sha256)
     assert errors == []
 
 
