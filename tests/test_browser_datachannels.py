@@ -364,3 +364,58 @@ async def test_a_call_without_data_channels_is_said_once(
             await wait_for_state(carol, "idle")
     finally:
         await pc.close()
+
+
+async def test_wire_messages_are_checked_field_by_field(
+    browser: Browser, signaling_server: SignalingServer
+) -> None:
+    """wire.js, the page's one reader of the format, on what a partner might send."""
+    page = await open_page(browser, signaling_server.http_url)
+    digest = "ab" * 32
+    control_cases: list[tuple[str, dict[str, Any]]] = [
+        ('{"type":"file","name":"a.bin","size":0}', {"type": "file", "name": "a.bin", "size": 0}),
+        (
+            '{"type":"file","name":"a","size":9007199254740991}',
+            {"type": "file", "name": "a", "size": 2**53 - 1},
+        ),
+        ('{"type":"file","name":"a","size":9007199254740992}', {"type": "invalid"}),
+        ('{"type":"file","name":"a","size":"10"}', {"type": "invalid"}),
+        ('{"type":"file","size":10}', {"type": "invalid"}),
+        ('{"type":"accept"}', {"type": "accept"}),
+        (f'{{"type":"end","sha256":"{digest.upper()}"}}', {"type": "end", "sha256": digest}),
+        ('{"type":"end","sha256":"abc"}', {"type": "invalid"}),
+        (f'{{"type":"done","sha256":"{digest}"}}', {"type": "done", "sha256": digest}),
+        ('{"type":"cancel","reason":"too-large"}', {"type": "cancel", "reason": "too-large"}),
+        ('{"type":"cancel"}', {"type": "cancel", "reason": ""}),
+        ('{"type":"resume"}', {"type": "invalid"}),
+        ("[1,2]", {"type": "invalid"}),
+        ("null", {"type": "invalid"}),
+        ("{", {"type": "invalid"}),
+    ]
+    chat_cases: list[tuple[str, dict[str, Any]]] = [
+        ('{"type":"chat","text":"hi"}', {"kind": "chat", "text": "hi"}),
+        ('{"type":"chat","text":""}', {"kind": "chat", "text": ""}),
+        ('{"type":"chat","text":"a\\nb"}', {"kind": "refused", "why": "not one line"}),
+        ('{"type":"chat","text":5}', {"kind": "refused", "why": "no text"}),
+        ('{"type":"chat"}', {"kind": "refused", "why": "no text"}),
+        ('{"type":"reaction","emoji":"x"}', {"kind": "ignored"}),
+        ('{"text":"hi"}', {"kind": "refused", "why": "no type"}),
+        ('"hi"', {"kind": "refused", "why": "not an object"}),
+        ("hi", {"kind": "refused", "why": "not JSON"}),
+    ]
+    found = await page.evaluate(
+        """async ([controls, chats]) => {
+            const wire = await import('/static/wire.js');
+            return {
+                controls: controls.map(wire.parseFileControl),
+                chats: chats.map(wire.parseChat),
+            };
+        }""",
+        [[raw for raw, _ in control_cases], [raw for raw, _ in chat_cases]],
+    )
+    for (raw, expected), got in zip(control_cases, found["controls"], strict=True):
+        got.pop("why", None)
+        assert got == expected, raw
+    for (raw, expected), got in zip(chat_cases, found["chats"], strict=True):
+        got.pop("bytes", None)
+        assert got == expected, raw

@@ -55,10 +55,10 @@ class Row {
     this.li.dataset.direction = direction;
     this.name = document.createElement('span');
     this.name.className = 'name';
-    this.name.textContent = label;
     this.progress = document.createElement('progress');
     this.progress.value = 0;
     this.progress.max = 1;
+    this.setName(label);
     this.amount = document.createElement('span');
     this.amount.className = 'amount';
     this.cancel = document.createElement('button');
@@ -69,6 +69,11 @@ class Row {
     this.outcome.className = 'outcome';
     this.li.append(this.name, this.progress, this.amount, this.cancel, this.outcome);
     list.prepend(this.li);
+  }
+
+  setName(name) {
+    this.name.textContent = name;
+    this.progress.setAttribute('aria-label', name);
   }
 
   show(bytes, size) {
@@ -257,10 +262,9 @@ class Outgoing extends Transfer {
 }
 
 class Incoming extends Transfer {
-  constructor(channel, partner, list, notify) {
+  constructor(channel, partner, list) {
     super(channel, partner, 'in', list, 'incoming file…');
     this.phase = 'header';
-    this.notify = notify;
     this.fileName = null;
     this.hash = new Sha256();
     this.parts = []; // ArrayBuffers since the last fold into a Blob
@@ -296,7 +300,7 @@ class Incoming extends Transfer {
   onHeader({ name, size }) {
     this.fileName = sanitiseName(name);
     this.size = size;
-    this.row.name.textContent = this.fileName;
+    this.row.setName(this.fileName);
     this.row.show(0, size);
     if (size > MAX_RECEIVE_BYTES) {
       this.cancel(
@@ -307,7 +311,6 @@ class Incoming extends Transfer {
     }
     this.phase = 'streaming';
     this.sendText(fileMessages.accept());
-    this.notify(`${this.partner} is sending ${this.fileName} (${formatBytes(size)}).`);
   }
 
   onData(buffer) {
@@ -408,7 +411,7 @@ export class Transfers {
   }
 
   incoming(channel) {
-    this.track(new Incoming(channel, this.partner, this.list, this.notify));
+    this.track(new Incoming(channel, this.partner, this.list));
   }
 
   track(transfer) {
