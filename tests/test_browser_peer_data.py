@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
 import pytest
@@ -174,7 +175,7 @@ async def test_page_hangs_up_mid_transfer_python_keeps_nothing(
         await send_file(carol, big.path)
         await wait_line(bob, r"receiving big\.bin: 10%", within=BIG_TRANSFER_TIMEOUT)
         await carol.click("#hangup")
-        await wait_line(bob, r"transfer of big\.bin from carol .*failed|cancelled")
+        await wait_line(bob, r"transfer of big\.bin from carol failed")
         await wait_for_transfer(carol, "out", "failed")
         await wait_line(bob, "waiting for calls")
         assert list(downloads.iterdir()) == []  # no partial file, no temporary left behind
@@ -233,6 +234,50 @@ async def test_python_refuses_a_page_that_lies(
         assert replies[-1] == {"type": "cancel", "reason": reason}, replies
         await wait_line(bob, rf"transfer of lie\.bin from carol failed: {reason}")
         assert list(downloads.iterdir()) == []
+    finally:
+        bob.stop()
+    no_tracebacks(bob)
+
+
+async def test_python_hangs_up_mid_transfer_page_offers_nothing(
+    browser: Browser, signaling_server: SignalingServer, tmp_path: Path
+) -> None:
+    big = make_file(tmp_path / "big.bin", 200 * MiB, seed=15)
+    carol, alice = await python_calls_page(browser, signaling_server, "--send-file", str(big.path))
+    try:
+        row = transfer_row(carol, "in")
+        await wait_for_progress(row, within=60)
+        alice.signal(signal.SIGINT)  # Ctrl-C: the Python peer hangs up and quits
+        await wait_for_transfer(carol, "in", "failed")
+        await expect(row.locator(".outcome")).to_contain_text("nothing saved")
+        assert await carol.locator("a.download").count() == 0
+        await wait_for_state(carol, "idle")
+        await wait_line(alice, r"transfer of big\.bin to carol failed")
+        assert await asyncio.to_thread(alice.wait) == 0
+    finally:
+        alice.stop()
+    no_tracebacks(alice)
+
+
+async def test_python_cancels_what_the_page_sends(
+    browser: Browser, signaling_server: SignalingServer, tmp_path: Path
+) -> None:
+    big = make_file(tmp_path / "big.bin", 200 * MiB, seed=16)
+    downloads = tmp_path / "bob"
+    downloads.mkdir()
+    carol, bob = await page_calls_python(
+        browser, signaling_server, "--download-dir", str(downloads)
+    )
+    try:
+        await send_file(carol, big.path)
+        await wait_line(bob, r"receiving big\.bin: 10%", within=BIG_TRANSFER_TIMEOUT)
+        type_line(bob, "/cancel")
+        row = await wait_for_transfer(carol, "out", "cancelled")
+        await expect(row.locator(".outcome")).to_have_text("bob cancelled")
+        await wait_line(bob, r"transfer of big\.bin from carol cancelled")
+        assert list(downloads.iterdir()) == []
+        type_line(bob, "carry on")  # the call and its chat go on
+        await wait_for_chat_line(carol, "them", "carry on")
     finally:
         bob.stop()
     no_tracebacks(bob)
