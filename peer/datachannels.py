@@ -57,6 +57,7 @@ HIGH_WATER: Final = 4 * 1024 * 1024
 LOW_WATER: Final = 1024 * 1024
 TEMP_PREFIX: Final = ".webcam-peer-"
 TEMP_SUFFIX: Final = ".part"
+SAVED_MODE: Final = 0o644
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,9 @@ class IncomingTransfer:
             self.say(f"cannot receive {action.name}: {exc.strerror or exc} in {directory}")
             return self.receiver.disk_error()
         self._temp = Path(temp)
+        # mkstemp makes the file private; a saved file gets the usual mode.
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, SAVED_MODE)
         self._file = os.fdopen(fd, "wb")
         self.say(
             f"receiving {action.name} ({action.size} bytes) from {self.other} "
@@ -159,7 +163,7 @@ class IncomingTransfer:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            self.saved_as = claim(self._temp, self.options.download_dir, name)
+            self.saved_as = claim(self._temp, self.options.download_dir.resolve(), name)
         except OSError as exc:
             self.say(f"cannot save {name}: {exc.strerror or exc}")
             return self.receiver.disk_error()
@@ -205,6 +209,10 @@ class OutgoingTransfer:
         self._wake = asyncio.Event()
         self._progress: Progress | None = None
         self._cancelled_early = False
+
+    @property
+    def channel(self) -> RTCDataChannel | None:
+        return self._channel
 
     def cancel(self) -> None:
         if self.sender is None:
@@ -457,6 +465,10 @@ class CallData:
             self.counters["files_received"] += 1
         self.counters["bytes_received"] += transfer.receiver.received
         self._incoming.pop(transfer.number, None)
+
+    @property
+    def outgoing(self) -> list[OutgoingTransfer]:
+        return list(self._outgoing.values())
 
     def cancel(self, number: int | None) -> None:
         transfers: list[IncomingTransfer | OutgoingTransfer] = [

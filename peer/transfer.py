@@ -172,7 +172,8 @@ class Receiver:
             return self._fail(exc.reason)
         if isinstance(message, Cancel):
             self.by_remote = True
-            return self._end(RecvEvent.CANCEL, message.reason, tell=False)
+            event = RecvEvent.CANCEL if message.reason == "cancelled" else RecvEvent.FAIL
+            return self._end(event, message.reason, tell=False)
         if isinstance(message, FileHeader) and self.state is RecvState.HEADER:
             return self._header(message)
         if isinstance(message, End) and self.state in (RecvState.ACCEPTED, RecvState.RECEIVING):
@@ -317,7 +318,9 @@ class Sender:
             return self._end(SendEvent.FAIL, exc.reason)
         if isinstance(message, Cancel):
             self.by_remote = True
-            return self._end(SendEvent.CANCEL, message.reason, tell=False)
+            # "cancelled" is a person's choice; any other reason is a failed check.
+            event = SendEvent.CANCEL if message.reason == "cancelled" else SendEvent.FAIL
+            return self._end(event, message.reason, tell=False)
         if isinstance(message, Accept) and self.state is SendState.OFFERING:
             self._fire(SendEvent.ACCEPTED)
             return [StartData()]
