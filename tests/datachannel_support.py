@@ -4,7 +4,6 @@ user sees them, test files with known hashes, and saving what the page offers.""
 from __future__ import annotations
 
 import hashlib
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from playwright.async_api import Browser, Locator, Page, expect
 
 from .browser_support import DEFAULT_TIMEOUT, login_page, wait_for_state
+from .peer_support import random_file, sha256_of
 
 MiB = 1024 * 1024
 # A 100 MiB transfer on a loaded 2-core machine, both ends hashing in JavaScript or Python.
@@ -33,26 +33,10 @@ class TestFile:
     sha256: str
 
 
-def make_file(path: Path, size: int, seed: int = 7) -> TestFile:
-    """``size`` pseudo-random bytes written a MiB at a time; the file and its SHA-256."""
-    rng = random.Random(seed)
-    digest = hashlib.sha256()
-    with path.open("wb") as out:
-        left = size
-        while left:
-            block = rng.randbytes(min(left, MiB))
-            digest.update(block)
-            out.write(block)
-            left -= len(block)
-    return TestFile(path, size, digest.hexdigest())
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        while block := data.read(MiB):
-            digest.update(block)
-    return digest.hexdigest()
+def make_file(path: Path, size: int) -> TestFile:
+    """A file of ``size`` random bytes, and its SHA-256."""
+    random_file(path, size)
+    return TestFile(path, size, sha256_of(path))
 
 
 async def chat_ready(page: Page, within: float = DEFAULT_TIMEOUT) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +13,8 @@ from typing import Any
 from .support import BIN, Process, SignalingServer
 
 BOT_FLAGS = ("--no-window", "--no-speaker", "--ice-host", "127.0.0.1")
+# For calls that are about the data channels: no media, and the machine is shared.
+NO_MEDIA = ("--video", "none", "--audio", "none")
 
 
 def start_peer(server: SignalingServer, *args: str, env: dict[str, str] | None = None) -> Process:
@@ -71,3 +75,21 @@ def wait_for_frames(process: Process, frames: int, timeout: float = 30.0) -> dic
 def files_in(directory: Path) -> list[str]:
     """The names in ``directory``, hidden temporary files included, sorted."""
     return sorted(p.name for p in directory.iterdir())
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, read a MiB at a time (files here go up to hundreds of MiB)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def random_file(path: Path, size: int) -> Path:
+    """``size`` random bytes, written a MiB at a time."""
+    with path.open("wb") as file:
+        for _ in range(size // (1024 * 1024)):
+            file.write(os.urandom(1024 * 1024))
+        file.write(os.urandom(size % (1024 * 1024)))
+    return path

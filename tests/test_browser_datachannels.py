@@ -27,12 +27,12 @@ from .datachannel_support import (
     say,
     send_file,
     send_lies,
-    sha256_of,
     transfer_row,
     wait_for_chat_line,
     wait_for_progress,
     wait_for_transfer,
 )
+from .peer_support import sha256_of
 from .server_support import Client
 from .support import SignalingServer
 
@@ -220,8 +220,8 @@ async def test_a_file_each_way_with_its_hash_checked(
     alice, bob = await call_between_pages(browser, signaling_server.http_url, errors=errors)
     outbox = tmp_path / "outbox"
     outbox.mkdir()
-    big = make_file(outbox / "twenty.bin", 20 * MiB + 12345, seed=1)
-    small = make_file(outbox / "..hidden notes?.txt", 1000, seed=2)
+    big = make_file(outbox / "twenty.bin", 20 * MiB + 12345)
+    small = make_file(outbox / "..hidden notes?.txt", 1000)
     empty = make_file(outbox / "empty.dat", 0)
 
     await send_file(alice, big.path)
@@ -280,7 +280,7 @@ async def test_cancel_from_either_side(
         await expect(page.locator("button.cancel")).to_be_hidden()
 
     # The call and its channels carry on: a small file still goes through.
-    small = make_file(tmp_path / "after.txt", 5000, seed=3)
+    small = make_file(tmp_path / "after.txt", 5000)
     await send_file(alice, small.path)
     row = await wait_for_transfer(bob, "in", "done")
     await expect(row).to_have_attribute("data-sha256", small.sha256)

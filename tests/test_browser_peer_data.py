@@ -20,31 +20,20 @@ from .datachannel_support import (
     say,
     send_file,
     send_lies,
-    sha256_of,
     transfer_row,
     wait_for_chat_line,
     wait_for_progress,
     wait_for_transfer,
 )
-from .peer_support import start_peer
+from .peer_support import NO_MEDIA, sha256_of, start_peer
 from .support import Process, SignalingServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-# No media: these calls are about the data channels, and the machine is shared.
-NO_MEDIA = ("--video", "none", "--audio", "none")
 
 
 async def wait_line(process: Process, pattern: str, within: float = 30.0) -> str:
     match = await asyncio.to_thread(process.wait_for, pattern, within)
     return match.group(0)
-
-
-def type_line(process: Process, text: str) -> None:
-    """What the person at the Python peer's terminal types."""
-    assert process.popen.stdin is not None
-    process.popen.stdin.write(text + "\n")
-    process.popen.stdin.flush()
 
 
 async def python_calls_page(
@@ -87,7 +76,7 @@ async def test_chat_both_ways(
         carol, peer = await page_calls_python(browser, signaling_server)
         name = "bob"
     try:
-        type_line(peer, "hello from python ✓")
+        peer.type_line("hello from python ✓")
         await wait_for_chat_line(carol, "them", "hello from python ✓")
         await expect(carol.locator("#chat-log li[data-from='them'] .who")).to_have_text([name])
         await say(carol, "hello from the page <i>é</i>")
@@ -104,9 +93,9 @@ async def test_chat_both_ways(
         await wait_line(peer, r"\] carol: after$")
         assert not any("yyyy" in line for line in peer.drain())
         assert any("refused" in line and "5000" in line for line in peer.lines), peer.lines
-        type_line(peer, "x" * 4097)
+        peer.type_line("x" * 4097)
         await wait_line(peer, r"too long \(4097 bytes")
-        type_line(peer, "still talking")
+        peer.type_line("still talking")
         await wait_for_chat_line(carol, "them", "still talking")
         assert not any(len(line["text"]) > 4096 for line in await chat_lines(carol))
 
@@ -120,7 +109,7 @@ async def test_chat_both_ways(
 async def test_100_mib_python_to_page(
     browser: Browser, signaling_server: SignalingServer, tmp_path: Path
 ) -> None:
-    big = make_file(tmp_path / "hundred.bin", 100 * MiB, seed=11)
+    big = make_file(tmp_path / "hundred.bin", 100 * MiB)
     carol, alice = await python_calls_page(browser, signaling_server, "--send-file", str(big.path))
     try:
         row = await wait_for_transfer(carol, "in", "done", within=BIG_TRANSFER_TIMEOUT)
@@ -137,7 +126,7 @@ async def test_100_mib_python_to_page(
 async def test_100_mib_page_to_python(
     browser: Browser, signaling_server: SignalingServer, tmp_path: Path
 ) -> None:
-    big = make_file(tmp_path / "hundred.bin", 100 * MiB, seed=12)
+    big = make_file(tmp_path / "hundred.bin", 100 * MiB)
     downloads = tmp_path / "bob"
     downloads.mkdir()
     (downloads / "hundred.bin").write_bytes(b"an older file of the same name")
@@ -165,7 +154,7 @@ async def test_100_mib_page_to_python(
 async def test_page_hangs_up_mid_transfer_python_keeps_nothing(
     browser: Browser, signaling_server: SignalingServer, tmp_path: Path
 ) -> None:
-    big = make_file(tmp_path / "big.bin", 200 * MiB, seed=13)
+    big = make_file(tmp_path / "big.bin", 200 * MiB)
     downloads = tmp_path / "bob"
     downloads.mkdir()
     carol, bob = await page_calls_python(
@@ -187,7 +176,7 @@ async def test_page_hangs_up_mid_transfer_python_keeps_nothing(
 async def test_page_cancels_what_python_sends(
     browser: Browser, signaling_server: SignalingServer, tmp_path: Path
 ) -> None:
-    big = make_file(tmp_path / "big.bin", 200 * MiB, seed=14)
+    big = make_file(tmp_path / "big.bin", 200 * MiB)
     carol, alice = await python_calls_page(browser, signaling_server, "--send-file", str(big.path))
     try:
         row = transfer_row(carol, "in")
@@ -242,7 +231,7 @@ async def test_python_refuses_a_page_that_lies(
 async def test_python_hangs_up_mid_transfer_page_offers_nothing(
     browser: Browser, signaling_server: SignalingServer, tmp_path: Path
 ) -> None:
-    big = make_file(tmp_path / "big.bin", 200 * MiB, seed=15)
+    big = make_file(tmp_path / "big.bin", 200 * MiB)
     carol, alice = await python_calls_page(browser, signaling_server, "--send-file", str(big.path))
     try:
         row = transfer_row(carol, "in")
@@ -262,7 +251,7 @@ async def test_python_hangs_up_mid_transfer_page_offers_nothing(
 async def test_python_cancels_what_the_page_sends(
     browser: Browser, signaling_server: SignalingServer, tmp_path: Path
 ) -> None:
-    big = make_file(tmp_path / "big.bin", 200 * MiB, seed=16)
+    big = make_file(tmp_path / "big.bin", 200 * MiB)
     downloads = tmp_path / "bob"
     downloads.mkdir()
     carol, bob = await page_calls_python(
@@ -271,12 +260,12 @@ async def test_python_cancels_what_the_page_sends(
     try:
         await send_file(carol, big.path)
         await wait_line(bob, r"receiving big\.bin: 10%", within=BIG_TRANSFER_TIMEOUT)
-        type_line(bob, "/cancel")
+        bob.type_line("/cancel")
         row = await wait_for_transfer(carol, "out", "cancelled")
         await expect(row.locator(".outcome")).to_have_text("bob cancelled")
         await wait_line(bob, r"transfer of big\.bin from carol cancelled")
         assert list(downloads.iterdir()) == []
-        type_line(bob, "carry on")  # the call and its chat go on
+        bob.type_line("carry on")  # the call and its chat go on
         await wait_for_chat_line(carol, "them", "carry on")
     finally:
         bob.stop()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import signal
 import time
@@ -12,31 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from .peer_support import connected_pair, files_in, start_peer
+from .peer_support import (
+    NO_MEDIA,
+    connected_pair,
+    files_in,
+    random_file,
+    sha256_of,
+    start_peer,
+)
 from .support import Process, SignalingServer
 
 pytestmark = pytest.mark.slow
 
-NO_MEDIA = ("--video", "none", "--audio", "none")
 MIB = 1024 * 1024
 # Generous: throughput is not what these tests measure, and the machine is shared.
 TRANSFER_TIMEOUT = 400.0
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(MIB):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def random_file(path: Path, size: int) -> Path:
-    with path.open("wb") as file:
-        for _ in range(size // MIB):
-            file.write(os.urandom(MIB))
-        file.write(os.urandom(size % MIB))
-    return path
 
 
 def sparse_file(path: Path, size: int) -> Path:
