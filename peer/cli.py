@@ -36,6 +36,11 @@ examples:
                                                   # a headless bot printing JSON stats
   webcam-peer --login echo --video echo --audio echo --no-window
                                                   # send back whatever is received
+  webcam-peer --login alice --call bob --send-file report.pdf
+                                                  # send a file once the call is up; during
+                                                  # the call, type a line to chat, /help
+  webcam-peer --login bob --download-dir ~/Downloads
+                                                  # received files go there, never overwriting
   webcam-peer --login alice --call bob --server wss://calls.example.org --token s3cret
   webcam-peer --login alice --call bob --ice-server stun:turn.example.org:3478 \\
       --ice-server 'turn:turn.example.org:3478?transport=udp' --turn-user alice --turn-password pw

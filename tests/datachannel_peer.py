@@ -54,7 +54,12 @@ class Channel:
 @dataclass
 class ScriptedPeer:
     pc: RTCPeerConnection
-    chat: Channel
+    chat: Channel | None  # None: an offer without data channels (the tutorial's page)
+
+    @property
+    def chat_channel(self) -> Channel:
+        assert self.chat is not None
+        return self.chat
 
     def open(self, label: str) -> Channel:
         return Channel(self.pc.createDataChannel(label, ordered=True))
@@ -62,9 +67,10 @@ class ScriptedPeer:
 
 @contextlib.asynccontextmanager
 async def scripted_call(
-    server: SignalingServer, me: str, other: str
+    server: SignalingServer, me: str, other: str, *, data_channels: bool = True
 ) -> AsyncIterator[ScriptedPeer]:
-    """Log in as ``me``, call ``other`` with a chat channel, yield once it is open."""
+    """Log in as ``me``, call ``other`` with a chat channel, yield once it is open
+    (without ``data_channels``: offer audio only, yield once connected)."""
     restrict_host_addresses(["127.0.0.1"])
     pc = RTCPeerConnection(RTCConfiguration([]))
     try:
@@ -72,7 +78,16 @@ async def scripted_call(
             async with session.ws_connect(server.ws_url) as ws:
                 client = Client(ws)
                 assert (await client.login(me))["success"] is True
-                chat = Channel(pc.createDataChannel("chat", ordered=True))
+                chat = Channel(pc.createDataChannel("chat")) if data_channels else None
+                if chat is None:
+                    pc.addTransceiver("audio", direction="recvonly")
+                connected = asyncio.Event()
+
+                @pc.on("connectionstatechange")
+                def _state() -> None:
+                    if pc.connectionState == "connected":
+                        connected.set()
+
                 await pc.setLocalDescription(await pc.createOffer())
                 local = pc.localDescription
                 await client.send(
@@ -86,7 +101,9 @@ async def scripted_call(
                     pass  # trickled candidates: the answer's SDP carries them all
                 answer = message["answer"]
                 await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
-                await chat.wait_open()
+                if chat is not None:
+                    await chat.wait_open()
+                await asyncio.wait_for(connected.wait(), TIMEOUT)
                 yield ScriptedPeer(pc, chat)
                 await client.send({"type": "close", "otherUsername": other})
     finally:

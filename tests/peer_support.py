@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,19 +57,29 @@ def stats_lines(process: Process) -> list[dict[str, Any]]:
     return found
 
 
-def wait_for_frames(process: Process, frames: int, timeout: float = 30.0) -> dict[str, Any]:
-    """Wait until a stats line reports at least ``frames`` video frames received."""
+def wait_for_stats(
+    process: Process, condition: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+) -> dict[str, Any]:
+    """Wait until the process prints a stats line for which ``condition`` holds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         lines = stats_lines(process)
-        if lines and (lines[-1]["video"].get("frames") or 0) >= frames:
+        if lines and condition(lines[-1]):
             return lines[-1]
         if process.popen.poll() is not None:
             break
         time.sleep(0.2)
-    raise AssertionError(
-        f"fewer than {frames} frames reported; output:\n" + "\n".join(process.drain()[-40:])
-    )
+    raise AssertionError("no stats line as expected; output:\n" + "\n".join(process.drain()[-40:]))
+
+
+def wait_for_frames(process: Process, frames: int, timeout: float = 30.0) -> dict[str, Any]:
+    """Wait until a stats line reports at least ``frames`` video frames received."""
+    try:
+        return wait_for_stats(
+            process, lambda line: (line["video"].get("frames") or 0) >= frames, timeout
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"fewer than {frames} frames reported; {exc}") from None
 
 
 def files_in(directory: Path) -> list[str]:

@@ -17,6 +17,7 @@ from .peer_support import (
     random_file,
     sha256_of,
     start_peer,
+    wait_for_stats,
 )
 from .support import Process, SignalingServer
 
@@ -60,8 +61,15 @@ def dirs(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     yield alice, bob
 
 
-def test_chat_both_ways(signaling_server: SignalingServer, dirs: tuple[Path, Path]) -> None:
-    alice, bob = connected_pair(signaling_server, NO_MEDIA, NO_MEDIA)
+def test_chat_both_ways_and_commands(
+    signaling_server: SignalingServer, dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    alice_dir, _ = dirs
+    note = tmp_path / "note for alice.txt"
+    note.write_text("a short note\n")
+    alice, bob = connected_pair(
+        signaling_server, (*NO_MEDIA, "--download-dir", str(alice_dir)), NO_MEDIA
+    )
     try:
         alice.wait_for("chat with bob open")
         bob.wait_for("chat with alice open")
@@ -80,9 +88,21 @@ def test_chat_both_ways(signaling_server: SignalingServer, dirs: tuple[Path, Pat
         alice.wait_for(r"/send PATH\s+send a file")
         alice.type_line("after the refusals")
         bob.wait_for(r"\] alice: after the refusals$")
+
+        # A file sent with a command typed during the call.
+        bob.type_line(f"/send {tmp_path / 'missing.txt'}")
+        bob.wait_for(r"missing\.txt: no such file")
+        bob.type_line(f"/send {note}")
+        bob.wait_for(
+            r"sent note for alice\.txt \(13 bytes\) to alice, sha256 \w+: verified by alice$"
+        )
+        alice.wait_for(r"received note for alice\.txt from bob -> .* verified$")
+        alice.type_line("/cancel")
+        alice.wait_for("no transfer to cancel")
     finally:
         alice.stop()
         bob.stop()
+    assert (alice_dir / "note for alice.txt").read_text() == "a short note\n"
     assert not any("yyyy" in line or "nonsense" in line for line in bob.lines)
     assert "Traceback" not in "\n".join(alice.lines + bob.lines)
 
@@ -98,7 +118,15 @@ def test_100_mib_both_ways_in_one_call(
     (bob_dir / "to bob.bin").write_bytes(b"bob's own file")
     alice, bob = connected_pair(
         signaling_server,
-        (*NO_MEDIA, "--send-file", str(to_bob), "--download-dir", str(alice_dir)),
+        (
+            *NO_MEDIA,
+            "--send-file",
+            str(to_bob),
+            "--download-dir",
+            str(alice_dir),
+            "--stats-interval",
+            "1",
+        ),
         (*NO_MEDIA, "--send-file", str(to_alice), "--download-dir", str(bob_dir)),
     )
     try:
@@ -122,6 +150,16 @@ def test_100_mib_both_ways_in_one_call(
             "alice": peak_rss_kib(alice) - start_peak["alice"],
             "bob": peak_rss_kib(bob) - start_peak["bob"],
         }
+        # The stats line in force once both transfers are over.
+        transfers = wait_for_stats(
+            alice,
+            lambda s: (
+                (s.get("transfers") or {}).get("files_received") == 1
+                and s["transfers"]["files_sent"] == 1
+            ),
+        )["transfers"]
+        assert transfers["bytes_sent"] == 100 * MIB
+        assert transfers["bytes_received"] == 100 * MIB + 12345
         alice.type_line("still talking after the files")
         bob.wait_for(r"\] alice: still talking after the files$")
     finally:

@@ -11,12 +11,10 @@ from pathlib import Path
 import pytest
 
 from .datachannel_peer import Channel, ScriptedPeer, scripted_call
-from .peer_support import files_in, start_peer
+from .peer_support import NO_MEDIA, files_in, start_peer
 from .support import Process, SignalingServer
 
 pytestmark = pytest.mark.slow
-
-NO_MEDIA = ("--video", "none", "--audio", "none")
 
 
 @pytest.fixture
@@ -131,16 +129,38 @@ async def test_oversize_and_malformed_chat_is_refused(
 ) -> None:
     async with scripted_call(signaling_server, "mallory", "bob") as peer:
         await expect(bob, "chat with mallory open")
-        peer.chat.send({"type": "chat", "text": "z" * 5000})
+        peer.chat_channel.send({"type": "chat", "text": "z" * 5000})
         await expect(bob, r"refused an oversize chat message from mallory \(5000 bytes\)")
-        peer.chat.send("q" * 20000)
+        peer.chat_channel.send("q" * 20000)
         await expect(bob, r"refused an oversize chat message from mallory \(20000 bytes\)")
-        peer.chat.send(b"\x00binary")
+        peer.chat_channel.send(b"\x00binary")
         await expect(bob, r"refused a binary chat message from mallory")
-        peer.chat.send({"type": "chat", "text": "\x1b[2Jcleared?"})
+        peer.chat_channel.send({"type": "chat", "text": "\x1b[2Jcleared?"})
         line = await expect(bob, r"mallory: .*cleared\?")
         assert "\x1b" not in line
-        peer.chat.send({"type": "typing"})  # a later extension: ignored quietly
-        peer.chat.send({"type": "chat", "text": "ok, a normal line"})
+        peer.chat_channel.send({"type": "typing"})  # a later extension: ignored quietly
+        peer.chat_channel.send({"type": "chat", "text": "ok, a normal line"})
         await expect(bob, r"\] mallory: ok, a normal line$")
     assert not any("zzzz" in line or "qqqq" in line for line in bob.lines)
+
+
+async def test_a_call_without_data_channels_goes_on_without_chat(
+    signaling_server: SignalingServer, tmp_path: Path
+) -> None:
+    (tmp_path / "f.txt").write_bytes(b"for nobody")
+    carol = start_peer(
+        signaling_server, "--login", "carol", *NO_MEDIA, "--send-file", str(tmp_path / "f.txt")
+    )
+    try:
+        await expect(carol, "waiting for calls")
+        async with scripted_call(signaling_server, "page", "carol", data_channels=False):
+            await expect(carol, "call with page connected")
+            await expect(carol, "page's side offered no data channels: no chat or files")
+            await expect(carol, r"f\.txt not sent: no data channels in this call")
+            carol.type_line("anyone there?")
+            await expect(carol, "chat with page is not open")
+        await expect(carol, "call with page ended: page hung up")
+    finally:
+        carol.stop()
+    output = "\n".join(carol.lines)
+    assert output.count("offered no data channels") == 1 and "Traceback" not in output
