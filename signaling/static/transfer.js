@@ -12,8 +12,11 @@ import { Sha256 } from './sha256.js';
 import { FILE_LABEL, MAX_CHUNK_BYTES, fileMessages, parseFileControl } from './wire.js';
 
 const MiB = 1024 * 1024;
-export const HIGH_WATER = 4 * MiB;
-export const LOW_WATER = 1 * MiB;
+// Chat shares the call's SCTP association with file data: a line typed mid-transfer
+// waits behind whatever is queued, so the queue is kept short (the Python peer uses
+// the same marks); a fuller one sent no faster here.
+export const HIGH_WATER = 1 * MiB;
+export const LOW_WATER = 256 * 1024;
 const READ_BYTES = 1 * MiB; // one file.slice() read, sent as MAX_CHUNK_BYTES messages
 const BLOB_PART_BYTES = 4 * MiB;
 export const MAX_RECEIVE_BYTES = 4 * 1024 * MiB; // what the page is willing to hold as a Blob
