@@ -1,5 +1,8 @@
 // webcam-peer call page: protocol v1 over a WebSocket, one RTCPeerConnection per call.
 // Plain ES module, no build step. User-provided text only ever goes into textContent.
+// Chat and file transfer live in calldata.js and the modules it imports.
+
+import { CallData } from './calldata.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -25,6 +28,12 @@ const ui = {
   remoteLabel: $('remote-label'),
   unmute: $('unmute'),
 };
+
+const talk = new CallData(
+  { log: $('chat-log'), form: $('chat-form'), input: $('chat-input'), send: $('chat-send') },
+  { list: $('transfers'), input: $('file-input'), send: $('file-send') },
+  showNotice,
+);
 
 const LIST_INTERVAL_MS = 3000;
 const RECONNECT_MIN_MS = 500;
@@ -330,7 +339,7 @@ function startMedia() {
 
 // ---- calls ---------------------------------------------------------------------------------
 
-function newCall(partner) {
+function newCall(partner, caller) {
   const pc = new RTCPeerConnection({ iceServers: app.iceServers });
   const call = {
     partner,
@@ -375,6 +384,8 @@ function newCall(partner) {
   });
   app.call = call;
   ui.remoteLabel.textContent = partner;
+  // The caller's chat channel must exist before createOffer.
+  talk.start(pc, partner, { caller });
   return call;
 }
 
@@ -447,7 +458,7 @@ async function startCall() {
     showError('You cannot call yourself.');
     return;
   }
-  const call = newCall(target);
+  const call = newCall(target, true);
   setState('calling');
   setStatus(`Calling ${target}…`);
   try {
@@ -491,7 +502,7 @@ async function handleOffer(data) {
   const renegotiation = call !== null;
   if (!call) {
     clearError();
-    call = newCall(from);
+    call = newCall(from, false);
     setState('in-call');
     setStatus(`Incoming call from ${from}; answering…`);
   }
@@ -499,6 +510,7 @@ async function handleOffer(data) {
     // A glare (we were calling them too) rolls our offer back implicitly.
     await call.pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
     if (app.call !== call) return;
+    if (!renegotiation) talk.remoteDescription(offer.sdp);
     await remoteDescriptionSet(call);
     if (!renegotiation) {
       const stream = await startMedia();
@@ -534,6 +546,7 @@ async function handleAnswer(data) {
   try {
     await call.pc.setRemoteDescription({ type: 'answer', sdp: data.answer.sdp });
     if (app.call !== call) return;
+    talk.remoteDescription(data.answer.sdp);
     setState('in-call');
     if (call.pc.connectionState !== 'connected') {
       setStatus(`${call.partner} answered; connecting…`);
@@ -603,6 +616,7 @@ function endCall() {
   const call = app.call;
   if (!call) return;
   app.call = null;
+  talk.end(`the call with ${call.partner} ended`);
   try {
     call.pc.close();
   } catch (err) {
@@ -679,6 +693,10 @@ window.webcamPeer = Object.freeze({
   },
   get connected() {
     return app.ws !== null && app.ws.readyState === WebSocket.OPEN;
+  },
+  // The call's chat channel while open, for tests that play a misbehaving partner.
+  get chatChannel() {
+    return talk.chat.channel;
   },
 });
 
