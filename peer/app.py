@@ -40,7 +40,7 @@ from .commands import (
     SendCommand,
     parse_command,
 )
-from .datachannels import CallData, ReceiveOptions
+from .datachannels import CallData, ReceiveOptions, remove_stale_partials
 from .errors import ExitCode, PeerError
 from .filenames import unreadable_file
 from .ice import call_configuration, servers_from_login
@@ -127,6 +127,7 @@ class Peer:
         try:
             self.terminal.start(self._typed)
             self._open_media()
+            self._clean_download_dir()
             await self._connect()
             await self._turn.check(self._call_configuration())
             reader = asyncio.create_task(self._read_signaling(), name="signaling-reader")
@@ -141,6 +142,14 @@ class Peer:
             return int(exc.code)
         finally:
             await self._shutdown()
+
+    def _clean_download_dir(self) -> None:
+        removed = remove_stale_partials(self.options.download_dir)
+        if removed:
+            say(
+                f"removed {len(removed)} partial file(s) an interrupted earlier run left "
+                f"in {self.options.download_dir}"
+            )
 
     def _request_quit(self) -> None:
         if not self.quit.is_set():

@@ -45,7 +45,7 @@ from .transfer import (
     StopData,
     Write,
 )
-from .transfer_wire import MAX_CHUNK
+from .transfer_wire import MAX_CHUNK, Cancel, encode_control
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +64,36 @@ ACCEPT_TIMEOUT: Final = 30.0
 TEMP_PREFIX: Final = ".webcam-peer-"
 TEMP_SUFFIX: Final = ".part"
 SAVED_MODE: Final = 0o644
+# Each incoming transfer holds an open temporary file; a peer opening channel after
+# channel must not be able to exhaust file descriptors or fill the disk in parallel.
+MAX_INCOMING_AT_ONCE: Final = 8
+# A receiver killed outright cannot delete its temporary file; the next run does,
+# once nothing has written to it for this long (another peer may share the folder).
+STALE_PARTIAL_AFTER: Final = 600.0
 
 
 @dataclass(frozen=True)
 class ReceiveOptions:
     download_dir: Path = Path(".")
     max_size: int | None = None
+
+
+def remove_stale_partials(directory: Path, now: float | None = None) -> list[Path]:
+    """Delete temporary files of transfers nobody has written to for a while."""
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        candidates = list(directory.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"))
+    except OSError:
+        return removed
+    for path in candidates:
+        try:
+            if now - path.stat().st_mtime >= STALE_PARTIAL_AFTER and path.is_file():
+                path.unlink()
+                removed.append(path)
+        except OSError as exc:
+            logger.info("could not remove the stale partial file %s: %s", path, exc)
+    return removed
 
 
 class IncomingTransfer:
@@ -404,12 +428,30 @@ class CallData:
         if channel.label == "chat":
             self._use_chat(channel)
         elif channel.label == "file":
+            if len(self._incoming) >= MAX_INCOMING_AT_ONCE:
+                self._refuse(channel)
+                return
             number = next(self._numbers)
             transfer = IncomingTransfer(number, channel, self.other, self.receive, self.say)
             self._incoming[number] = transfer
             self._spawn(self._forget_incoming(transfer))
         else:
             logger.info("ignoring a data channel %r from %s", channel.label, self.other)
+
+    def _refuse(self, channel: RTCDataChannel) -> None:
+        self.say(
+            f"refused a file from {self.other}: {MAX_INCOMING_AT_ONCE} transfers "
+            "from them are already running (too-many)"
+        )
+
+        def refuse() -> None:
+            _send(channel, encode_control(Cancel("too-many")))
+            channel.close()
+
+        if channel.readyState == "open":
+            refuse()
+        else:
+            channel.on("open", refuse)
 
     def _use_chat(self, channel: RTCDataChannel) -> None:
         self.chat = channel

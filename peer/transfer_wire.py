@@ -22,6 +22,7 @@ REASONS: Final = frozenset(
         "hash-mismatch",
         "bad-header",
         "too-large",
+        "too-many",
         "disk-error",
         "protocol-error",
     }

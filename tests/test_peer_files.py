@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -253,6 +254,39 @@ def test_hanging_up_mid_transfer_leaves_no_file(
         alice.stop()
         bob.stop()
     assert files_in(bob_dir) == []
+
+
+def test_a_killed_receivers_partial_file_is_removed_by_its_next_run(
+    signaling_server: SignalingServer, dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, bob_dir = dirs
+    big = sparse_file(tmp_path / "big.iso", 1024 * MIB)
+    alice, bob = connected_pair(
+        signaling_server,
+        (*NO_MEDIA, "--send-file", str(big)),
+        (*NO_MEDIA, "--download-dir", str(bob_dir)),
+    )
+    try:
+        partial = wait_for_partial_file(bob_dir)
+        bob.signal(signal.SIGKILL)  # no chance to delete anything
+        bob.wait()
+        alice.wait_for(r"transfer of big\.iso to bob failed")
+    finally:
+        alice.stop()
+        bob.stop()
+    assert files_in(bob_dir) == [partial.name]
+    # Another run's transfer in progress is left alone; only an abandoned one goes.
+    live = bob_dir / ".webcam-peer-live.part"
+    live.write_bytes(b"being written")
+    long_ago = time.time() - 3600
+    os.utime(partial, (long_ago, long_ago))
+    bob = start_peer(signaling_server, "--login", "bob", *NO_MEDIA, "--download-dir", str(bob_dir))
+    try:
+        bob.wait_for(r"removed 1 partial file\(s\) an interrupted earlier run left")
+        bob.wait_for("waiting for calls")
+    finally:
+        bob.stop()
+    assert files_in(bob_dir) == [live.name]
 
 
 def test_bad_command_line_files(signaling_server: SignalingServer, tmp_path: Path) -> None:

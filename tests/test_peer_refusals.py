@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from peer.datachannels import MAX_INCOMING_AT_ONCE
+
 from .datachannel_peer import Channel, ScriptedPeer, scripted_call
 from .peer_support import NO_MEDIA, files_in, start_peer
 from .support import Process, SignalingServer
@@ -122,6 +124,29 @@ async def test_hostile_names_land_inside_the_download_dir(
         await expect(bob, rf"received {saved} from mallory -> {tmp_path / 'dl' / saved} ")
     assert files_in(tmp_path / "dl") == [saved]
     assert files_in(tmp_path) == ["dl"]
+
+
+async def test_more_transfers_at_once_than_allowed_are_refused(
+    signaling_server: SignalingServer, bob: Process, tmp_path: Path
+) -> None:
+    data = b"one of many"
+    digest = hashlib.sha256(data).hexdigest()
+    async with scripted_call(signaling_server, "mallory", "bob") as peer:
+        # Eight offers held open (accepted, no data yet): each holds a temporary file.
+        held = [await offer(peer, f"held{n}.bin", len(data)) for n in range(MAX_INCOMING_AT_ONCE)]
+        for channel in held:
+            assert await channel.receive() == {"type": "accept"}
+        extra = await offer(peer, "extra.bin", len(data))
+        assert await extra.receive() == {"type": "cancel", "reason": "too-many"}
+        await expect(bob, r"refused a file from mallory: 8 transfers .* \(too-many\)")
+        # Once one finishes, there is room again.
+        held[0].send(data)
+        held[0].send({"type": "end", "sha256": digest})
+        assert await held[0].receive() == {"type": "done", "sha256": digest}
+        again = await offer(peer, "again.bin", len(data))
+        assert await again.receive() == {"type": "accept"}
+    await expect(bob, r"call with mallory ended")
+    assert files_in(tmp_path / "dl") == ["held0.bin"]
 
 
 async def test_oversize_and_malformed_chat_is_refused(

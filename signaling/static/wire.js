@@ -14,6 +14,7 @@ export const CANCEL_REASONS = Object.freeze([
   'hash-mismatch',
   'bad-header',
   'too-large',
+  'too-many',
   'disk-error',
   'protocol-error',
 ]);
