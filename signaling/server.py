@@ -120,7 +120,15 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         # browser connection; signaling frames are small. Node's `ws` says the same.
         compress=False,
     )
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except ConnectionResetError:
+        # Reset right after its upgrade request: nothing to serve, and not an error of
+        # ours (aiohttp would log the failed 101 write as one, with a traceback).
+        # The WebSocketResponse is half-prepared and cannot be returned; aiohttp's
+        # attempt to send this one fails quietly as a premature disconnection.
+        logger.debug("connection from %s gone during the upgrade", request.remote)
+        return web.Response()
     transport = request.transport
     if transport is None:  # the client went away during the upgrade
         return ws
@@ -163,6 +171,11 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             # Not kept while waiting for the next frame: 10,000 idle connections
             # would otherwise hold on to 10,000 last messages.
             del frame, payload, outgoing
+    except ConnectionResetError:
+        # aiohttp answers pings inside receive(); a client that resets its connection
+        # while pings are queued makes that write fail. It is a disconnect like any
+        # other (the socket fuzzer's ping flood then reset found it).
+        logger.debug("connection %s reset by the client", connection)
     finally:
         del state.sockets[connection]
         del state.outboxes[connection]
