@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -57,7 +58,10 @@ PROFILES: Final = {
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     ),
 }
-PROFILE: Final = PROFILES[os.environ.get("HYPOTHESIS_PROFILE", "ci")]
+PROFILE_NAME: Final = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+PROFILE: Final = PROFILES[PROFILE_NAME]
+# The long profile runs for many minutes: no per-test time limit there.
+pytestmark = pytest.mark.timeout(0 if PROFILE_NAME == "long" else 300)
 TOKEN: Final = "s3cret"
 
 # Few names, so that logins collide, calls find their targets and targets get busy.

@@ -20,20 +20,31 @@ The generator is seeded (``FUZZ_SEED``, printed) so a failing batch replays;
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import random
 import re
-import socket
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
-import numpy as np
+
+from wsraw import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    client_frame,
+    handshake_request,
+    open_websocket,
+    read_frame,
+    reset,
+)
 
 from .server_support import metric_values
 from .support import SignalingServer
@@ -44,8 +55,6 @@ CONNECTIONS_PER_BATCH: Final = 8
 BATCH_TIMEOUT: Final = 60.0
 SETTLE_TIMEOUT: Final = 15.0
 HARD_LIMIT: Final = 1024 * 1024  # signaling.server.HARD_FRAME_LIMIT
-OPCODES: Final = {"continuation": 0x0, "text": 0x1, "binary": 0x2, "close": 0x8, "ping": 0x9}
-PONG: Final = 0xA
 # What must never appear in the server's output, whatever it was sent.
 CRASH_MARKERS: Final = (
     "Traceback",
@@ -59,45 +68,13 @@ CRASH_MARKERS: Final = (
 # ---- raw WebSocket bytes ------------------------------------------------------------------
 
 
-def raw_frame(
-    opcode: int,
-    payload: bytes,
-    *,
-    fin: bool = True,
-    rsv: int = 0,
-    masked: bool = True,
-    declared: int | None = None,
-) -> bytes:
-    """A client frame with every header field under the caller's control, including
-    a declared length that differs from the payload actually sent."""
-    length = len(payload) if declared is None else declared
-    first = (0x80 if fin else 0) | (rsv & 0x7) << 4 | (opcode & 0xF)
-    mask_bit = 0x80 if masked else 0
-    if length < 126:
-        header = struct.pack("!BB", first, mask_bit | length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", first, mask_bit | 126, length)
-    else:
-        header = struct.pack("!BBQ", first, mask_bit | 127, length)
-    if not masked:
-        return header + payload
-    key = os.urandom(4)
-    data = np.frombuffer(payload, dtype=np.uint8)
-    keys = np.resize(np.frombuffer(key, dtype=np.uint8), len(payload))
-    return header + key + (data ^ keys).tobytes()
+def raw_frame(opcode: int, payload: bytes, **header: Any) -> bytes:
+    """Any client frame (scripts/wsraw.py), with a fresh mask."""
+    return client_frame(payload, os.urandom(4), opcode, **header)
 
 
 def text(message: str | bytes) -> bytes:
-    return raw_frame(OPCODES["text"], message.encode() if isinstance(message, str) else message)
-
-
-def handshake_request(port: int, key: bytes | None = None) -> bytes:
-    key = key or base64.b64encode(os.urandom(16))
-    return (
-        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
+    return raw_frame(OP_TEXT, message.encode() if isinstance(message, str) else message)
 
 
 # ---- what a fuzz connection sends -----------------------------------------------------------
@@ -134,7 +111,7 @@ def bad_protocol_message(rng: Rng) -> bytes:
     ]
     message = rng.choice(choices)()
     if isinstance(message, bytes):
-        return raw_frame(OPCODES["binary"], message)
+        return raw_frame(OP_BINARY, message)
     return text(message)
 
 
@@ -167,40 +144,38 @@ def chaos_frame(rng: Rng) -> tuple[bytes, bool]:
         return text(b"x" * (HARD_LIMIT + rng.randrange(1, 4096))), True
     if kind == 7:
         return b"".join(
-            raw_frame(OPCODES["ping"], os.urandom(rng.randrange(0, 125)))
+            raw_frame(OP_PING, os.urandom(rng.randrange(0, 125)))
             for _ in range(rng.randrange(50, 300))
         ), False
     if kind == 8:
-        return raw_frame(PONG, os.urandom(rng.randrange(0, 30))), False
+        return raw_frame(OP_PONG, os.urandom(rng.randrange(0, 30))), False
     if kind == 9:  # reserved opcodes and bits, an unmasked client frame
         return rng.choice(
             [
                 raw_frame(rng.choice([3, 4, 5, 6, 7, 0xB, 0xC, 0xF]), b"{}"),
-                raw_frame(OPCODES["text"], b"{}", rsv=rng.randrange(1, 8)),
-                raw_frame(OPCODES["text"], b'{"type":"list"}', masked=False),
+                raw_frame(OP_TEXT, b"{}", rsv=rng.randrange(1, 8)),
+                raw_frame(OP_TEXT, b'{"type":"list"}', masked=False),
             ]
         ), True
     if kind == 10:  # a fragmented message, sometimes broken
         body = json.dumps({"type": "list"}).encode()
         cut = rng.randrange(1, len(body))
-        start = raw_frame(OPCODES["text"], body[:cut], fin=False)
-        rest = raw_frame(OPCODES["continuation"], body[cut:])
+        start = raw_frame(OP_TEXT, body[:cut], fin=False)
+        rest = raw_frame(OP_CONTINUATION, body[cut:])
         return rng.choice([(start + rest, False), (rest, True), (start + start, True)])
     if kind == 11:  # control frames that break the rules: too long, fragmented
         return rng.choice(
             [
-                raw_frame(OPCODES["ping"], os.urandom(126)),
-                raw_frame(OPCODES["ping"], b"x", fin=False),
+                raw_frame(OP_PING, os.urandom(126)),
+                raw_frame(OP_PING, b"x", fin=False),
             ]
         ), True
     if kind == 12:  # a close frame with a random code and reason
-        return raw_frame(OPCODES["close"], os.urandom(rng.randrange(0, 40))), True
+        return raw_frame(OP_CLOSE, os.urandom(rng.randrange(0, 40))), True
     if kind == 13:  # a random binary frame of any size up to 64 KiB
-        return raw_frame(OPCODES["binary"], os.urandom(rng.randrange(0, 65536))), False
+        return raw_frame(OP_BINARY, os.urandom(rng.randrange(0, 65536))), False
     if kind == 14:  # a frame that claims more than it carries: the rest never comes
-        return raw_frame(
-            OPCODES["text"], b'{"type":', declared=rng.choice([200, 70_000, 2**62])
-        ), True
+        return raw_frame(OP_TEXT, b'{"type":', declared=rng.choice([200, 70_000, 2**62])), True
     return os.urandom(rng.randrange(1, 200)), True  # bytes that are no frame at all
 
 
@@ -208,9 +183,9 @@ def pre_handshake_garbage(rng: Rng, port: int) -> bytes:
     return rng.choice(
         [
             os.urandom(rng.randrange(1, 4096)),
-            handshake_request(port)[: rng.randrange(1, 60)],
-            handshake_request(port).replace(b"Version: 13", b"Version: 99"),
-            handshake_request(port, key=b"not base64!"),
+            handshake_request("127.0.0.1", port)[: rng.randrange(1, 60)],
+            handshake_request("127.0.0.1", port).replace(b"Version: 13", b"Version: 99"),
+            handshake_request("127.0.0.1", port, key=b"not base64!"),
             b"GET /ws HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 20_000 + b"\r\n\r\n",
             b"POST /ws HTTP/1.1\r\nContent-Length: 99999999\r\n\r\nxx",
             b"GET /" + random_unicode(rng, 30).encode() + b" HTTP/1.1\r\n\r\n",
@@ -229,26 +204,6 @@ class Tally:
     errors_counted: int = 0
 
 
-async def open_socket(
-    server: SignalingServer,
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection(server.host, server.port)
-
-
-async def upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
-    writer.write(handshake_request(port))
-    head = await reader.readuntil(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101"), head[:200]
-
-
-def reset(writer: asyncio.StreamWriter) -> None:
-    """Close with a TCP RST: the server sees the connection vanish, no FIN, no close frame."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
-
-
 async def drain_until_closed(reader: asyncio.StreamReader, within: float) -> None:
     """Read (and drop) whatever the server sends, until it closes or time is up."""
     try:
@@ -259,19 +214,8 @@ async def drain_until_closed(reader: asyncio.StreamReader, within: float) -> Non
         pass
 
 
-async def server_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """One frame from the server (never masked)."""
-    first, second = await reader.readexactly(2)
-    length = second & 0x7F
-    if length == 126:
-        (length,) = struct.unpack("!H", await reader.readexactly(2))
-    elif length == 127:
-        (length,) = struct.unpack("!Q", await reader.readexactly(8))
-    return first & 0x0F, await reader.readexactly(length)
-
-
 async def chaos_connection(server: SignalingServer, rng: Rng, tally: Tally) -> None:
-    reader, writer = await open_socket(server)
+    reader, writer = await asyncio.open_connection(server.host, server.port)
     tally.connections += 1
     drain = asyncio.create_task(drain_until_closed(reader, 30))
     try:
@@ -281,7 +225,7 @@ async def chaos_connection(server: SignalingServer, rng: Rng, tally: Tally) -> N
             tally.bytes += len(garbage)
         else:
             # The reader task reads the 101 response along with everything else.
-            writer.write(handshake_request(server.port))
+            writer.write(handshake_request(server.host, server.port))
             for _ in range(rng.randrange(1, 40)):
                 frame, may_close = chaos_frame(rng)
                 writer.write(frame)
@@ -294,7 +238,7 @@ async def chaos_connection(server: SignalingServer, rng: Rng, tally: Tally) -> N
         if ending == 0:
             reset(writer)
         elif ending == 1:
-            writer.write(raw_frame(OPCODES["close"], struct.pack("!H", 1000)))
+            writer.write(raw_frame(OP_CLOSE, struct.pack("!H", 1000)))
             writer.close()
         else:
             writer.write_eof()
@@ -308,10 +252,9 @@ async def chaos_connection(server: SignalingServer, rng: Rng, tally: Tally) -> N
 
 async def polite_connection(server: SignalingServer, rng: Rng, tally: Tally) -> None:
     """Bad protocol messages on a sound WebSocket: exactly one error back for each."""
-    reader, writer = await open_socket(server)
+    reader, writer = await open_websocket(server.host, server.port)
     tally.connections += 1
     try:
-        await upgrade(reader, writer, server.port)
         count = rng.randrange(1, 40)
         for _ in range(count):
             frame = bad_protocol_message(rng)
@@ -319,15 +262,15 @@ async def polite_connection(server: SignalingServer, rng: Rng, tally: Tally) -> 
             tally.frames += 1
             tally.bytes += len(frame)
         for index in range(count):
-            opcode, payload = await asyncio.wait_for(server_frame(reader), 10)
-            assert opcode == OPCODES["text"], (index, opcode, payload[:200])
+            opcode, payload = await asyncio.wait_for(read_frame(reader), 10)
+            assert opcode == OP_TEXT, (index, opcode, payload[:200])
             reply = json.loads(payload)
             assert reply["type"] == "error" and reply["message"], reply
         tally.errors_counted += count
-        writer.write(raw_frame(OPCODES["close"], struct.pack("!H", 1000)))
+        writer.write(raw_frame(OP_CLOSE, struct.pack("!H", 1000)))
         # Nothing more than the close frame answering ours.
-        opcode, _ = await asyncio.wait_for(server_frame(reader), 10)
-        assert opcode == OPCODES["close"], opcode
+        opcode, _ = await asyncio.wait_for(read_frame(reader), 10)
+        assert opcode == OP_CLOSE, opcode
     finally:
         writer.transport.abort()
 
@@ -432,7 +375,7 @@ async def test_malformed_http_gets_400_and_one_log_line(start_server: StartServe
         b"GET /ws HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 20_000 + b"\r\n\r\n",
         b"GET /\xff\xfe HTTP/1.1\r\n\r\n",
     ):
-        reader, writer = await open_socket(server)
+        reader, writer = await asyncio.open_connection(server.host, server.port)
         writer.write(request)
         response = await asyncio.wait_for(reader.read(), 10)
         writer.close()
@@ -447,8 +390,8 @@ async def test_reset_right_after_the_upgrade_request(start_server: StartServer) 
     request made the 101 write fail inside the handler, logged as a traceback."""
     server = start_server()
     for _ in range(40):
-        _, writer = await open_socket(server)
-        writer.write(handshake_request(server.port))
+        _, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(handshake_request(server.host, server.port))
         reset(writer)
     await assert_healthy(server, 0)
     await settled(server, (await settled_first(server))["signaling_tasks"])
@@ -461,10 +404,9 @@ async def test_reset_during_a_ping_flood(start_server: StartServer) -> None:
     server = start_server()
     idle = (await settled_first(server))["signaling_tasks"]
     for _ in range(20):
-        reader, writer = await open_socket(server)
-        await upgrade(reader, writer, server.port)
+        _, writer = await open_websocket(server.host, server.port)
         writer.write(text(json.dumps({"type": "list"})))
-        writer.write(b"".join(raw_frame(OPCODES["ping"], b"p" * 100) for _ in range(2000)))
+        writer.write(b"".join(raw_frame(OP_PING, b"p" * 100) for _ in range(2000)))
         reset(writer)
     await assert_healthy(server, 0)
     await settled(server, idle)
