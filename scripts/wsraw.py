@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 import socket
@@ -103,6 +104,8 @@ def reset(writer: asyncio.StreamWriter) -> None:
     """Vanish with a TCP RST: no close frame, no FIN, as a crashed client or a dropped
     network looks to the server."""
     sock = writer.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    if sock is not None and not writer.transport.is_closing():
+        # Already closed (reset twice, or closed by the server): nothing to reset.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
