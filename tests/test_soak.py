@@ -1,4 +1,5 @@
-"""Promise 5 in CI: scripts/soak.py at a short length (200 clients, 20 s of churn).
+"""Promise 5 in CI: scripts/soak.py at a short length (200 clients, 10 s of warm-up
+churn, 20 s of measured churn).
 
 The full soak (1,000 clients, 5 minutes) is the same script with its defaults; its
 figures are in docs/benchmarks.md and docs/reliability.md.
@@ -26,6 +27,8 @@ def test_churning_clients_leave_nothing_behind() -> None:
             "200",
             "--duration",
             "20",
+            "--warm-up",
+            "10",
             "--settle",
             "2",
             "--json",
