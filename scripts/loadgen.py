@@ -27,13 +27,17 @@ import time
 from array import array
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, Final, cast
+from typing import Any, cast
 
-_WEBSOCKET_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_OP_TEXT: Final = 0x1
-_OP_CLOSE: Final = 0x8
-_OP_PING: Final = 0x9
-_OP_PONG: Final = 0xA
+from wsraw import (
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    WEBSOCKET_GUID,
+    client_frame,
+    handshake_request,
+)
 
 
 class BenchError(RuntimeError):
@@ -56,21 +60,6 @@ class LoadSpec:
     timeout: float = 60.0
 
 
-def _frame(payload: bytes, mask: bytes, opcode: int = _OP_TEXT) -> bytes:
-    """A client frame: FIN set, masked as RFC 6455 requires of clients."""
-    length = len(payload)
-    if length < 126:
-        header = bytes((0x80 | opcode, 0x80 | length))
-    elif length < 65536:
-        header = bytes((0x80 | opcode, 0x80 | 126)) + length.to_bytes(2, "big")
-    else:
-        header = bytes((0x80 | opcode, 0x80 | 127)) + length.to_bytes(8, "big")
-    # XOR as one big integer: a C loop instead of a Python one over the bytes.
-    key = int.from_bytes((mask * (length // 4 + 1))[:length], "little")
-    masked = (int.from_bytes(payload, "little") ^ key).to_bytes(length, "little")
-    return header + mask + masked
-
-
 class LoadClient(asyncio.Protocol):
     """One signaling client: handshake, login, then offers to and from its partner."""
 
@@ -79,11 +68,7 @@ class LoadClient(asyncio.Protocol):
         self.index = index
         self.name = f"u{index}"
         self.partner: LoadClient | None = None
-        self._request = (
-            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {{key}}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        )
+        self._address = (host, port, path)
         self._mask = os.urandom(4)
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
@@ -110,8 +95,8 @@ class LoadClient(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         key = base64.b64encode(os.urandom(16))
-        self._expected_accept = base64.b64encode(hashlib.sha1(key + _WEBSOCKET_GUID).digest())
-        self._transport.write(self._request.format(key=key.decode()).encode())
+        self._expected_accept = base64.b64encode(hashlib.sha1(key + WEBSOCKET_GUID).digest())
+        self._transport.write(handshake_request(*self._address, key=key))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -143,12 +128,12 @@ class LoadClient(asyncio.Protocol):
             payload = bytes(buffer[position + header : position + header + length])
             position += header + length
             opcode = first & 0x0F
-            if opcode == _OP_TEXT:
+            if opcode == OP_TEXT:
                 self._on_text(payload)
-            elif opcode == _OP_PING:
-                self._write(_frame(payload, self._mask, _OP_PONG))
-            elif opcode == _OP_CLOSE:
-                self._write(_frame(payload[:2], self._mask, _OP_CLOSE))
+            elif opcode == OP_PING:
+                self._write(client_frame(payload, self._mask, OP_PONG))
+            elif opcode == OP_CLOSE:
+                self._write(client_frame(payload[:2], self._mask, OP_CLOSE))
                 assert self._transport is not None
                 self._transport.close()
         del buffer[:position]
@@ -173,7 +158,7 @@ class LoadClient(asyncio.Protocol):
             self._transport.write(frame)
 
     def send_json(self, message: dict[str, Any]) -> None:
-        self._write(_frame(json.dumps(message, separators=(",", ":")).encode(), self._mask))
+        self._write(client_frame(json.dumps(message, separators=(",", ":")).encode(), self._mask))
 
     def _fail(self, text: str) -> None:
         self.errors.append(text)
@@ -273,7 +258,7 @@ class LoadClient(asyncio.Protocol):
         if fill >= 0:
             sdp += "a=x:" + "x" * fill + "\\r\\n"
         text = self._envelope[0] + sdp + self._envelope[1]
-        self._write(_frame(text.encode(), self._mask))
+        self._write(client_frame(text.encode(), self._mask))
         self.sent += 1
 
     def pump(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from . import badrequests
 from .cluster import DEFAULT_PRESENCE_TTL
 from .ice_servers import IceServerConfigError, IceServers
 from .server import ServerConfig, create_app
@@ -206,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose + 1, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    badrequests.install()
 
     config = ServerConfig(
         host=args.host,

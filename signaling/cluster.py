@@ -94,11 +94,16 @@ class ClusterRouter(Router):
     pending: dict[Connection, PendingQuery] = field(default_factory=dict)
 
     # ---- answers to pending queries ------------------------------------------------
-    def claimed(self, connection: Connection, username: str, granted: bool) -> list[Outgoing]:
-        """The directory's answer to a :class:`ClaimUsername`."""
+    def claimed(
+        self, connection: Connection, username: str, granted: bool | None
+    ) -> list[Outgoing]:
+        """The directory's answer to a :class:`ClaimUsername`; None: no answer (the
+        directory is unreachable), which is not the same as the name being taken."""
         session = self._sessions.get(connection)
         if session is None:
             return []
+        if granted is None:
+            return [(connection, protocol.login_reply(False, Reason.SERVER_UNAVAILABLE))]
         if not granted:
             return [(connection, protocol.login_reply(False, Reason.USERNAME_TAKEN))]
         return super()._take_username(session, username)

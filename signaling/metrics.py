@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterator
 
@@ -54,6 +55,13 @@ class Metrics:
             "Calls in progress (ringing or answered)",
             registry=self.registry,
         ).set_function(lambda: router.active_call_count)
+        # A task per connection, and the ones aiohttp and Redis start: after a load has
+        # gone this is back at its idle value, or something was left behind (a leak).
+        Gauge(
+            "signaling_tasks",
+            "asyncio tasks alive in the server's event loop",
+            registry=self.registry,
+        ).set_function(_task_count)
         self._counts = _Counts()
         self.registry.register(self._counts)
 
@@ -66,3 +74,10 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _task_count() -> int:
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # scraped outside the event loop (a unit test): no tasks
+        return 0

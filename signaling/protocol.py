@@ -47,6 +47,7 @@ class Reason:
     IN_ANOTHER_CALL: Final = "in-another-call"
     NOT_IN_CALL: Final = "not-in-call"
     INVALID_STATE: Final = "invalid-state"
+    SERVER_UNAVAILABLE: Final = "server-unavailable"
 
 
 _HUMAN_TEXT: Final[dict[str, str]] = {
@@ -68,6 +69,7 @@ _HUMAN_TEXT: Final[dict[str, str]] = {
     Reason.IN_ANOTHER_CALL: "hang up your current call first",
     Reason.NOT_IN_CALL: "you are not in a call with that user",
     Reason.INVALID_STATE: "that message does not fit the state of the call",
+    Reason.SERVER_UNAVAILABLE: "the server cannot reach its user directory; try again shortly",
 }
 
 

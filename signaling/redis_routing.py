@@ -85,7 +85,7 @@ class RedisUnavailable(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class _Claim:
     username: str
-    answer: asyncio.Future[bool]
+    answer: asyncio.Future[bool | None]  # None: Redis did not answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +211,8 @@ class RedisRouting:
             self._steps_waiting.set()
         self._steps.append(step)
 
-    async def _claim(self, username: str) -> bool:
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def _claim(self, username: str) -> bool | None:
+        answer: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._queue(_Claim(username, answer))
         return await answer
 
@@ -265,7 +265,9 @@ class RedisRouting:
                 logger.exception("Redis did not take %d queued steps", len(steps))
                 for step in steps:
                     if isinstance(step, _Claim) and not step.answer.done():
-                        step.answer.set_result(False)
+                        # Unanswered, not refused: the user hears "server-unavailable",
+                        # not that somebody else has the name.
+                        step.answer.set_result(None)
 
     async def _apply(self, steps: list[_Step]) -> None:
         assert self._redis is not None

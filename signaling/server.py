@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -38,6 +38,9 @@ STATIC_DIR = Path(str(resources.files("signaling") / "static"))
 # Frames between the protocol limit and this get a polite "too-large" error and the
 # connection stays open; beyond it aiohttp closes the socket with 1009.
 HARD_FRAME_LIMIT = 1024 * 1024
+# How long a close waits for the client's answering close frame (aiohttp's default is
+# 10 s): a client that never answers holds up the server's shutdown this long.
+CLOSE_TIMEOUT = 3.0
 _CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
 
 
@@ -72,6 +75,10 @@ class SignalingState:
     router: Router
     metrics: Metrics
     sockets: dict[int, web.WebSocketResponse] = field(default_factory=dict)
+    # The task serving each socket: on shutdown each closes its own socket (see
+    # _close_sockets), and nothing else is sent once shutting_down is set.
+    handlers: dict[int, asyncio.Task[Any]] = field(default_factory=dict)
+    shutting_down: bool = False
     ids: itertools.count[int] = field(default_factory=itertools.count)
     outboxes: dict[int, Outbox] = field(default_factory=dict)
     flusher: Flusher | None = None
@@ -85,6 +92,10 @@ STATE = web.AppKey("signaling_state", SignalingState)
 
 
 def _deliver(state: SignalingState, sender: int | None, outgoing: list[Outgoing]) -> None:
+    if state.shutting_down:
+        # The users leaving now are not hanging up: their calls may outlive this
+        # process (peers reconnect to its successor), so nobody is told "close".
+        return
     if state.ice.urls:
         # Here rather than after handle_frame: with --redis the login reply comes
         # later, once Redis granted the name. TURN credentials are minted per user.
@@ -116,17 +127,29 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         heartbeat=state.config.heartbeat or None,
         max_msg_size=HARD_FRAME_LIMIT,
+        timeout=CLOSE_TIMEOUT,
         # Deflate costs CPU on every message and some 300 KB of zlib state per
         # browser connection; signaling frames are small. Node's `ws` says the same.
         compress=False,
     )
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except ConnectionResetError:
+        # Reset right after its upgrade request: nothing to serve, and not an error of
+        # ours (aiohttp would log the failed 101 write as one, with a traceback).
+        # The WebSocketResponse is half-prepared and cannot be returned; aiohttp's
+        # attempt to send this one fails quietly as a premature disconnection.
+        logger.debug("connection from %s gone during the upgrade", request.remote)
+        return web.Response()
     transport = request.transport
     if transport is None:  # the client went away during the upgrade
         return ws
     if state.flusher is None:
         state.flusher = Flusher(asyncio.get_running_loop())
     connection = next(state.ids)
+    handler = asyncio.current_task()
+    assert handler is not None
+    state.handlers[connection] = handler
     state.sockets[connection] = ws
     state.outboxes[connection] = Outbox(
         transport,
@@ -163,7 +186,24 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             # Not kept while waiting for the next frame: 10,000 idle connections
             # would otherwise hold on to 10,000 last messages.
             del frame, payload, outgoing
+    except ConnectionResetError:
+        # aiohttp answers pings inside receive(); a client that resets its connection
+        # while pings are queued makes that write fail. It is a disconnect like any
+        # other (the socket fuzzer's ping flood then reset found it).
+        logger.debug("connection %s reset by the client", connection)
+    except asyncio.CancelledError:
+        if not state.shutting_down:
+            raise
+        # Cancelled by _close_sockets: close from this task, which is not waiting in
+        # receive() any more, so close() waits for the client's answering close frame
+        # before the TCP connection goes. Closed from another task while receive()
+        # waits, aiohttp drops the connection right after sending its close frame; the
+        # client's answer then cannot be written and aiohttp's client reports 1006
+        # instead of the 1001 it received (the "KNOWN FLAKE" of test_server.py).
+        handler.uncancel()
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
     finally:
+        del state.handlers[connection]
         del state.sockets[connection]
         del state.outboxes[connection]
         if state.cluster is None:
@@ -206,16 +246,17 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 async def _close_sockets(app: web.Application) -> None:
-    # What is queued goes out before the close frames.
-    flusher = app[STATE].flusher
-    if flusher is not None:
-        flusher.flush()
+    state = app[STATE]
+    # What is queued goes out before the close frames; nothing after them.
+    if state.flusher is not None:
+        state.flusher.flush()
+    state.shutting_down = True
     # All at once: a client that never answers the close must not hold up the others.
-    sockets = list(app[STATE].sockets.values())
-    await asyncio.gather(
-        *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown") for ws in sockets),
-        return_exceptions=True,
-    )
+    # Each handler closes its own socket (see websocket_handler).
+    handlers = list(state.handlers.values())
+    for handler in handlers:
+        handler.cancel()
+    await asyncio.gather(*handlers, return_exceptions=True)
 
 
 def create_app(config: ServerConfig | None = None) -> web.Application:

@@ -210,6 +210,28 @@ async def test_unreachable_redis_is_a_clear_error() -> None:
     assert f"cannot reach Redis at redis://127.0.0.1:{port}/0" in result.stderr
 
 
+async def test_redis_going_away_is_server_unavailable_not_username_taken(
+    start_server: StartServer, redis_server: RedisServer
+) -> None:
+    """Redis dies under a running server: a login gets "server-unavailable" (the name
+    may well be free), not "username-taken", and the users already in stay connected."""
+    server = start_server("--redis", redis_server.url, "--redis-ttl", str(TTL))
+    async with logged_in(server, "early") as [early]:
+        redis_server.process.popen.kill()
+        await asyncio.to_thread(redis_server.process.popen.wait)
+        async with connected(server.ws_url) as [late]:
+            await late.send({"type": "login", "username": "late"})
+            reply = await late.recv(within=30)
+        assert reply == {
+            "type": "login",
+            "success": False,
+            "reason": "server-unavailable",
+            "message": "the server cannot reach its user directory; try again shortly",
+        }
+        await early.expect_nothing()
+    assert server.process.popen.poll() is None
+
+
 def test_bad_redis_url_is_a_usage_error() -> None:
     result = subprocess.run(
         [str(BIN / "signaling-server"), "--redis", "localhost:6379"],
