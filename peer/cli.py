@@ -12,7 +12,7 @@ from pathlib import Path
 
 from signaling.protocol import is_valid_username
 
-from . import ice_checks
+from . import consent, ice_checks
 from .errors import ExitCode
 from .ice import IceConfigError, restrict_host_addresses, rtc_configuration, validate_host_addresses
 from .jitter import RECEIVE_PATHS, AiortcChanged, check_aiortc
@@ -269,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     restrict_host_addresses(args.ice_host)
     ice_checks.install()
+    try:
+        consent.install()
+    except RuntimeError as exc:
+        parser.error(str(exc))
     if args.jitter == "fast":
         try:
             check_aiortc()
