@@ -1,0 +1,255 @@
+"""The promises of docs/reliability.md, each shown with real processes.
+
+A signaling server restarting under a call, a peer vanishing with or without the
+server, a media path that dies while signaling lives: what each person's peer
+prints, and its stats lines' frame counters, say whether the call survived,
+ended cleanly, or came back. Timing bounds asserted here are the promises
+themselves; the measured figures are logged (``--log-cli-level=INFO``) and
+reported in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from .nat_support import SITES, NatLab, NatType
+from .peer_support import start_peer, wait_for_frames
+from .server_support import Client
+from .support import Process, SignalingServer, free_port, start_signaling_server
+from .test_nat import BuildLab, nat_lab, start_call, start_public_servers  # noqa: F401
+
+pytestmark = pytest.mark.slow
+logger = logging.getLogger(__name__)
+
+BOT = ("--video", "synthetic", "--size", "320x240", "--fps", "15", "--audio", "none")
+STATS = ("--stats-interval", "0.5")
+# Frames that prove video moves: a second of the 15 fps synthetic picture.
+PROOF = 15
+NOTICED_VIA_CLOSE = 2.0  # promise 2: the server tells the survivor
+NOTICED_VIA_CONSENT = 15.0  # promise 2: nobody tells; ICE consent runs out
+
+
+def frames(process: Process, at_least: int = 0) -> int:
+    """The video frames ``process`` reports received, once at least ``at_least``."""
+    return int(wait_for_frames(process, at_least)["video"]["frames"])
+
+
+def online_users(server: SignalingServer) -> list[str]:
+    """Who the server has logged in, asked over the protocol like any client."""
+
+    async def ask() -> list[str]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(server.ws_url) as ws,
+        ):
+            client = Client(ws)
+            assert (await client.login("observer"))["success"] is True
+            return [user for user in await client.users() if user != "observer"]
+
+    return asyncio.run(ask())
+
+
+def wait_for_users(server: SignalingServer, users: set[str], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (online := set(online_users(server))) < users:
+        assert time.monotonic() < deadline, f"only {online} logged in, expected {users}"
+        time.sleep(0.3)
+
+
+def call_between(server: SignalingServer, caller: str = "alice") -> tuple[Process, Process]:
+    """bob waits for calls; ``caller`` calls him; both see video."""
+    bob = start_peer(server, "--login", "bob", *BOT, *STATS)
+    bob.wait_for("waiting for calls")
+    other = start_peer(server, "--login", caller, "--call", "bob", *BOT, *STATS)
+    other.wait_for("call with bob connected")
+    bob.wait_for(f"call with {caller} connected")
+    frames(other, PROOF)
+    frames(bob, PROOF)
+    return other, bob
+
+
+def assert_no_traceback(*processes: Process) -> None:
+    for process in processes:
+        assert not any("Traceback" in line for line in process.lines), process.lines[-40:]
+
+
+def hang_up_then_call_again(server: SignalingServer, alice: Process, bob: Process) -> None:
+    """alice hangs up (bob sees the call end), then carol's call to bob connects."""
+    alice.signal(signal.SIGINT)
+    assert alice.wait() == 0
+    bob.wait_for("call with alice ended: alice hung up")
+    bob.wait_for("waiting for the next call")
+    carol = start_peer(server, "--login", "carol", "--call", "bob", *BOT, *STATS)
+    try:
+        carol.wait_for("call with bob connected")
+        frames(carol, PROOF)
+        carol.signal(signal.SIGINT)
+        assert carol.wait() == 0
+        bob.wait_for("call with carol ended: carol hung up")
+    finally:
+        carol.stop()
+
+
+# ---- 1. a signaling restart does not drop the call ------------------------------------
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_call_survives_a_signaling_server_restart(how: signal.Signals) -> None:
+    port = free_port()
+    server = start_signaling_server(port=port)
+    alice, bob = call_between(server)
+    try:
+        stopped = time.monotonic()
+        server.process.signal(how)
+        server.process.wait()
+        for peer in (alice, bob):
+            peer.wait_for("lost the signaling server; reconnecting")
+        # Media flows peer to peer: while no server runs, both keep receiving video.
+        during = {name: frames(p) for name, p in (("alice", alice), ("bob", bob))}
+        for name, peer in (("alice", alice), ("bob", bob)):
+            frames(peer, during[name] + 2 * PROOF)
+        assert server.process.popen.poll() is not None  # still down
+        server = start_signaling_server(port=port)
+        for peer in (alice, bob):
+            peer.wait_for(r"reconnected to the signaling server after [\d.]+ s")
+        back = time.monotonic() - stopped
+        wait_for_users(server, {"alice", "bob"})
+        for peer in (alice, bob):
+            assert not any(" ended: " in line for line in peer.drain()), peer.lines[-20:]
+        after = {name: frames(p) for name, p in (("alice", alice), ("bob", bob))}
+        frames(alice, after["alice"] + PROOF)
+        frames(bob, after["bob"] + PROOF)
+        logger.info("%s: server down %.1f s, both logged in again, call kept", how.name, back)
+        hang_up_then_call_again(server, alice, bob)
+    finally:
+        alice.stop()
+        bob.stop()
+        server.process.stop()
+    assert_no_traceback(alice, bob)
+
+
+# ---- 2. a vanished peer is noticed -------------------------------------------------------
+
+
+def test_a_vanished_peer_is_noticed_through_the_servers_close(
+    signaling_server: SignalingServer,
+) -> None:
+    alice, bob = call_between(signaling_server)
+    try:
+        killed = time.monotonic()
+        alice.signal(signal.SIGKILL)
+        bob.wait_for(r"call with alice ended: alice hung up \(disconnected\)")
+        noticed = time.monotonic() - killed
+        logger.info("SIGKILL -> survivor's call ended (server's close): %.3f s", noticed)
+        assert noticed < NOTICED_VIA_CLOSE
+        bob.wait_for("waiting for the next call")
+        carol = start_peer(signaling_server, "--login", "carol", "--call", "bob", *BOT, *STATS)
+        try:
+            carol.wait_for("call with bob connected")
+            frames(carol, PROOF)
+        finally:
+            carol.stop()
+    finally:
+        alice.stop()
+        bob.stop()
+    assert_no_traceback(bob)
+
+
+def test_a_vanished_peer_is_noticed_through_consent_when_the_server_is_gone_too() -> None:
+    port = free_port()
+    server = start_signaling_server(port=port)
+    alice, bob = call_between(server)
+    try:
+        server.process.signal(signal.SIGKILL)
+        server.process.wait()
+        bob.wait_for("lost the signaling server; reconnecting")
+        killed = time.monotonic()
+        alice.signal(signal.SIGKILL)
+        bob.wait_for(r"call with alice ended: the media connection with alice failed")
+        noticed = time.monotonic() - killed
+        logger.info("server + peer SIGKILL -> survivor's call ended (consent): %.1f s", noticed)
+        assert noticed < NOTICED_VIA_CONSENT
+        bob.wait_for("waiting for the next call")
+        # Ready for the next call once the server is back.
+        server = start_signaling_server(port=port)
+        bob.wait_for("reconnected to the signaling server")
+        carol = start_peer(server, "--login", "carol", "--call", "bob", *BOT, *STATS)
+        try:
+            carol.wait_for("call with bob connected")
+            frames(carol, PROOF)
+            frames(bob, PROOF)
+        finally:
+            carol.stop()
+    finally:
+        alice.stop()
+        bob.stop()
+        server.process.stop()
+    assert_no_traceback(bob)
+
+
+# ---- 3. a failed media connection is re-established once --------------------------------
+
+
+def cut_media(lab: NatLab, cut: bool) -> None:
+    """Drop (or stop dropping) every UDP packet site a's router forwards: media and
+    STUN/TURN die, the signaling (TCP) goes on. Rules live in the lab's own namespace."""
+    lab.sh(
+        f"router-{SITES[0].name}",
+        "iptables",
+        "-I" if cut else "-D",
+        "FORWARD",
+        "-p",
+        "udp",
+        "-j",
+        "DROP",
+    )
+
+
+@pytest.mark.parametrize("restored", [True, False], ids=["path-restored", "path-stays-cut"])
+def test_a_failed_media_connection_is_re_established_once(
+    nat_lab: BuildLab,  # noqa: F811
+    tmp_path: Path,
+    restored: bool,
+) -> None:
+    lab = nat_lab(NatType.NONE)
+    start_public_servers(lab, tmp_path)
+    alice, bob, _ = start_call(lab)
+    alice.wait_for("call with bob connected over host/udp")
+    bob.wait_for("call with alice connected over host/udp")
+    frames(alice, PROOF)
+    cut = time.monotonic()
+    cut_media(lab, True)
+    alice.wait_for(r"media connection with bob failed; reconnecting the call \(1 attempt\)", 30)
+    failed = time.monotonic() - cut
+    if restored:
+        cut_media(lab, False)
+        alice.wait_for("call with bob re-established", 30)
+        bob.wait_for("call with alice re-established", 30)
+        back = time.monotonic() - cut
+        # Frames flow on the new connection (its counters start again from 0).
+        for peer in (alice, bob):
+            peer.wait_for("call with .* connected over host/udp")
+        frames(alice, 2 * PROOF)
+        frames(bob, 2 * PROOF)
+        logger.info("cut -> failure noticed %.1f s, -> re-established %.1f s", failed, back)
+        alice.signal(signal.SIGINT)
+        assert alice.wait() == 0
+        bob.wait_for("call with alice ended: alice hung up")
+    else:
+        alice.wait_for(r"could not re-establish the call with bob \(.*\); call ended", 60)
+        bob.wait_for(r"could not re-establish the call with alice \(.*\); call ended", 60)
+        ended = time.monotonic() - cut
+        alice.wait_for("call with bob ended:")
+        bob.wait_for("call with alice ended:")
+        logger.info("cut for good -> failure %.1f s, call ended after %.1f s", failed, ended)
+        # One attempt only.
+        attempts = [line for line in alice.lines if "reconnecting the call" in line]
+        assert len(attempts) == 1, attempts
+    assert_no_traceback(alice, bob)
