@@ -331,7 +331,9 @@ class Call:
             if self.timings.connected is None:
                 self.timings.connected = time.monotonic()
             self._fire(CallEvent.MEDIA_CONNECTED)
-        elif state == "failed":
+        elif state == "failed" or (state == "closed" and self.live):
+            # aiortc reports a connection whose ICE consent expired as "closed", not
+            # "failed"; a close of our own comes after the call left its live states.
             await self._fail(f"the media connection with {self.other} failed (ICE)")
 
     def _ice_state_changed(self) -> None:
