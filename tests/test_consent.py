@@ -7,7 +7,7 @@ What it is for (a partner that vanished along with the server is noticed within
 from __future__ import annotations
 
 import pytest
-from aioice import ice
+from aioice import ice, turn
 
 from peer import consent
 
@@ -20,6 +20,10 @@ def test_install_sets_the_globals_and_the_worst_case_is_within_the_promise() -> 
     consent.install()
     assert ice.CONSENT_INTERVAL == consent.CHECK_INTERVAL
     assert ice.CONSENT_FAILURES == consent.FAILURES
+    bounded = turn.TurnClientMixin.delete
+    consent.install()  # twice: wrapped once
+    assert turn.TurnClientMixin.delete is bounded
+    assert bounded.__module__ == consent.__name__
     # The promise is 15 s; the settings leave a margin for a loaded machine.
     assert consent.worst_case_seconds() < 11
 
