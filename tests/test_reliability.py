@@ -18,7 +18,16 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from playwright.async_api import Browser, Page
 
+from .browser_support import (
+    frames_decoded,
+    login_page,
+    page_state,
+    remote_video_playing,
+    text_of,
+    wait_for_state,
+)
 from .nat_support import SITES, NatLab, NatType
 from .peer_support import start_peer, wait_for_frames
 from .server_support import Client
@@ -253,3 +262,63 @@ def test_a_failed_media_connection_is_re_established_once(
         attempts = [line for line in alice.lines if "reconnecting the call" in line]
         assert len(attempts) == 1, attempts
     assert_no_traceback(alice, bob)
+
+
+# ---- the page keeps its call through a restart too -------------------------------------
+
+
+async def frames_keep_coming(page: Page, more: int = 30, within: float = 20.0) -> int:
+    """The page's decoded video frames grow by ``more``; the count reached."""
+    start = await frames_decoded(page)
+    deadline = time.monotonic() + within
+    while (now := await frames_decoded(page)) < start + more:
+        assert time.monotonic() < deadline, f"the page's video froze at {now} frames"
+        await asyncio.sleep(0.2)
+    return now
+
+
+@pytest.mark.browser
+async def test_the_page_keeps_its_call_through_a_server_restart(browser: Browser) -> None:
+    port = free_port()
+    server = start_signaling_server(port=port)
+    bob = start_peer(server, "--login", "bob", *BOT, *STATS)
+    try:
+        await asyncio.to_thread(bob.wait_for, "waiting for calls")
+        carol = await login_page(browser, server.http_url, "carol")
+        await carol.fill("#callee", "bob")
+        await carol.click("#call")
+        await asyncio.to_thread(bob.wait_for, "call with carol connected")
+        await remote_video_playing(carol)
+
+        server.process.signal(signal.SIGKILL)
+        await asyncio.to_thread(server.process.wait)
+        await carol.wait_for_function("() => !window.webcamPeer.connected")
+        assert "the call with bob goes on; reconnecting in" in await text_of(carol, "#status")
+        await frames_keep_coming(carol)  # no server, and the picture moves on
+        assert await page_state(carol) == "in-call"
+
+        server = start_signaling_server(port=port)
+        await carol.wait_for_function("() => window.webcamPeer.connected", timeout=30_000)
+        await carol.wait_for_function(
+            "() => document.getElementById('status').textContent.startsWith('Reconnected')",
+            timeout=30_000,
+        )
+        assert await text_of(carol, "#status") == (
+            "Reconnected to the server; the call with bob goes on."
+        )
+        await asyncio.to_thread(bob.wait_for, "reconnected to the signaling server")
+        await asyncio.to_thread(wait_for_users, server, {"bob", "carol"})
+        await frames_keep_coming(carol)
+        assert await page_state(carol) == "in-call"
+
+        await carol.click("#hangup")  # reaches bob through the new server
+        await asyncio.to_thread(bob.wait_for, "call with carol ended: carol hung up")
+        await wait_for_state(carol, "idle")
+        await carol.fill("#callee", "bob")
+        await carol.click("#call")
+        await asyncio.to_thread(bob.wait_for, "call with carol connected")
+        await remote_video_playing(carol)
+    finally:
+        bob.stop()
+        server.process.stop()
+    assert_no_traceback(bob)

@@ -29,6 +29,9 @@ const ui = {
 const LIST_INTERVAL_MS = 3000;
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 10000;
+// A call whose media connection fails is negotiated afresh once (docs/reliability.md):
+// how long the new connection (or the partner's fresh offer) may take.
+const RECOVERY_TIMEOUT_MS = 20000;
 
 const app = {
   state: 'logged-out', // 'logged-out' | 'idle' | 'calling' | 'in-call'
@@ -43,6 +46,7 @@ const app = {
   media: null, // Promise<MediaStream | null>, started once at the first login
   call: null, // see newCall()
   lastUsers: '',
+  unsentCloses: [], // hang-ups made while the server was away: sent after logging in again
 };
 
 // ---- small UI helpers -------------------------------------------------------------------
@@ -148,22 +152,22 @@ function connect() {
     if (app.ws !== ws) return;
     app.ws = null;
     stopUserPolling();
-    if (app.call) {
-      const partner = app.call.partner;
-      endCall();
-      showError(`Lost the connection to the server; the call with ${partner} ended.`);
-    }
-    if (app.state !== 'logged-out') setState('logged-out');
+    // A call goes on without the server (media flows peer to peer); the page logs in
+    // again under the same name when the server is back.
+    if (!app.call && app.state !== 'logged-out') setState('logged-out');
     scheduleReconnect();
   });
 }
 
 function scheduleReconnect() {
   if (app.reconnectTimer !== null) return;
-  const delay = app.reconnectDelay;
+  // Doubling up to the cap, each delay scattered by ±50 % so that every page of a
+  // restarted server does not come back in the same instant.
+  const delay = Math.round(app.reconnectDelay * (0.5 + Math.random()));
   app.reconnectDelay = Math.min(app.reconnectDelay * 2, RECONNECT_MAX_MS);
   const seconds = (delay / 1000).toFixed(1);
-  setStatus(`Disconnected from the server; reconnecting in ${seconds} s…`);
+  const during = app.call ? `; the call with ${app.call.partner} goes on` : '';
+  setStatus(`Disconnected from the server${during}; reconnecting in ${seconds} s…`);
   app.reconnectTimer = setTimeout(() => {
     app.reconnectTimer = null;
     setStatus('Disconnected from the server; reconnecting now…');
@@ -231,12 +235,33 @@ function handleLoginReply(data) {
     // The server's STUN list plus TURN with credentials minted for this login, which
     // expire; a re-login after a reconnect brings fresh ones.
     if (Array.isArray(data.iceServers)) app.iceServers = data.iceServers;
+    const again = app.username === name;
     app.username = name;
     ui.me.textContent = name;
+    startUserPolling();
+    for (const partner of app.unsentCloses.splice(0)) send({ type: 'close', otherUsername: partner });
+    if (app.call) {
+      setState(app.state);
+      setStatus(`Reconnected to the server; the call with ${app.call.partner} goes on.`);
+      return;
+    }
     clearError();
     setState('idle');
-    setStatus(`Logged in as ${name}. Pick someone to call.`);
-    startUserPolling();
+    setStatus(
+      again
+        ? `Reconnected to the server as ${name}. Pick someone to call.`
+        : `Logged in as ${name}. Pick someone to call.`,
+    );
+    return;
+  }
+  if (app.username === name && data.reason === 'username-taken') {
+    // Our old connection is not gone from the server yet: try again shortly.
+    setStatus(`The server still holds our old session; logging in as ${name} again soon…`);
+    setTimeout(() => {
+      if (app.pendingLogin !== null || app.username !== name) return;
+      app.pendingLogin = name;
+      sendLogin(name);
+    }, 1000);
     return;
   }
   loginFailed(name, data.message || data.reason || 'refused');
@@ -341,6 +366,12 @@ function newCall(partner) {
     pendingLocal: [], // candidates gathered before that
     sentEnd: false,
     remoteStream: new MediaStream(),
+    dialled: false, // we sent the first offer: the side that re-offers after a failure
+    recovering: false, // this connection re-establishes a failed one (no further attempt)
+    awaitingOffer: false, // recovering, and the partner's fresh offer has not come yet
+    recoveryTimer: null,
+    mediaAdded: false, // our tracks are on the connection (a later offer renegotiates)
+    everConnected: false,
   };
   pc.addEventListener('icecandidate', (event) => {
     if (app.call !== call) return;
@@ -365,17 +396,86 @@ function newCall(partner) {
     if (app.call !== call) return;
     const state = pc.connectionState;
     if (state === 'connected') {
-      setStatus(`In a call with ${partner}.`);
+      call.everConnected = true;
+      if (call.recovering && call.recoveryTimer !== null) {
+        clearTimeout(call.recoveryTimer);
+        call.recoveryTimer = null;
+        clearError();
+        setStatus(`Call with ${partner} re-established.`);
+      } else {
+        setStatus(`In a call with ${partner}.`);
+      }
     } else if (state === 'disconnected') {
       setStatus(`Connection to ${partner} interrupted; waiting for it to recover…`);
     } else if (state === 'failed') {
-      showError(`The connection to ${partner} failed.`);
-      hangUp(`Call with ${partner} failed.`);
+      mediaFailed(call);
     }
   });
   app.call = call;
   ui.remoteLabel.textContent = partner;
   return call;
+}
+
+// ---- a failed media connection: re-established once (docs/reliability.md) --------------
+
+function mediaFailed(call) {
+  const partner = call.partner;
+  const signalingUp = app.ws !== null && app.ws.readyState === WebSocket.OPEN;
+  if (call.recovering || !call.everConnected || !signalingUp) {
+    const again = call.recovering && call.everConnected;
+    hangUp(`Call with ${partner} failed.`);
+    showError(
+      again
+        ? `The media connection with ${partner} failed again; call ended.`
+        : call.recovering
+          ? `Could not re-establish the call with ${partner}; call ended.`
+          : `The connection to ${partner} failed.`,
+    );
+    return;
+  }
+  showError(`The media connection with ${partner} failed; reconnecting the call (1 attempt)…`);
+  setStatus(`Reconnecting the call with ${partner}…`);
+  const next = replaceCall(call);
+  if (call.dialled) {
+    next.dialled = true;
+    offerTo(next).catch((err) => giveUp(next, describeError(err)));
+  } else {
+    next.awaitingOffer = true; // only the side that dialled re-offers: no glare
+  }
+}
+
+// A new RTCPeerConnection (new ICE credentials) in place of ``call``, which is closed
+// without telling anybody.
+function replaceCall(call) {
+  if (call.recoveryTimer !== null) clearTimeout(call.recoveryTimer);
+  try {
+    call.pc.close();
+  } catch (err) {
+    console.warn('closing the failed peer connection', err);
+  }
+  const next = newCall(call.partner);
+  next.recovering = true;
+  next.recoveryTimer = setTimeout(() => giveUp(next, 'timed out'), RECOVERY_TIMEOUT_MS);
+  return next;
+}
+
+function giveUp(call, why) {
+  if (app.call !== call) return;
+  const partner = call.partner;
+  hangUp(`Call with ${partner} failed.`);
+  showError(`Could not re-establish the call with ${partner} (${why}); call ended.`);
+}
+
+// An offer from the current partner with other ICE credentials than the connection we
+// have starts over (the partner is re-establishing a failed call), where one with the
+// same credentials renegotiates this connection.
+function isFreshNegotiation(call, sdp) {
+  const current = call.pc.remoteDescription;
+  if (!current) return false;
+  const ufrag = (text) => (/^a=ice-ufrag:(\S+)/m.exec(text) || [])[1] ?? null;
+  const before = ufrag(current.sdp);
+  const offered = ufrag(sdp);
+  return before !== null && offered !== null && before !== offered;
 }
 
 function sendCandidate(call, candidate) {
@@ -410,6 +510,7 @@ async function remoteDescriptionSet(call) {
 
 function addLocalMedia(call, stream) {
   const pc = call.pc;
+  call.mediaAdded = true;
   const kinds = new Set();
   if (stream) {
     for (const track of stream.getTracks()) {
@@ -448,33 +549,39 @@ async function startCall() {
     return;
   }
   const call = newCall(target);
+  call.dialled = true;
   setState('calling');
   setStatus(`Calling ${target}…`);
   try {
-    const stream = await startMedia();
-    if (app.call !== call) return;
-    const kinds = addLocalMedia(call, stream);
-    // Still receive what we cannot send.
-    for (const kind of ['audio', 'video']) {
-      if (!kinds.has(kind)) call.pc.addTransceiver(kind, { direction: 'recvonly' });
-    }
-    const offer = await call.pc.createOffer();
-    if (app.call !== call) return;
-    await call.pc.setLocalDescription(offer);
-    if (app.call !== call) return;
-    const sent = send({
-      type: 'offer',
-      offer: { type: 'offer', sdp: call.pc.localDescription.sdp },
-      otherUsername: target,
-    });
-    if (!sent) throw new Error('not connected to the server');
-    descriptionSent(call);
+    await offerTo(call);
   } catch (err) {
     if (app.call !== call) return;
     endCall();
     showError(`Could not call ${target}: ${describeError(err)}`);
     setStatus('Ready.');
   }
+}
+
+// Our media on the call's connection, then an offer to its partner.
+async function offerTo(call) {
+  const stream = await startMedia();
+  if (app.call !== call) return;
+  const kinds = addLocalMedia(call, stream);
+  // Still receive what we cannot send.
+  for (const kind of ['audio', 'video']) {
+    if (!kinds.has(kind)) call.pc.addTransceiver(kind, { direction: 'recvonly' });
+  }
+  const offer = await call.pc.createOffer();
+  if (app.call !== call) return;
+  await call.pc.setLocalDescription(offer);
+  if (app.call !== call) return;
+  const sent = send({
+    type: 'offer',
+    offer: { type: 'offer', sdp: call.pc.localDescription.sdp },
+    otherUsername: call.partner,
+  });
+  if (!sent) throw new Error('not connected to the server');
+  descriptionSent(call);
 }
 
 async function handleOffer(data) {
@@ -488,7 +595,14 @@ async function handleOffer(data) {
     console.warn('offer from', from, 'while in a call with', call.partner);
     return;
   }
-  const renegotiation = call !== null;
+  if (call && !call.awaitingOffer && !call.dialled && isFreshNegotiation(call, offer.sdp)) {
+    // The partner noticed the media failure first and starts over: their new
+    // connection replaces ours.
+    showError(`The media connection with ${from} failed; reconnecting the call (1 attempt)…`);
+    call = replaceCall(call);
+  }
+  const renegotiation = call !== null && call.mediaAdded;
+  if (call) call.awaitingOffer = false;
   if (!call) {
     clearError();
     call = newCall(from);
@@ -622,7 +736,10 @@ function endCall() {
 function hangUp(statusText) {
   const call = app.call;
   if (!call) return;
-  send({ type: 'close', otherUsername: call.partner });
+  if (!send({ type: 'close', otherUsername: call.partner })) {
+    // The server is away: the partner hears it once we are logged in again.
+    app.unsentCloses.push(call.partner);
+  }
   endCall();
   setStatus(statusText ?? `Call with ${call.partner} ended.`);
 }
