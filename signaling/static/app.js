@@ -32,6 +32,10 @@ const RECONNECT_MAX_MS = 10000;
 // A call whose media connection fails is negotiated afresh once (docs/reliability.md):
 // how long the new connection (or the partner's fresh offer) may take.
 const RECOVERY_TIMEOUT_MS = 20000;
+// Chromium reports a dead path "disconnected" within seconds but "failed" only once
+// consent has been missing for 30 s; the Python peer gives up after about 8 s, and the
+// side that dialled must re-offer while the other still waits for it.
+const DISCONNECTED_IS_FAILED_MS = 8000;
 
 const app = {
   state: 'logged-out', // 'logged-out' | 'idle' | 'calling' | 'in-call'
@@ -372,6 +376,7 @@ function newCall(partner) {
     recoveryTimer: null,
     mediaAdded: false, // our tracks are on the connection (a later offer renegotiates)
     everConnected: false,
+    disconnectedTimer: null,
   };
   pc.addEventListener('icecandidate', (event) => {
     if (app.call !== call) return;
@@ -395,6 +400,10 @@ function newCall(partner) {
   pc.addEventListener('connectionstatechange', () => {
     if (app.call !== call) return;
     const state = pc.connectionState;
+    if (call.disconnectedTimer !== null && state !== 'disconnected') {
+      clearTimeout(call.disconnectedTimer);
+      call.disconnectedTimer = null;
+    }
     if (state === 'connected') {
       call.everConnected = true;
       if (call.recovering && call.recoveryTimer !== null) {
@@ -407,6 +416,10 @@ function newCall(partner) {
       }
     } else if (state === 'disconnected') {
       setStatus(`Connection to ${partner} interrupted; waiting for it to recover…`);
+      call.disconnectedTimer = setTimeout(() => {
+        call.disconnectedTimer = null;
+        if (app.call === call && pc.connectionState === 'disconnected') mediaFailed(call);
+      }, DISCONNECTED_IS_FAILED_MS);
     } else if (state === 'failed') {
       mediaFailed(call);
     }
@@ -448,6 +461,7 @@ function mediaFailed(call) {
 // without telling anybody.
 function replaceCall(call) {
   if (call.recoveryTimer !== null) clearTimeout(call.recoveryTimer);
+  if (call.disconnectedTimer !== null) clearTimeout(call.disconnectedTimer);
   try {
     call.pc.close();
   } catch (err) {
