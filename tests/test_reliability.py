@@ -18,21 +18,31 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, async_playwright
 
 from .browser_support import (
+    CHROMIUM,
     frames_decoded,
+    launch_chromium,
     login_page,
     page_state,
+    remote_video,
     remote_video_playing,
     text_of,
     wait_for_state,
 )
-from .nat_support import SITES, NatLab, NatType
+from .nat_support import SERVER_IP, SITES, NatLab, NatType
 from .peer_support import start_peer, wait_for_frames
 from .server_support import Client
-from .support import Process, SignalingServer, free_port, start_signaling_server
-from .test_nat import BuildLab, nat_lab, start_call, start_public_servers  # noqa: F401
+from .support import BIN, Process, SignalingServer, free_port, start_signaling_server
+from .test_nat import (  # noqa: F401  (nat_lab: the fixture)
+    PEER_FLAGS,
+    SIGNALING_PORT,
+    BuildLab,
+    nat_lab,
+    start_call,
+    start_public_servers,
+)
 
 pytestmark = pytest.mark.slow
 logger = logging.getLogger(__name__)
@@ -322,3 +332,87 @@ async def test_the_page_keeps_its_call_through_a_server_restart(browser: Browser
         bob.stop()
         server.process.stop()
     assert_no_traceback(bob)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("server_too", [False, True], ids=["server-up", "server-gone-too"])
+async def test_the_page_notices_a_vanished_python_peer(browser: Browser, server_too: bool) -> None:
+    port = free_port()
+    server = start_signaling_server(port=port)
+    bob = start_peer(server, "--login", "bob", *BOT, *STATS)
+    try:
+        await asyncio.to_thread(bob.wait_for, "waiting for calls")
+        carol = await login_page(browser, server.http_url, "carol")
+        await carol.fill("#callee", "bob")
+        await carol.click("#call")
+        await remote_video_playing(carol)
+        if server_too:
+            server.process.signal(signal.SIGKILL)
+            await asyncio.to_thread(server.process.wait)
+            await carol.wait_for_function("() => !window.webcamPeer.connected")
+        killed = time.monotonic()
+        bob.signal(signal.SIGKILL)
+        await carol.wait_for_function(
+            "() => window.webcamPeer.partner === null", timeout=30_000, polling=100
+        )
+        noticed = time.monotonic() - killed
+        if server_too:
+            # Nobody tells the page: its connection to bob stays "disconnected".
+            assert await text_of(carol, "#error") == "The connection to bob failed."
+            bound = NOTICED_VIA_CONSENT
+        else:
+            assert await text_of(carol, "#status") == "bob disconnected; the call ended."
+            assert await page_state(carol) == "idle"
+            bound = NOTICED_VIA_CLOSE
+        logger.info("page: SIGKILL of its partner noticed after %.2f s", noticed)
+        assert noticed < bound
+        assert (await remote_video(carol)).has_source is False
+    finally:
+        bob.stop()
+        server.process.stop()
+
+
+@pytest.mark.browser
+async def test_the_page_takes_part_in_re_establishing_a_failed_call(
+    nat_lab: BuildLab,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Chromium in site a's namespace, a Python bot calling it from site b: the media
+    path is cut and restored; the bot re-offers and the page takes the fresh offer."""
+    lab = nat_lab(NatType.NONE)
+    start_public_servers(lab, tmp_path)
+    page_url = f"http://{SERVER_IP}:{SIGNALING_PORT}"
+    wrapper = tmp_path / "chromium-in-site-a"
+    wrapper.write_text(
+        "#!/bin/sh\nexec " + " ".join(lab.argv("peer-a", [str(CHROMIUM)])) + ' "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    async with async_playwright() as playwright:
+        # The camera needs a secure origin; this one is plain http on a lab address.
+        secure = f"--unsafely-treat-insecure-origin-as-secure={page_url}"
+        chromium = await launch_chromium(playwright, wrapper, (secure,))
+        try:
+            carol = await login_page(chromium, page_url, "carol")
+            alice = lab.start(
+                "peer-b",
+                [str(BIN / "webcam-peer"), "--login", "alice", "--call", "carol", *PEER_FLAGS],
+            )
+            await asyncio.to_thread(alice.wait_for, "call with carol connected over host/udp")
+            await remote_video_playing(carol)
+            cut_media(lab, True)
+            await asyncio.to_thread(
+                alice.wait_for, "media connection with carol failed; reconnecting the call", 30
+            )
+            cut_media(lab, False)
+            await asyncio.to_thread(alice.wait_for, "call with carol re-established", 30)
+            await carol.wait_for_function(
+                "() => document.getElementById('status').textContent"
+                " === 'Call with alice re-established.'",
+                timeout=30_000,
+            )
+            await frames_keep_coming(carol)  # on the page's new connection
+            assert await page_state(carol) == "in-call"
+            frames(alice, PROOF)
+        finally:
+            await chromium.close()
+    assert_no_traceback(alice)

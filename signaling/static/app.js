@@ -33,9 +33,9 @@ const RECONNECT_MAX_MS = 10000;
 // how long the new connection (or the partner's fresh offer) may take.
 const RECOVERY_TIMEOUT_MS = 20000;
 // Chromium reports a dead path "disconnected" within seconds but "failed" only once
-// consent has been missing for 30 s; the Python peer gives up after about 8 s, and the
+// consent has been missing for 30 s; the Python peer gives up after about 7 s, and the
 // side that dialled must re-offer while the other still waits for it.
-const DISCONNECTED_IS_FAILED_MS = 8000;
+const DISCONNECTED_IS_FAILED_MS = 4000;
 
 const app = {
   state: 'logged-out', // 'logged-out' | 'idle' | 'calling' | 'in-call'
@@ -709,6 +709,12 @@ function handleServerError(data) {
     const name = app.pendingLogin;
     app.pendingLogin = null;
     loginFailed(name, text);
+    return;
+  }
+  if (data.request === 'close') {
+    // A hang-up the partner cannot receive (gone, or no longer in the call): the call
+    // has ended here already; nothing the user can act on.
+    console.debug('close not delivered', data);
     return;
   }
   if (data.reason === 'not-in-call' && data.request === 'candidate') {
