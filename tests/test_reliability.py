@@ -136,8 +136,10 @@ def test_a_call_survives_a_signaling_server_restart(how: signal.Signals) -> None
             frames(peer, during[name] + 2 * PROOF)
         assert server.process.popen.poll() is not None  # still down
         server = start_signaling_server(port=port)
+        restarted = time.monotonic()
         for peer in (alice, bob):
             peer.wait_for(r"reconnected to the signaling server after [\d.]+ s")
+        relogin = time.monotonic() - restarted
         back = time.monotonic() - stopped
         wait_for_users(server, {"alice", "bob"})
         for peer in (alice, bob):
@@ -145,7 +147,12 @@ def test_a_call_survives_a_signaling_server_restart(how: signal.Signals) -> None
         after = {name: frames(p) for name, p in (("alice", alice), ("bob", bob))}
         frames(alice, after["alice"] + PROOF)
         frames(bob, after["bob"] + PROOF)
-        logger.info("%s: server down %.1f s, both logged in again, call kept", how.name, back)
+        logger.info(
+            "%s: server away %.1f s, both logged in again %.1f s after it was back; call kept",
+            how.name,
+            back,
+            relogin,
+        )
         hang_up_then_call_again(server, alice, bob)
     finally:
         alice.stop()
@@ -314,6 +321,7 @@ async def test_the_page_keeps_its_call_through_a_server_restart(browser: Browser
         assert await page_state(carol) == "in-call"
 
         server = start_signaling_server(port=port)
+        restarted = time.monotonic()
         await carol.wait_for_function("() => window.webcamPeer.connected", timeout=30_000)
         await carol.wait_for_function(
             "() => document.getElementById('status').textContent.startsWith('Reconnected')",
@@ -321,6 +329,9 @@ async def test_the_page_keeps_its_call_through_a_server_restart(browser: Browser
         )
         assert await text_of(carol, "#status") == (
             "Reconnected to the server; the call with bob goes on."
+        )
+        logger.info(
+            "page: logged in again %.1f s after the server was back", time.monotonic() - restarted
         )
         await asyncio.to_thread(bob.wait_for, "reconnected to the signaling server")
         await asyncio.to_thread(wait_for_users, server, {"bob", "carol"})
