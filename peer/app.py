@@ -367,56 +367,65 @@ class Peer:
         attempts = f"{recovery.attempts} attempt" + ("s" if recovery.attempts != 1 else "")
         say(f"media connection with {other} failed; reconnecting the call ({attempts})")
         call: Call | None = None
-        why = f"no fresh offer from {other} within {RECOVERY_TIMEOUT:.0f} s"
         try:
             if step is Step.REOFFER:
-                call = self._new_call(other)
-                await call.dial()
-                refusal = await self._until_quit(
-                    asyncio.wait_for(self._await_answer(call), RECOVERY_TIMEOUT)
-                )
-                if isinstance(refusal, PeerError):
-                    why = str(refusal)
-                    await self._abandon(call)
-                    call = None
+                call, why = await self._reoffer(other)
             else:
-                news = await self._until_quit(self._partners_next_offer())
-                if news is not None and news.get("type") == "offer":
-                    call = self._new_call(other)
-                    await call.offer_received(news["offer"])
-                    while not self._recovery_news.empty():  # trickled after the offer
-                        late = self._recovery_news.get_nowait()
-                        if late.get("type") == "candidate":
-                            candidate = late.get("candidate")
-                            await call.candidate_received(
-                                candidate if isinstance(candidate, dict) else None
-                            )
-                elif news is not None:
-                    why = f"{other} hung up"
+                call, why = await self._take_fresh_offer(other)
             if call is not None:
-                ended = asyncio.ensure_future(call.ended.wait())
-                connected = asyncio.ensure_future(call.connected.wait())
-                await self._until_quit(
-                    asyncio.wait(
-                        {ended, connected}, timeout=RECOVERY_TIMEOUT, return_when="FIRST_COMPLETED"
-                    )
-                )
-                ended.cancel()
-                connected.cancel()
-                if call.state is not CallState.CONNECTED:
-                    why = call.end_reason or f"no media connection within {RECOVERY_TIMEOUT:.0f} s"
-                    await self._abandon(call)
-                    call = None
+                call, why = await self._until_connected(call)
         except (TimeoutError, SignalingError) as exc:
-            why = str(exc) or why
-            if call is not None:
-                await self._abandon(call)
-                call = None
+            why = str(exc) or f"nothing from {other} within {RECOVERY_TIMEOUT:.0f} s"
+            if self.call is not None and self.call is not failed:  # the half-made new call
+                await self._abandon(self.call)
+            call = None
         if call is None or self.quit.is_set():
             say(f"could not re-establish the call with {other} ({why}); call ended")
             return None
         say(f"call with {other} re-established")
         return call
+
+    async def _reoffer(self, other: str) -> tuple[Call | None, str]:
+        """We dialled: a new connection and a fresh offer; the call once answered."""
+        call = self._new_call(other)
+        await call.dial()
+        refusal = await self._until_quit(
+            asyncio.wait_for(self._await_answer(call), RECOVERY_TIMEOUT)
+        )
+        if isinstance(refusal, PeerError):
+            await self._abandon(call)
+            return None, str(refusal)
+        return call, ""
+
+    async def _take_fresh_offer(self, other: str) -> tuple[Call | None, str]:
+        """The partner dialled: a new connection answering their fresh offer."""
+        news = await self._until_quit(self._partners_next_offer())
+        if news is None or news.get("type") != "offer":
+            return None, f"{other} hung up"
+        call = self._new_call(other)
+        await call.offer_received(news["offer"])
+        while not self._recovery_news.empty():  # trickled after the offer
+            late = self._recovery_news.get_nowait()
+            if late.get("type") == "candidate":
+                candidate = late.get("candidate")
+                await call.candidate_received(candidate if isinstance(candidate, dict) else None)
+        return call, ""
+
+    async def _until_connected(self, call: Call) -> tuple[Call | None, str]:
+        ended = asyncio.ensure_future(call.ended.wait())
+        connected = asyncio.ensure_future(call.connected.wait())
+        await self._until_quit(
+            asyncio.wait(
+                {ended, connected}, timeout=RECOVERY_TIMEOUT, return_when="FIRST_COMPLETED"
+            )
+        )
+        ended.cancel()
+        connected.cancel()
+        if call.state is CallState.CONNECTED:
+            return call, ""
+        why = call.end_reason or f"no media connection within {RECOVERY_TIMEOUT:.0f} s"
+        await self._abandon(call)
+        return None, why
 
     async def _partners_next_offer(self) -> JSONObject:
         """The partner's fresh offer or close (their stale candidates are skipped)."""
