@@ -8,6 +8,7 @@ import logging
 import random
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,11 +17,29 @@ import aiohttp
 logger = logging.getLogger(__name__)
 
 JSONObject = dict[str, Any]
-# Reconnection delays: doubled after each failed attempt up to the cap, each one
-# scattered by +-50 % so that every client of a restarted server does not come back
-# in the same millisecond.
 FIRST_DELAY: Final = 0.25
 MAX_DELAY: Final = 5.0
+
+
+@dataclass
+class Backoff:
+    """Reconnection delays: doubled after each failed attempt up to ``cap``, each one
+    scattered by +-50 % so that every client of a restarted server does not come back
+    in the same millisecond."""
+
+    first: float = FIRST_DELAY
+    cap: float = MAX_DELAY
+    rng: random.Random = field(default_factory=random.Random)
+    _delay: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._delay = self.first
+
+    def next(self) -> float:
+        """How long to wait before the next attempt."""
+        wait = self._delay * self.rng.uniform(0.5, 1.5)
+        self._delay = min(self._delay * 2, self.cap)
+        return wait
 
 
 class SignalingError(Exception):
@@ -174,7 +193,7 @@ class SignalingClient:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self.reconnect_for
-        delay = FIRST_DELAY
+        backoff = Backoff()
         logger.warning("lost the signaling server; reconnecting")
         self._on_status(
             f"lost the signaling server; reconnecting… (for up to {self.reconnect_for:.0f} s)"
@@ -196,10 +215,10 @@ class SignalingClient:
                     f"logged in again as {self.username}"
                 )
                 return
-            if loop.time() + delay > deadline:
+            wait = backoff.next()
+            if loop.time() + wait > deadline:
                 break
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, MAX_DELAY)
+            await asyncio.sleep(wait)
         raise SignalingLost(
             f"the signaling server at {self.url} has been unreachable "
             f"for {self.reconnect_for:.0f} s"
