@@ -51,6 +51,7 @@ const app = {
   call: null, // see newCall()
   lastUsers: '',
   unsentCloses: [], // hang-ups made while the server was away: sent after logging in again
+  reloginTries: 0, // refusals of our own name since the reconnect (our old session lingers)
 };
 
 // ---- small UI helpers -------------------------------------------------------------------
@@ -240,6 +241,7 @@ function handleLoginReply(data) {
     // expire; a re-login after a reconnect brings fresh ones.
     if (Array.isArray(data.iceServers)) app.iceServers = data.iceServers;
     const again = app.username === name;
+    app.reloginTries = 0;
     app.username = name;
     ui.me.textContent = name;
     startUserPolling();
@@ -258,8 +260,10 @@ function handleLoginReply(data) {
     );
     return;
   }
-  if (app.username === name && data.reason === 'username-taken') {
-    // Our old connection is not gone from the server yet: try again shortly.
+  if (app.username === name && data.reason === 'username-taken' && app.reloginTries < 30) {
+    // Our old connection is not gone from the server yet (it is dropped within about
+    // 30 s, the heartbeat's reach): try again shortly.
+    app.reloginTries += 1;
     setStatus(`The server still holds our old session; logging in as ${name} again soon…`);
     setTimeout(() => {
       if (app.pendingLogin !== null || app.username !== name) return;
