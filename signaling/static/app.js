@@ -171,11 +171,11 @@ function scheduleReconnect() {
   const delay = Math.round(app.reconnectDelay * (0.5 + Math.random()));
   app.reconnectDelay = Math.min(app.reconnectDelay * 2, RECONNECT_MAX_MS);
   const seconds = (delay / 1000).toFixed(1);
-  const during = app.call ? `; the call with ${app.call.partner} goes on` : '';
-  setStatus(`Disconnected from the server${during}; reconnecting in ${seconds} s…`);
+  const during = () => (app.call ? `; the call with ${app.call.partner} goes on` : '');
+  setStatus(`Disconnected from the server${during()}; reconnecting in ${seconds} s…`);
   app.reconnectTimer = setTimeout(() => {
     app.reconnectTimer = null;
-    setStatus('Disconnected from the server; reconnecting now…');
+    setStatus(`Disconnected from the server${during()}; reconnecting now…`);
     connect();
   }, delay);
 }
