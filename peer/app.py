@@ -46,7 +46,14 @@ from .filenames import unreadable_file
 from .ice import call_configuration, servers_from_login
 from .progress import above_progress_bars
 from .prompt import ask_yes_no
-from .signaling_client import JSONObject, LoginRefused, ServerUnreachable, SignalingClient
+from .recovery import RECOVERY_TIMEOUT, Ending, Recovery, Step, is_fresh_negotiation
+from .signaling_client import (
+    JSONObject,
+    LoginRefused,
+    ServerUnreachable,
+    SignalingClient,
+    SignalingError,
+)
 from .stats import TransportStats
 from .terminal import Terminal
 from .turn_check import TurnReadiness
@@ -92,7 +99,11 @@ class Peer:
     def __init__(self, options: PeerOptions) -> None:
         self.options = options
         self.signaling = SignalingClient(
-            options.server, options.login, options.token, verify_tls=options.verify_tls
+            options.server,
+            options.login,
+            options.token,
+            verify_tls=options.verify_tls,
+            on_status=say,
         )
         self.call: Call | None = None
         self.quit = asyncio.Event()
@@ -117,6 +128,11 @@ class Peer:
         self._chat_lines = RecentLines()
         self._files_to_send = list(options.send_files)
         self._transfers: dict[str, int] | None = None  # the current or last call's counters
+        # The partner of the conversation in progress (across re-established calls), and
+        # their offers and closes that arrive while no call with them is live.
+        self._partner: str | None = None
+        self._recovery_news: asyncio.Queue[JSONObject] = asyncio.Queue()
+        self._replaced: Call | None = None  # the call a fresh offer from the partner ended
 
     # ---- lifecycle -------------------------------------------------------------
     async def run(self) -> int:
@@ -330,6 +346,48 @@ class Peer:
         return self.call
 
     async def _in_call(self, call: Call) -> ExitCode:
+        """A conversation: the call, and the one re-established call that may follow it."""
+        self._partner = call.other
+        recovery = Recovery(dialled=call.dialled)
+        gave_up = False
+        while not self._recovery_news.empty():  # left from an earlier conversation
+            self._recovery_news.get_nowait()
+        try:
+            while True:
+                await self._attend(call)
+                step = recovery.next_step(
+                    self._ending(call),
+                    signaling_up=self.signaling.connected and not self.quit.is_set(),
+                )
+                if step is Step.END:
+                    if recovery.attempts and self._ending(call) is Ending.MEDIA_FAILED:
+                        say(f"media connection with {call.other} failed again; call ended")
+                    break
+                replacement = await self._re_establish(call, step, recovery)
+                if replacement is None:
+                    gave_up = True
+                    break
+                call = replacement
+        finally:
+            self._partner = None
+            self._replaced = None
+        if call.state is CallState.FAILED or gave_up:
+            # Nobody re-establishes it: the partner must not wait for an offer.
+            await self._send_quietly(
+                {"type": "close", "otherUsername": call.other, "reason": "failed"}
+            )
+        reason = call.end_reason or "the call failed"
+        if call.state is CallState.FAILED and call.timings.connected is None:
+            reason = self._turn.explain_failure(reason)
+        say(f"call with {call.other} ended: {reason}")
+        if call.state is CallState.FAILED:
+            if self.options.call:
+                raise PeerError(ExitCode.CALL_FAILED, reason)
+            return ExitCode.CALL_FAILED
+        return self.quit_code
+
+    async def _attend(self, call: Call) -> None:
+        """Run the call's tasks (stats, window, recorder) until it ends."""
         if self.options.stats_interval > 0:
             self._spawn(self._report_stats(call), "stats")
         self._spawn(self._announce_connected(call), "announce")
@@ -346,15 +404,102 @@ class Peer:
         await self._stop_call_tasks()
         self.call = None
         self._print_stats(call, final=True)
-        reason = call.end_reason or "the call failed"
-        if call.state is CallState.FAILED and call.timings.connected is None:
-            reason = self._turn.explain_failure(reason)
-        say(f"call with {call.other} ended: {reason}")
-        if call.state is CallState.FAILED:
-            if self.options.call:
-                raise PeerError(ExitCode.CALL_FAILED, reason)
-            return ExitCode.CALL_FAILED
-        return self.quit_code
+
+    def _ending(self, call: Call) -> Ending:
+        if call is self._replaced:
+            return Ending.REPLACED
+        if call.state is CallState.FAILED and call.timings.connected is not None:
+            return Ending.MEDIA_FAILED
+        return Ending.OTHER
+
+    async def _re_establish(self, failed: Call, step: Step, recovery: Recovery) -> Call | None:
+        """A fresh negotiation with the same partner; the new call once it connects."""
+        other = failed.other
+        attempts = f"{recovery.attempts} attempt" + ("s" if recovery.attempts != 1 else "")
+        say(f"media connection with {other} failed; reconnecting the call ({attempts})")
+        call: Call | None = None
+        try:
+            if step is Step.REOFFER:
+                call, why = await self._reoffer(other)
+            else:
+                call, why = await self._take_fresh_offer(other)
+            if call is not None:
+                call, why = await self._until_connected(call)
+        except (TimeoutError, SignalingError) as exc:
+            why = str(exc) or f"nothing from {other} within {RECOVERY_TIMEOUT:.0f} s"
+            if self.call is not None and self.call is not failed:  # the half-made new call
+                await self._abandon(self.call)
+            call = None
+        if call is None or self.quit.is_set():
+            say(f"could not re-establish the call with {other} ({why}); call ended")
+            return None
+        say(f"call with {other} re-established")
+        return call
+
+    async def _reoffer(self, other: str) -> tuple[Call | None, str]:
+        """We dialled: a new connection and a fresh offer; the call once answered."""
+        call = self._new_call(other)
+        await call.dial()
+        refusal = await self._until_quit(
+            asyncio.wait_for(self._await_answer(call), RECOVERY_TIMEOUT)
+        )
+        if isinstance(refusal, PeerError):
+            await self._abandon(call)
+            return None, str(refusal)
+        return call, ""
+
+    async def _take_fresh_offer(self, other: str) -> tuple[Call | None, str]:
+        """The partner dialled: a new connection answering their fresh offer."""
+        news = await self._until_quit(self._partners_next_offer())
+        if news is None or news.get("type") != "offer":
+            return None, f"{other} hung up"
+        call = self._new_call(other)
+        await call.offer_received(news["offer"])
+        while not self._recovery_news.empty():  # trickled after the offer
+            late = self._recovery_news.get_nowait()
+            if late.get("type") == "candidate":
+                candidate = late.get("candidate")
+                await call.candidate_received(candidate if isinstance(candidate, dict) else None)
+        return call, ""
+
+    async def _until_connected(self, call: Call) -> tuple[Call | None, str]:
+        ended = asyncio.ensure_future(call.ended.wait())
+        connected = asyncio.ensure_future(call.connected.wait())
+        await self._until_quit(
+            asyncio.wait(
+                {ended, connected}, timeout=RECOVERY_TIMEOUT, return_when="FIRST_COMPLETED"
+            )
+        )
+        ended.cancel()
+        connected.cancel()
+        if call.state is CallState.CONNECTED:
+            return call, ""
+        why = call.end_reason or f"no media connection within {RECOVERY_TIMEOUT:.0f} s"
+        await self._abandon(call)
+        return None, why
+
+    async def _partners_next_offer(self) -> JSONObject:
+        """The partner's fresh offer or close (their stale candidates are skipped)."""
+        async with asyncio.timeout(RECOVERY_TIMEOUT):
+            while True:
+                news = await self._recovery_news.get()
+                if news.get("type") == "close" or isinstance(news.get("offer"), dict):
+                    return news
+
+    async def _abandon(self, call: Call) -> None:
+        """End a re-establishing call quietly (the caller of this tells the partner)."""
+        if call.live:
+            await call.hang_up(notify=False)
+        self.call = None
+        await self._stop_call_tasks()
+
+    async def _send_quietly(self, message: JSONObject) -> None:
+        try:
+            await self.signaling.send(message)
+        except SignalingError as exc:  # the server may be gone; nothing more to do
+            logger.info(
+                "could not send %s to %s: %s", message["type"], message.get("otherUsername"), exc
+            )
 
     def _remote_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "video":
@@ -576,6 +721,11 @@ class Peer:
         except Exception as exc:
             say(f"error: lost the signaling server: {exc}")
             self.quit_code = ExitCode.SERVER_UNREACHABLE
+            call = self.call
+            if call is not None and call.live:
+                # Media flows peer to peer: the call need not end with the server.
+                say(f"the call with {call.other} goes on; the program ends with it")
+                await call.ended.wait()
             self.quit.set()
 
     async def _dispatch(self, message: JSONObject) -> None:
@@ -583,10 +733,22 @@ class Peer:
         sender = message.get("username")
         call = self.call
         from_partner = call is not None and call.live and sender == call.other
+        between_calls = self._partner is not None and sender == self._partner and not from_partner
+        if between_calls and kind in ("offer", "candidate", "close"):
+            # Between two calls of a conversation (re-establishing): for _re_establish.
+            self._recovery_news.put_nowait(message)
+            return
         if kind == "offer" and isinstance(message.get("offer"), dict):
             if from_partner:
                 assert call is not None
-                await call.offer_received(message["offer"])
+                if is_fresh_negotiation(call.remote_sdp, str(message["offer"].get("sdp"))):
+                    # The partner noticed the media failure first and starts over on a
+                    # new connection: this one gives way to it.
+                    self._replaced = call
+                    self._recovery_news.put_nowait(message)
+                    await call.hang_up("replaced by a fresh negotiation", notify=False)
+                else:
+                    await call.offer_received(message["offer"])
             elif call is not None and call.live:
                 say(f"{sender} called while we are in a call; answering busy")
                 await self.signaling.send(

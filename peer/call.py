@@ -144,6 +144,7 @@ class Call:
         self._receive = {"video": receive_video, "audio": receive_audio}
         self._tracks_attached = False
         self.state = CallState.NEW
+        self.dialled = False  # we sent the first offer (the side that re-offers: recovery.py)
         self.end_reason: str | None = None
         self.ended = asyncio.Event()
         self.described = asyncio.Event()  # both descriptions set: remote tracks are known
@@ -179,6 +180,7 @@ class Call:
     async def dial(self) -> None:
         """Make and send our offer."""
         self._fire(CallEvent.DIAL)
+        self.dialled = True
         self._add_transceivers()
         self.receive_buffers = install_receive_path(self.pc, self._receive_path)
         self._tracks_attached = True
@@ -261,14 +263,17 @@ class Call:
         await self._finish(f"{self.other} hung up" + (f" ({reason})" if reason else ""))
 
     async def _fail(self, why: str) -> None:
+        # No close to the partner here: the call may yet be re-established
+        # (peer/recovery.py); whoever gives up on it tells the partner.
         if self.state not in (CallState.CONNECTING, CallState.CONNECTED):
             return
         self._fire(CallEvent.MEDIA_FAILED)
-        try:
-            await self._send({"type": "close", "otherUsername": self.other, "reason": "failed"})
-        except Exception as exc:
-            logger.info("could not send close to %s: %s", self.other, exc)
         await self._finish(why)
+
+    @property
+    def remote_sdp(self) -> str | None:
+        description = self.pc.remoteDescription
+        return description.sdp if description is not None else None
 
     async def _finish(self, reason: str) -> None:
         self.end_reason = reason
@@ -335,7 +340,9 @@ class Call:
             if self.timings.connected is None:
                 self.timings.connected = time.monotonic()
             self._fire(CallEvent.MEDIA_CONNECTED)
-        elif state == "failed":
+        elif state == "failed" or (state == "closed" and self.live):
+            # aiortc reports a connection whose ICE consent expired as "closed", not
+            # "failed"; a close of our own comes after the call left its live states.
             await self._fail(f"the media connection with {self.other} failed (ICE)")
 
     def _ice_state_changed(self) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from signaling.protocol import is_valid_username
 
-from . import ice_checks
+from . import consent, ice_checks
 from .errors import ExitCode
 from .filenames import unreadable_file
 from .ice import IceConfigError, restrict_host_addresses, rtc_configuration, validate_host_addresses
@@ -329,6 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(problem)
     restrict_host_addresses(args.ice_host)
     ice_checks.install()
+    try:
+        consent.install()
+    except RuntimeError as exc:
+        parser.error(str(exc))
     if args.jitter == "fast":
         try:
             check_aiortc()

@@ -7,7 +7,9 @@ import json
 import logging
 import random
 import ssl
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -15,6 +17,29 @@ import aiohttp
 logger = logging.getLogger(__name__)
 
 JSONObject = dict[str, Any]
+FIRST_DELAY: Final = 0.25
+MAX_DELAY: Final = 5.0
+
+
+@dataclass
+class Backoff:
+    """Reconnection delays: doubled after each failed attempt up to ``cap``, each one
+    scattered by +-50 % so that every client of a restarted server does not come back
+    in the same millisecond."""
+
+    first: float = FIRST_DELAY
+    cap: float = MAX_DELAY
+    rng: random.Random = field(default_factory=random.Random)
+    _delay: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._delay = self.first
+
+    def next(self) -> float:
+        """How long to wait before the next attempt."""
+        wait = self._delay * self.rng.uniform(0.5, 1.5)
+        self._delay = min(self._delay * 2, self.cap)
+        return wait
 
 
 class SignalingError(Exception):
@@ -63,6 +88,7 @@ class SignalingClient:
         *,
         verify_tls: bool = True,
         reconnect_for: float = 60.0,
+        on_status: Callable[[str], None] | None = None,
     ) -> None:
         self.url = normalise_url(url)
         self.username = username
@@ -72,8 +98,17 @@ class SignalingClient:
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._closing = False
+        self._reconnecting = False
         self.login_extras: JSONObject = {}
         self.reconnects = 0
+        # Told "reconnecting..." and "reconnected": the person at the terminal should
+        # know why hanging up or calling does not reach anybody for a while.
+        self._on_status = on_status or (lambda text: None)
+
+    @property
+    def connected(self) -> bool:
+        """Logged in over an open socket now (False while reconnecting)."""
+        return self._ws is not None and not self._ws.closed and not self._reconnecting
 
     async def connect(self) -> None:
         """Connect and log in; raises ServerUnreachable or LoginRefused."""
@@ -109,7 +144,7 @@ class SignalingClient:
         logger.info("logged in to %s as %s", self.url, self.username)
 
     async def send(self, message: JSONObject) -> None:
-        if self._ws is None or self._ws.closed:
+        if self._ws is None or self._ws.closed or self._reconnecting:
             raise SignalingLost("not connected to the signaling server")
         try:
             await self._ws.send_str(json.dumps(message, separators=(",", ":")))
@@ -148,10 +183,21 @@ class SignalingClient:
                 return None
 
     async def _reconnect(self) -> None:
+        self._reconnecting = True
+        try:
+            await self._reconnect_with_backoff()
+        finally:
+            self._reconnecting = False
+
+    async def _reconnect_with_backoff(self) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.reconnect_for
-        delay = 0.25
+        started = loop.time()
+        deadline = started + self.reconnect_for
+        backoff = Backoff()
         logger.warning("lost the signaling server; reconnecting")
+        self._on_status(
+            f"lost the signaling server; reconnecting… (for up to {self.reconnect_for:.0f} s)"
+        )
         while not self._closing:
             try:
                 await self.connect()
@@ -164,11 +210,15 @@ class SignalingClient:
             else:
                 self.reconnects += 1
                 logger.warning("reconnected to the signaling server")
+                self._on_status(
+                    f"reconnected to the signaling server after {loop.time() - started:.1f} s; "
+                    f"logged in again as {self.username}"
+                )
                 return
-            if loop.time() + delay > deadline:
+            wait = backoff.next()
+            if loop.time() + wait > deadline:
                 break
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 5.0)
+            await asyncio.sleep(wait)
         raise SignalingLost(
             f"the signaling server at {self.url} has been unreachable "
             f"for {self.reconnect_for:.0f} s"

@@ -243,9 +243,13 @@ class ClusterRouter(Router):
                 return self._bounce(target, sender, ProtocolError(Reason.BUSY), message)
             session.call = Call(caller=sender, callee=target)
             logger.info("call %s -> %s ringing", sender, target)
+        elif kind == "close" and call is not None:
+            # As Router._advance_call: a close that belongs to no call is refused when
+            # the target is in a call (with someone else).
+            return self._bounce(target, sender, ProtocolError(Reason.NOT_IN_CALL), message)
         elif kind == "close":
-            # Both hung up at once: the call already ended here.
-            return []
+            # A call from before a restart, or both hung up at once: relayed as on one process.
+            logger.info("close %s -> %s outside a known call: relayed", sender, target)
         else:
             return self._bounce(target, sender, ProtocolError(Reason.NOT_IN_CALL), message)
         return [(session.connection, message)]

@@ -216,8 +216,10 @@ class Router:
         recipient = self._users.get(target)
         if recipient is None:
             return self._relay_elsewhere(session, sender, target, message)
-        self._advance_call(session, sender, target, message, target_busy=recipient.call is not None)
-        recipient.call = session.call  # the same Call, just begun or going on; None once ended
+        if self._advance_call(
+            session, sender, target, message, target_busy=recipient.call is not None
+        ):
+            recipient.call = session.call  # the same Call, just begun or going on; None once ended
         return [(recipient.connection, protocol.relayed(message, sender))]
 
     def _relay_elsewhere(
@@ -230,12 +232,21 @@ class Router:
 
     def _advance_call(
         self, session: Session, sender: str, target: str, message: Relayed, *, target_busy: bool
-    ) -> None:
+    ) -> bool:
         """The sender's side of a message to ``target``: an offer outside a call starts
-        one, anything else moves the current call along; raises what the sender hears."""
+        one, anything else moves the current call along; raises what the sender hears.
+        False for a ``close`` that belongs to no call this router knows of."""
         kind = protocol.message_type(message)
         call = session.call
         if call is None or call.other(sender) != target:
+            if isinstance(message, Close) and not target_busy:
+                # Calls outlive a server restart (media flows peer to peer) but the
+                # router's memory of them does not: two peers hanging up a call from
+                # before the restart look idle here. The close is relayed so the
+                # partner hears it; nothing changes here. An idle target has no call
+                # that a stray close could end; a busy one is still refused below.
+                logger.info("close %s -> %s outside a known call: relayed", sender, target)
+                return False
             if not isinstance(message, Offer):
                 raise ProtocolError(Reason.NOT_IN_CALL, otherUsername=target)
             if call is not None:
@@ -244,13 +255,14 @@ class Router:
                 raise ProtocolError(Reason.BUSY, otherUsername=target)
             session.call = Call(caller=sender, callee=target)
             logger.info("call %s -> %s ringing", sender, target)
-            return
+            return True
         call.apply(sender, kind)
         if call.state is CallState.ENDED:
             session.call = None
             logger.info("call %s <-> %s ended by %s", call.caller, call.callee, sender)
         elif kind == "answer":
             logger.info("call %s <-> %s active", call.caller, call.callee)
+        return True
 
     def _end_call(self, session: Session, notify_reason: str | None) -> list[Outgoing]:
         call = session.call

@@ -86,6 +86,10 @@ class SignalingState:
     cluster: RedisRouting | None = None
     # STUN/TURN: the public part for /config, TURN credentials in each login reply.
     ice: IceServers = field(default_factory=IceServers)
+    # Set while the server shuts down: its sockets closing are not users leaving, so
+    # nobody's partner is told "disconnected" (calls go on peer to peer, and both
+    # peers log in again to the next server: docs/reliability.md).
+    shutting_down: bool = False
 
 
 STATE = web.AppKey("signaling_state", SignalingState)
@@ -207,9 +211,11 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         del state.sockets[connection]
         del state.outboxes[connection]
         if state.cluster is None:
-            _deliver(state, connection, state.router.disconnect(connection))
+            left = state.router.disconnect(connection)
         else:
-            _deliver(state, connection, state.cluster.disconnect(connection))
+            left = state.cluster.disconnect(connection)
+        if not state.shutting_down:
+            _deliver(state, connection, left)
         logger.debug("connection %s closed (code %s)", connection, ws.close_code)
     return ws
 

@@ -72,12 +72,15 @@ class RemoteVideo:
         return self.has_source and self.width > 0
 
 
-async def launch_chromium(playwright: Any) -> Browser:
-    """Debian's Chromium with fake camera and microphone; never a downloaded browser."""
+async def launch_chromium(
+    playwright: Any, executable: Path = CHROMIUM, extra_args: tuple[str, ...] = ()
+) -> Browser:
+    """Debian's Chromium with fake camera and microphone; never a downloaded browser.
+    ``executable`` may be a script that starts it elsewhere (in a network namespace)."""
     browser: Browser = await playwright.chromium.launch(
-        executable_path=str(CHROMIUM),
+        executable_path=str(executable),
         headless=True,
-        args=list(CHROMIUM_ARGS),
+        args=[*CHROMIUM_ARGS, *extra_args],
     )
     return browser
 

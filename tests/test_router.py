@@ -432,6 +432,73 @@ def test_close_to_an_offline_user_leaves_the_current_call_alone() -> None:
     assert world.send(alice, candidate("bob"))[bob][0]["username"] == "alice"
 
 
+# ---- calls from before a server restart -------------------------------------------------
+
+
+def test_a_call_from_before_a_restart_can_be_hung_up_and_called_again() -> None:
+    """A restarted server knows nobody's calls: the two peers of a call that went on
+    through the restart log in again and look idle. A hang-up still reaches the partner,
+    and afterwards they can call each other as usual."""
+    world = World()  # the new server process
+    alice, bob = world.login("alice"), world.login("bob")
+    before = world.snapshot()
+    assert world.send(alice, close("bob", reason="hung up")) == {
+        bob: [{"type": "close", "username": "alice", "reason": "hung up"}]
+    }
+    assert world.snapshot() == before  # no call appeared or ended
+    in_call(world, alice, bob)
+    assert world.send(bob, close("alice")) == {alice: [{"type": "close", "username": "bob"}]}
+    assert world.router.active_call_count == 0
+
+
+def test_a_re_offer_after_a_restart_starts_a_call_the_router_knows() -> None:
+    """The caller's fresh offer (a media reconnection) after a restart is a new call here,
+    so busy, close and disconnect work for it again."""
+    world = World()
+    alice, bob, carol = world.login("alice"), world.login("bob"), world.login("carol")
+    in_call(world, alice, bob)
+    only_error(world.send(carol, offer("bob")), carol, "busy")
+    assert world.disconnect(alice) == {
+        bob: [{"type": "close", "username": "alice", "reason": "disconnected"}]
+    }
+
+
+def test_a_close_outside_a_call_never_reaches_someone_in_another_call() -> None:
+    """The tutorial client ends whatever call it is in on any close, so a close that
+    belongs to no known call must not be relayed to a user in a call."""
+    world = World()
+    alice, bob, carol = world.login("alice"), world.login("bob"), world.login("carol")
+    in_call(world, alice, bob)
+    for target in ("alice", "bob"):
+        only_error(world.send(carol, close(target)), carol, "not-in-call")
+    assert world.router.partner_of("alice") == "bob"
+
+
+def test_a_close_to_an_idle_user_leaves_the_senders_own_call_alone() -> None:
+    world = World()
+    alice, bob, carol = world.login("alice"), world.login("bob"), world.login("carol")
+    in_call(world, alice, bob)
+    assert world.send(alice, close("carol")) == {carol: [{"type": "close", "username": "alice"}]}
+    assert world.router.partner_of("alice") == "bob"
+    assert world.router.partner_of("carol") is None
+    assert world.send(alice, candidate("bob"))[bob][0]["username"] == "alice"
+
+
+def test_partners_may_re_offer_within_their_call_whoever_called() -> None:
+    """A media-level reconnection: a fresh offer from either partner of an active call is
+    relayed and the call stays active (the caller sends it; a page may be either)."""
+    world = World()
+    alice, bob = world.login("alice"), world.login("bob")
+    in_call(world, alice, bob)
+    for sender, partner in ((alice, bob), (bob, alice)):
+        assert world.send(sender, offer(partner.name)) == {
+            partner: [{"type": "offer", "offer": OFFER, "username": sender.name}]
+        }
+        assert world.send(partner, answer(sender.name))[sender][0]["type"] == "answer"
+        assert world.router.call_state_of("alice") is CallState.ACTIVE
+        assert world.router.partner_of("bob") == "alice"
+
+
 # ---- list ----------------------------------------------------------------------------
 
 
@@ -755,6 +822,7 @@ ERROR_CASES: list[tuple[str, str, Any, str, dict[str, Any]]] = [
     ("not-in-call-answer", "carol", answer("alice"), "not-in-call", {"otherUsername": "alice"}),
     ("not-in-call-candidate", "carol", candidate("bob"), "not-in-call", {}),
     ("not-in-call-close", "carol", close("alice"), "not-in-call", {}),
+    ("close-to-someone-ringing", "carol", close("erin"), "not-in-call", {}),
     ("not-my-partner", "alice", candidate("erin"), "not-in-call", {"otherUsername": "erin"}),
     ("close-not-my-partner", "alice", close("dave"), "not-in-call", {}),
     ("caller-answers-ringing", "dave", answer("erin"), "invalid-state", {"request": "answer"}),

@@ -38,6 +38,13 @@ const talk = new CallData(
 const LIST_INTERVAL_MS = 3000;
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 10000;
+// A call whose media connection fails is negotiated afresh once (docs/reliability.md):
+// how long the new connection (or the partner's fresh offer) may take.
+const RECOVERY_TIMEOUT_MS = 20000;
+// Chromium reports a dead path "disconnected" within seconds but "failed" only once
+// consent has been missing for 30 s; the Python peer gives up after about 7 s, and the
+// side that dialled must re-offer while the other still waits for it.
+const DISCONNECTED_IS_FAILED_MS = 4000;
 
 const app = {
   state: 'logged-out', // 'logged-out' | 'idle' | 'calling' | 'in-call'
@@ -52,6 +59,8 @@ const app = {
   media: null, // Promise<MediaStream | null>, started once at the first login
   call: null, // see newCall()
   lastUsers: '',
+  unsentCloses: [], // hang-ups made while the server was away: sent after logging in again
+  reloginTries: 0, // refusals of our own name since the reconnect (our old session lingers)
 };
 
 // ---- small UI helpers -------------------------------------------------------------------
@@ -157,25 +166,25 @@ function connect() {
     if (app.ws !== ws) return;
     app.ws = null;
     stopUserPolling();
-    if (app.call) {
-      const partner = app.call.partner;
-      endCall();
-      showError(`Lost the connection to the server; the call with ${partner} ended.`);
-    }
-    if (app.state !== 'logged-out') setState('logged-out');
+    // A call goes on without the server (media flows peer to peer); the page logs in
+    // again under the same name when the server is back.
+    if (!app.call && app.state !== 'logged-out') setState('logged-out');
     scheduleReconnect();
   });
 }
 
 function scheduleReconnect() {
   if (app.reconnectTimer !== null) return;
-  const delay = app.reconnectDelay;
+  // Doubling up to the cap, each delay scattered by ±50 % so that every page of a
+  // restarted server does not come back in the same instant.
+  const delay = Math.round(app.reconnectDelay * (0.5 + Math.random()));
   app.reconnectDelay = Math.min(app.reconnectDelay * 2, RECONNECT_MAX_MS);
   const seconds = (delay / 1000).toFixed(1);
-  setStatus(`Disconnected from the server; reconnecting in ${seconds} s…`);
+  const during = () => (app.call ? `; the call with ${app.call.partner} goes on` : '');
+  setStatus(`Disconnected from the server${during()}; reconnecting in ${seconds} s…`);
   app.reconnectTimer = setTimeout(() => {
     app.reconnectTimer = null;
-    setStatus('Disconnected from the server; reconnecting now…');
+    setStatus(`Disconnected from the server${during()}; reconnecting now…`);
     connect();
   }, delay);
 }
@@ -240,12 +249,36 @@ function handleLoginReply(data) {
     // The server's STUN list plus TURN with credentials minted for this login, which
     // expire; a re-login after a reconnect brings fresh ones.
     if (Array.isArray(data.iceServers)) app.iceServers = data.iceServers;
+    const again = app.username === name;
+    app.reloginTries = 0;
     app.username = name;
     ui.me.textContent = name;
+    startUserPolling();
+    for (const partner of app.unsentCloses.splice(0)) send({ type: 'close', otherUsername: partner });
+    if (app.call) {
+      setState(app.state);
+      setStatus(`Reconnected to the server; the call with ${app.call.partner} goes on.`);
+      return;
+    }
     clearError();
     setState('idle');
-    setStatus(`Logged in as ${name}. Pick someone to call.`);
-    startUserPolling();
+    setStatus(
+      again
+        ? `Reconnected to the server as ${name}. Pick someone to call.`
+        : `Logged in as ${name}. Pick someone to call.`,
+    );
+    return;
+  }
+  if (app.username === name && data.reason === 'username-taken' && app.reloginTries < 30) {
+    // Our old connection is not gone from the server yet (it is dropped within about
+    // 30 s, the heartbeat's reach): try again shortly.
+    app.reloginTries += 1;
+    setStatus(`The server still holds our old session; logging in as ${name} again soon…`);
+    setTimeout(() => {
+      if (app.pendingLogin !== null || app.username !== name) return;
+      app.pendingLogin = name;
+      sendLogin(name);
+    }, 1000);
     return;
   }
   loginFailed(name, data.message || data.reason || 'refused');
@@ -350,6 +383,13 @@ function newCall(partner, caller) {
     pendingLocal: [], // candidates gathered before that
     sentEnd: false,
     remoteStream: new MediaStream(),
+    dialled: false, // we sent the first offer: the side that re-offers after a failure
+    recovering: false, // this connection re-establishes a failed one (no further attempt)
+    awaitingOffer: false, // recovering, and the partner's fresh offer has not come yet
+    recoveryTimer: null,
+    mediaAdded: false, // our tracks are on the connection (a later offer renegotiates)
+    everConnected: false,
+    disconnectedTimer: null,
   };
   pc.addEventListener('icecandidate', (event) => {
     if (app.call !== call) return;
@@ -373,13 +413,28 @@ function newCall(partner, caller) {
   pc.addEventListener('connectionstatechange', () => {
     if (app.call !== call) return;
     const state = pc.connectionState;
+    if (call.disconnectedTimer !== null && state !== 'disconnected') {
+      clearTimeout(call.disconnectedTimer);
+      call.disconnectedTimer = null;
+    }
     if (state === 'connected') {
-      setStatus(`In a call with ${partner}.`);
+      call.everConnected = true;
+      if (call.recovering && call.recoveryTimer !== null) {
+        clearTimeout(call.recoveryTimer);
+        call.recoveryTimer = null;
+        clearError();
+        setStatus(`Call with ${partner} re-established.`);
+      } else {
+        setStatus(`In a call with ${partner}.`);
+      }
     } else if (state === 'disconnected') {
       setStatus(`Connection to ${partner} interrupted; waiting for it to recover…`);
+      call.disconnectedTimer = setTimeout(() => {
+        call.disconnectedTimer = null;
+        if (app.call === call && pc.connectionState === 'disconnected') mediaFailed(call);
+      }, DISCONNECTED_IS_FAILED_MS);
     } else if (state === 'failed') {
-      showError(`The connection to ${partner} failed.`);
-      hangUp(`Call with ${partner} failed.`);
+      mediaFailed(call);
     }
   });
   app.call = call;
@@ -387,6 +442,70 @@ function newCall(partner, caller) {
   // The caller's chat channel must exist before createOffer.
   talk.start(pc, partner, { caller });
   return call;
+}
+
+// ---- a failed media connection: re-established once (docs/reliability.md) --------------
+
+function mediaFailed(call) {
+  const partner = call.partner;
+  const signalingUp = app.ws !== null && app.ws.readyState === WebSocket.OPEN;
+  if (call.recovering || !call.everConnected || !signalingUp) {
+    const again = call.recovering && call.everConnected;
+    hangUp(`Call with ${partner} failed.`);
+    showError(
+      again
+        ? `The media connection with ${partner} failed again; call ended.`
+        : call.recovering
+          ? `Could not re-establish the call with ${partner}; call ended.`
+          : `The connection to ${partner} failed.`,
+    );
+    return;
+  }
+  showError(`The media connection with ${partner} failed; reconnecting the call (1 attempt)…`);
+  setStatus(`Reconnecting the call with ${partner}…`);
+  const next = replaceCall(call);
+  if (call.dialled) {
+    next.dialled = true;
+    offerTo(next).catch((err) => giveUp(next, describeError(err)));
+  } else {
+    next.awaitingOffer = true; // only the side that dialled re-offers: no glare
+  }
+}
+
+// A new RTCPeerConnection (new ICE credentials) in place of ``call``, which is closed
+// without telling anybody.
+function replaceCall(call) {
+  if (call.recoveryTimer !== null) clearTimeout(call.recoveryTimer);
+  if (call.disconnectedTimer !== null) clearTimeout(call.disconnectedTimer);
+  try {
+    call.pc.close();
+  } catch (err) {
+    console.warn('closing the failed peer connection', err);
+  }
+  // The side that re-offers makes the new connection's chat channel before its offer.
+  const next = newCall(call.partner, call.dialled);
+  next.recovering = true;
+  next.recoveryTimer = setTimeout(() => giveUp(next, 'timed out'), RECOVERY_TIMEOUT_MS);
+  return next;
+}
+
+function giveUp(call, why) {
+  if (app.call !== call) return;
+  const partner = call.partner;
+  hangUp(`Call with ${partner} failed.`);
+  showError(`Could not re-establish the call with ${partner} (${why}); call ended.`);
+}
+
+// An offer from the current partner with other ICE credentials than the connection we
+// have starts over (the partner is re-establishing a failed call), where one with the
+// same credentials renegotiates this connection.
+function isFreshNegotiation(call, sdp) {
+  const current = call.pc.remoteDescription;
+  if (!current) return false;
+  const ufrag = (text) => (/^a=ice-ufrag:(\S+)/m.exec(text) || [])[1] ?? null;
+  const before = ufrag(current.sdp);
+  const offered = ufrag(sdp);
+  return before !== null && offered !== null && before !== offered;
 }
 
 function sendCandidate(call, candidate) {
@@ -421,6 +540,7 @@ async function remoteDescriptionSet(call) {
 
 function addLocalMedia(call, stream) {
   const pc = call.pc;
+  call.mediaAdded = true;
   const kinds = new Set();
   if (stream) {
     for (const track of stream.getTracks()) {
@@ -459,33 +579,39 @@ async function startCall() {
     return;
   }
   const call = newCall(target, true);
+  call.dialled = true;
   setState('calling');
   setStatus(`Calling ${target}…`);
   try {
-    const stream = await startMedia();
-    if (app.call !== call) return;
-    const kinds = addLocalMedia(call, stream);
-    // Still receive what we cannot send.
-    for (const kind of ['audio', 'video']) {
-      if (!kinds.has(kind)) call.pc.addTransceiver(kind, { direction: 'recvonly' });
-    }
-    const offer = await call.pc.createOffer();
-    if (app.call !== call) return;
-    await call.pc.setLocalDescription(offer);
-    if (app.call !== call) return;
-    const sent = send({
-      type: 'offer',
-      offer: { type: 'offer', sdp: call.pc.localDescription.sdp },
-      otherUsername: target,
-    });
-    if (!sent) throw new Error('not connected to the server');
-    descriptionSent(call);
+    await offerTo(call);
   } catch (err) {
     if (app.call !== call) return;
     endCall();
     showError(`Could not call ${target}: ${describeError(err)}`);
     setStatus('Ready.');
   }
+}
+
+// Our media on the call's connection, then an offer to its partner.
+async function offerTo(call) {
+  const stream = await startMedia();
+  if (app.call !== call) return;
+  const kinds = addLocalMedia(call, stream);
+  // Still receive what we cannot send.
+  for (const kind of ['audio', 'video']) {
+    if (!kinds.has(kind)) call.pc.addTransceiver(kind, { direction: 'recvonly' });
+  }
+  const offer = await call.pc.createOffer();
+  if (app.call !== call) return;
+  await call.pc.setLocalDescription(offer);
+  if (app.call !== call) return;
+  const sent = send({
+    type: 'offer',
+    offer: { type: 'offer', sdp: call.pc.localDescription.sdp },
+    otherUsername: call.partner,
+  });
+  if (!sent) throw new Error('not connected to the server');
+  descriptionSent(call);
 }
 
 async function handleOffer(data) {
@@ -499,7 +625,14 @@ async function handleOffer(data) {
     console.warn('offer from', from, 'while in a call with', call.partner);
     return;
   }
-  const renegotiation = call !== null;
+  if (call && !call.awaitingOffer && !call.dialled && isFreshNegotiation(call, offer.sdp)) {
+    // The partner noticed the media failure first and starts over: their new
+    // connection replaces ours.
+    showError(`The media connection with ${from} failed; reconnecting the call (1 attempt)…`);
+    call = replaceCall(call);
+  }
+  const renegotiation = call !== null && call.mediaAdded;
+  if (call) call.awaitingOffer = false;
   if (!call) {
     clearError();
     call = newCall(from, false);
@@ -596,6 +729,12 @@ function handleServerError(data) {
     loginFailed(name, text);
     return;
   }
+  if (data.request === 'close') {
+    // A hang-up the partner cannot receive (gone, or no longer in the call): the call
+    // has ended here already; nothing the user can act on.
+    console.debug('close not delivered', data);
+    return;
+  }
   if (data.reason === 'not-in-call' && data.request === 'candidate') {
     // A candidate that crossed a hang-up on the wire; nothing the user can act on.
     console.debug('late candidate refused', data);
@@ -636,7 +775,10 @@ function endCall() {
 function hangUp(statusText) {
   const call = app.call;
   if (!call) return;
-  send({ type: 'close', otherUsername: call.partner });
+  if (!send({ type: 'close', otherUsername: call.partner })) {
+    // The server is away: the partner hears it once we are logged in again.
+    app.unsentCloses.push(call.partner);
+  }
   endCall();
   setStatus(statusText ?? `Call with ${call.partner} ended.`);
 }

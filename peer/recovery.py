@@ -1,0 +1,83 @@
+"""What to do when a call's media connection dies: re-establish it once, or end it.
+
+Sans-I/O. A call whose ICE path fails (consent lost, a network that changed)
+while both people are still logged in is negotiated afresh, once: a new
+RTCPeerConnection, so new ICE credentials and a new candidate search (aiortc
+cannot restart ICE on a connection). Only the side that dialled sends the fresh
+offer, so the two never offer at once (glare); the other side waits for it, or
+takes it as a replacement of its call if the offer comes before it noticed the
+failure itself. A second failure, or a fresh negotiation that does not connect,
+ends the call.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+MAX_ATTEMPTS: Final = 1
+# How long the re-established call may take to connect, and the side that did not
+# dial waits for the fresh offer (the dialler may notice the failure a few seconds
+# later: each side's consent checks run on their own clock).
+RECOVERY_TIMEOUT: Final = 20.0
+_UFRAG: Final = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
+
+
+class Ending(Enum):
+    """How one RTCPeerConnection of a call ended."""
+
+    MEDIA_FAILED = "media-failed"  # it had connected, then ICE failed
+    REPLACED = "replaced"  # the partner sent a fresh offer: they are re-establishing
+    OTHER = "other"  # hung up, closed, never connected, quitting
+
+
+class Step(Enum):
+    END = "end"
+    REOFFER = "reoffer"  # make a new connection and send a fresh offer
+    AWAIT_OFFER = "await-offer"  # make a new connection from the partner's fresh offer
+
+
+# (ending, we dialled) -> step, while an attempt is left and signaling is up.
+STEPS: Final[dict[tuple[Ending, bool], Step]] = {
+    (Ending.MEDIA_FAILED, True): Step.REOFFER,
+    (Ending.MEDIA_FAILED, False): Step.AWAIT_OFFER,
+    (Ending.REPLACED, False): Step.AWAIT_OFFER,
+    # The dialler never receives a replacement: the other side does not offer.
+    (Ending.REPLACED, True): Step.END,
+}
+
+
+@dataclass
+class Recovery:
+    """The re-establishment budget of one conversation with one partner."""
+
+    dialled: bool
+    attempts: int = 0
+
+    def next_step(self, ending: Ending, *, signaling_up: bool) -> Step:
+        if ending is Ending.OTHER or not signaling_up or self.attempts >= MAX_ATTEMPTS:
+            # Without the server the partner cannot be reached for a fresh offer, and
+            # may be gone altogether: the call ends.
+            return Step.END
+        step = STEPS[(ending, self.dialled)]
+        if step is not Step.END:
+            self.attempts += 1
+        return step
+
+
+def ice_ufrag(sdp: str) -> str | None:
+    """The first ICE username fragment of a session description (None without one)."""
+    match = _UFRAG.search(sdp)
+    return match.group(1) if match else None
+
+
+def is_fresh_negotiation(current_remote_sdp: str | None, offer_sdp: str) -> bool:
+    """Whether an offer from the current partner starts over (new ICE credentials) rather
+    than renegotiating the connection that exists (same credentials)."""
+    if current_remote_sdp is None:
+        return False
+    current = ice_ufrag(current_remote_sdp)
+    offered = ice_ufrag(offer_sdp)
+    return current is not None and offered is not None and current != offered
