@@ -78,7 +78,6 @@ class SignalingState:
     # The task serving each socket: on shutdown each closes its own socket (see
     # _close_sockets), and nothing else is sent once shutting_down is set.
     handlers: dict[int, asyncio.Task[Any]] = field(default_factory=dict)
-    shutting_down: bool = False
     ids: itertools.count[int] = field(default_factory=itertools.count)
     outboxes: dict[int, Outbox] = field(default_factory=dict)
     flusher: Flusher | None = None
