@@ -54,6 +54,7 @@ class PeerOptions:
     fps: float = 30.0
     codec: str | None = None
     receive_path: str = "fast"
+    sctp_mode: str = "fast"
     window: bool = True
     speaker: bool = True
     record: Path | None = None
@@ -280,6 +281,7 @@ class Peer:
             on_remote_track=self._remote_track,
             video_codec=o.codec,
             receive_path=o.receive_path,
+            sctp_mode=o.sctp_mode,
         )
         return self.call
 

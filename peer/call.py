@@ -20,6 +20,7 @@ from aiortc import (
 
 from .candidates import CandidateError, candidate_from_json
 from .jitter import FrameCompletionBuffer, install_receive_path
+from .sctp_speed import install_sctp
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class Call:
         on_remote_track: Callable[[MediaStreamTrack], None],
         video_codec: str | None = None,
         receive_path: str = "fast",
+        sctp_mode: str = "fast",
         receive_video: bool = True,
         receive_audio: bool = True,
     ) -> None:
@@ -136,6 +138,7 @@ class Call:
         self._on_remote_track = on_remote_track
         self._video_codec = video_codec
         self._receive_path = receive_path
+        self._sctp_mode = sctp_mode
         self.receive_buffers: list[FrameCompletionBuffer] = []
         self._local_tracks = local_tracks
         self._receive = {"video": receive_video, "audio": receive_audio}
@@ -177,6 +180,7 @@ class Call:
         self._add_transceivers()
         self.receive_buffers = install_receive_path(self.pc, self._receive_path)
         self._tracks_attached = True
+        install_sctp(self.pc, self._sctp_mode)  # data channels made before the offer
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
         await self._send(
@@ -206,6 +210,7 @@ class Call:
             await self.pc.setRemoteDescription(_description(offer))
             # aiortc made new transceivers for the offer
             self.receive_buffers = install_receive_path(self.pc, self._receive_path)
+            install_sctp(self.pc, self._sctp_mode)  # the offer's data m-line made one
             if not self._tracks_attached:
                 # aiortc made a transceiver per offered m-line; ours go onto those.
                 self._attach_to_offered_transceivers()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -250,4 +251,15 @@ def test_the_benchmark_quick_run_prints_its_figures() -> None:
     bench.wait_for(r"python -> python.*fast.*Mbit/s", timeout=240)
     bench.wait_for(r"fast / stock", timeout=240)
     assert bench.wait(60) == 0, "\n".join(bench.lines[-30:])
-    assert BIN.exists()
+    assert any(
+        re.search(r"\| python -> python \| fast \| 8 \| [0-9.]+ \| yes", line)
+        for line in bench.lines
+    )
+
+
+def test_the_peer_refuses_an_unknown_sctp_mode_with_a_clear_message() -> None:
+    peer = Process([str(BIN / "webcam-peer"), "--login", "alice", "--sctp", "turbo"])
+    assert peer.wait(30) == 2
+    output = "\n".join(peer.lines)
+    assert "--sctp: invalid choice: 'turbo'" in output
+    assert "Traceback" not in output
