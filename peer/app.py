@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiortc import MediaStreamTrack, RTCConfiguration
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
@@ -30,11 +30,24 @@ from media.sources import MediaSourceError, open_audio_source, open_video_source
 
 from .call import Call, CallState
 from .candidate_pair import PairWatcher
+from .chat import RecentLines
+from .commands import (
+    HELP,
+    BadCommand,
+    CancelCommand,
+    ChatCommand,
+    HelpCommand,
+    SendCommand,
+    parse_command,
+)
+from .datachannels import CallData, ReceiveOptions
 from .errors import ExitCode, PeerError
+from .filenames import unreadable_file
 from .ice import call_configuration, servers_from_login
 from .prompt import ask_yes_no
 from .signaling_client import JSONObject, LoginRefused, ServerUnreachable, SignalingClient
 from .stats import TransportStats
+from .terminal import Terminal
 from .turn_check import TurnReadiness
 
 logger = logging.getLogger(__name__)
@@ -64,6 +77,9 @@ class PeerOptions:
     answer_timeout: float = 30.0
     configuration: RTCConfiguration = field(default_factory=lambda: RTCConfiguration([]))
     verify_tls: bool = True
+    send_files: list[Path] = field(default_factory=list)
+    download_dir: Path = Path(".")
+    max_receive_size: int | None = None
 
 
 def say(text: str) -> None:
@@ -95,6 +111,10 @@ class Peer:
         self._remote_tracks: dict[str, MediaStreamTrack] = {}
         self._pair = PairWatcher()
         self._turn = TurnReadiness(say)
+        self.terminal = Terminal()
+        self.data: CallData | None = None
+        self._chat_lines = RecentLines()
+        self._files_to_send = list(options.send_files)
 
     # ---- lifecycle -------------------------------------------------------------
     async def run(self) -> int:
@@ -103,6 +123,7 @@ class Peer:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, self._request_quit)
         try:
+            self.terminal.start(self._typed)
             self._open_media()
             await self._connect()
             await self._turn.check(self._call_configuration())
@@ -128,6 +149,7 @@ class Peer:
         await self._turn.close()
         if self.call is not None:
             await self.call.hang_up()
+        await self._close_data()
         await self._stop_call_tasks()
         for track in (self._local_video, self._local_audio, *self._echo.values()):
             if track is not None:
@@ -251,7 +273,9 @@ class Peer:
     # ---- incoming calls ----------------------------------------------------------
     async def _incoming(self, caller: str, offer: JSONObject) -> ExitCode:
         say(f"incoming call from {caller}")
-        if self.options.ask and not await ask_yes_no(f"answer the call from {caller}? [y/n] "):
+        if self.options.ask and not await ask_yes_no(
+            self.terminal, f"answer the call from {caller}? [y/n] "
+        ):
             await self.signaling.send(
                 {"type": "close", "otherUsername": caller, "reason": "declined"}
             )
@@ -282,6 +306,15 @@ class Peer:
             video_codec=o.codec,
             receive_path=o.receive_path,
             sctp_mode=o.sctp_mode,
+            on_data_channel=self._data_channel,
+        )
+        self.data = CallData(
+            self.call.pc,
+            o.login,
+            other,
+            ReceiveOptions(o.download_dir, o.max_receive_size),
+            say,
+            self._chat_lines,
         )
         return self.call
 
@@ -291,9 +324,14 @@ class Peer:
         self._spawn(self._announce_connected(call), "announce")
         if self.options.record is not None:
             self._spawn(self._record(call), "recorder")
+        for path in self._files_to_send:
+            assert self.data is not None
+            self.data.send_file(path)
+        self._files_to_send.clear()  # --send-file goes to the first call only
         await self._until_quit(call.ended.wait())
         if call.live:
             await call.hang_up()
+        await self._close_data()
         await self._stop_call_tasks()
         self.call = None
         self._print_stats(call, final=True)
@@ -405,6 +443,8 @@ class Peer:
         await call.connected.wait()
         pair = self._pair.update(call.pc)
         say(f"call with {call.other} connected" + (f" over {pair.describe()}" if pair else ""))
+        if call.pc.sctp is None and self.data is not None:
+            self.data.no_data_channels()
 
     async def _report_stats(self, call: Call) -> None:
         while call.live:
@@ -426,6 +466,7 @@ class Peer:
             **self._transport.as_dict(),
             "pair": pair.as_dict() if (pair := self._pair.update(call.pc)) else None,
             "receive_path": _receive_path_counters(self.options.receive_path, call),
+            "transfers": dict(self.data.counters) if self.data is not None else None,
             "setup_ms": {
                 "ice": _ms(call.timings.since_start(call.timings.ice_connected)),
                 "connected": _ms(call.timings.since_start(call.timings.connected)),
@@ -456,7 +497,40 @@ class Peer:
         pair = self._pair.update(self.call.pc) if self.call is not None else self._pair.last
         if pair is not None:
             lines.append(pair.describe())
+        lines.extend(self._chat_lines.visible(time.monotonic()))
         return lines
+
+    # ---- chat and files ----------------------------------------------------------
+    def _data_channel(self, channel: RTCDataChannel) -> None:
+        if self.data is not None:
+            self.data.channel_arrived(channel)
+
+    def _typed(self, line: str) -> None:
+        """A line from the terminal: chat or a command."""
+        command = parse_command(line)
+        if command is None:
+            return
+        if isinstance(command, HelpCommand):
+            say(HELP)
+        elif isinstance(command, BadCommand):
+            say(command.why)
+        elif self.data is None:
+            say("not in a call: nothing sent")
+        elif isinstance(command, ChatCommand):
+            self.data.send_chat(command.text)
+        elif isinstance(command, SendCommand):
+            problem = unreadable_file(command.path)
+            if problem:
+                say(problem)
+            else:
+                self.data.send_file(command.path)
+        elif isinstance(command, CancelCommand):
+            self.data.cancel(command.number)
+
+    async def _close_data(self) -> None:
+        data, self.data = self.data, None
+        if data is not None:
+            await data.close()
 
     def _call_configuration(self) -> RTCConfiguration:
         """Ours, plus the ICE servers (TURN credentials) of this login's reply."""

@@ -13,6 +13,7 @@ from typing import Any, Final
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
+    RTCDataChannel,
     RTCPeerConnection,
     RTCRtpSender,
     RTCSessionDescription,
@@ -132,8 +133,10 @@ class Call:
         sctp_mode: str = "fast",
         receive_video: bool = True,
         receive_audio: bool = True,
+        on_data_channel: Callable[[RTCDataChannel], None] | None = None,
     ) -> None:
         self.other = other
+        self._on_data_channel = on_data_channel
         self._send = send
         self._on_remote_track = on_remote_track
         self._video_codec = video_codec
@@ -156,6 +159,8 @@ class Call:
         self.pc.on("connectionstatechange", self._connection_state_changed)
         self.pc.on("iceconnectionstatechange", self._ice_state_changed)
         self.pc.on("track", self._track_arrived)
+        if on_data_channel is not None:
+            self.pc.on("datachannel", on_data_channel)
 
     # ---- the state table ---------------------------------------------------------
     def _fire(self, event: CallEvent) -> CallState:
@@ -180,7 +185,11 @@ class Call:
         self._add_transceivers()
         self.receive_buffers = install_receive_path(self.pc, self._receive_path)
         self._tracks_attached = True
-        install_sctp(self.pc, self._sctp_mode)  # data channels made before the offer
+        if self._on_data_channel is not None:
+            # Before createOffer, so the offer carries the SCTP m-line every later
+            # channel (the callee's file transfers too) rides on.
+            self._on_data_channel(self.pc.createDataChannel("chat", ordered=True))
+        install_sctp(self.pc, self._sctp_mode)  # the chat channel made the transport
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
         await self._send(

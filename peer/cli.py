@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from signaling.protocol import is_valid_username
 
 from . import ice_checks
 from .errors import ExitCode
+from .filenames import unreadable_file
 from .ice import IceConfigError, restrict_host_addresses, rtc_configuration, validate_host_addresses
 from .jitter import RECEIVE_PATHS, AiortcChanged, check_aiortc
 from .sctp_speed import SCTP_MODES
@@ -98,6 +100,29 @@ def _seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
     return value
+
+
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def _byte_size(text: str) -> int:
+    match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:i?B)?", text.strip(), flags=re.IGNORECASE)
+    if not match:
+        raise argparse.ArgumentTypeError(f"size {text!r} must look like 1048576, 500M or 2G")
+    return int(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
+def _prepare_download_dir(directory: Path) -> str | None:
+    """Create ``directory`` if missing; why it cannot take files, or None."""
+    if directory.exists() and not directory.is_dir():
+        return f"--download-dir {directory} is not a directory"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--download-dir {directory}: {exc.strerror or exc}"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"--download-dir {directory}: not writable (permission denied)"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -239,6 +264,31 @@ def build_parser() -> argparse.ArgumentParser:
         "192.168.1.20 (useful with VPNs; tests use 127.0.0.1)",
     )
 
+    files = parser.add_argument_group("chat and files (type a line during a call to chat)")
+    files.add_argument(
+        "--send-file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="send this file once the call's data channels are open, repeatable; "
+        "during a call, /send PATH does the same",
+    )
+    files.add_argument(
+        "--download-dir",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="save received files here, never overwriting (default: the current "
+        "directory; created if missing)",
+    )
+    files.add_argument(
+        "--max-receive-size",
+        type=_byte_size,
+        metavar="SIZE",
+        help="refuse files larger than this, e.g. 500M or 2G (default: no limit)",
+    )
+
     report = parser.add_argument_group("reporting")
     report.add_argument(
         "--stats-interval",
@@ -278,6 +328,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except IceConfigError as exc:
         parser.error(str(exc))
+    for path in args.send_file:
+        if problem := unreadable_file(path):
+            parser.error(f"--send-file {problem}")
+    if problem := _prepare_download_dir(args.download_dir):
+        parser.error(problem)
     restrict_host_addresses(args.ice_host)
     ice_checks.install()
     if args.jitter == "fast":
@@ -318,6 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         answer_timeout=args.answer_timeout,
         configuration=configuration,
         verify_tls=not args.insecure,
+        send_files=list(args.send_file),
+        download_dir=args.download_dir,
+        max_receive_size=args.max_receive_size,
     )
     try:
         peer = Peer(options)

@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
+import re
 import shlex
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,8 +44,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench_call import start_server  # noqa: E402
 from benchdoc import write_section  # noqa: E402
+from benchproc import cpu_seconds, memory_kib  # noqa: E402
 
 MIB = 1024 * 1024
+BIN = Path(sys.executable).parent
 PEER = Path(__file__).resolve().parent / "transfer_peer.py"
 MODES = ("stock", "fast")
 
@@ -148,9 +153,10 @@ def _fill_sender(result: Result, sender: dict[str, Any]) -> None:
 def python_to_python(url: str, mode: str, size: int, timeout: float) -> Result:
     result = Result("python -> python", mode, size)
     tag = _tag()
-    receiver = python_side(url, f"recv{tag}", mode)
+    receiver: PeerProcess | None = None
     sender: PeerProcess | None = None
     try:
+        receiver = python_side(url, f"recv{tag}", mode)
         sender = python_side(
             url, f"send{tag}", mode, "--send-to", f"recv{tag}", "--bytes", str(size)
         )
@@ -169,12 +175,99 @@ def python_to_python(url: str, mode: str, size: int, timeout: float) -> Result:
     return result
 
 
-def webcam_peer_send_file(url: str, size: int, timeout: float) -> Result:
-    """Python -> Python end to end through ``webcam-peer --send-file`` (issue 7's
-    chat and file transfer). Not on this branch yet: reported as not measured."""
-    result = Result("webcam-peer --send-file", "fast", size)
-    result.error = "webcam-peer has no --send-file on this branch yet"
+def webcam_peer_send_file(url: str, mode: str, size: int, timeout: float) -> Result:
+    """Python -> Python end to end: ``webcam-peer --send-file`` to a ``webcam-peer``
+    receiver (chat and files, docs/datachannels.md), no audio or video, the file read
+    from and written to disk. Timed from the sender's "sending" line to its
+    "verified by" line, as they arrive."""
+    result = Result("webcam-peer --send-file", mode, size)
+    tag = _tag()
+    common = ["--server", url, "--no-window", "--no-speaker", "--ice-host", "127.0.0.1",
+              "--video", "none", "--audio", "none", "--sctp", mode]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-transfer-") as scratch:
+        source = Path(scratch) / "payload.bin"
+        block = os.urandom(MIB)
+        with source.open("wb") as out:
+            for offset in range(0, size, MIB):
+                out.write(block[: min(MIB, size - offset)])
+        downloads = Path(scratch) / "received"
+        receiver = TimedProcess([str(BIN / "webcam-peer"), "--login", f"fr{tag}", "--once",
+                                 "--download-dir", str(downloads), *common])  # fmt: skip
+        sender: TimedProcess | None = None
+        try:
+            receiver.wait_for("waiting for calls", 30)
+            sender = TimedProcess(
+                [str(BIN / "webcam-peer"), "--login", f"fs{tag}", "--call", f"fr{tag}",
+                 "--send-file", str(source), *common]
+            )  # fmt: skip
+            started = sender.wait_for(r"sending payload\.bin", 60)
+            before = cpu_seconds(sender.process.pid)
+            rss_before = memory_kib(sender.process.pid) / 1024
+            finished = sender.wait_for(r"sent payload\.bin .*verified by", timeout)
+            result.cpu_s["sender"] = round(cpu_seconds(sender.process.pid) - before, 2)
+            peak = memory_kib(sender.process.pid, "VmHWM") / 1024
+            result.sender_peak_rss_mib = round(peak, 1)
+            result.sender_rss_growth_mib = round(peak - rss_before, 1)
+            result.mbit_s = round(size * 8 / (finished - started) / 1e6, 1)
+            saved = list(downloads.glob("payload*.bin"))
+            result.intact = len(saved) == 1 and _sha256(saved[0]) == _sha256(source)
+        except RuntimeError as exc:
+            result.error = str(exc)
+        finally:
+            for side in (sender, receiver):
+                if side is not None:
+                    side.stop()
     return result
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+class TimedProcess:
+    """A webcam-peer process whose output lines are kept with their arrival time."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+        )
+        self.lines: list[tuple[float, str]] = []
+        self._changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append((time.monotonic(), line.rstrip()))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float) -> float:
+        """When the first line matching ``pattern`` arrived."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for at, line in self.lines:
+                    if regex.search(line):
+                        return at
+                left = deadline - time.monotonic()
+                if left <= 0 or self.process.poll() is not None:
+                    tail = "\n".join(line for _, line in self.lines[-15:])
+                    raise RuntimeError(f"no line matching {pattern!r}:\n{tail}")
+                self._changed.wait(min(left, 1.0))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 # ---- Chromium ---------------------------------------------------------------------------
@@ -341,9 +434,10 @@ def main(argv: list[str] | None = None) -> int:
             result = python_to_python(ws_url, "fast", args.rss_mib * MIB, args.timeout)
             others.append(result)
             print(result.line(), flush=True)
-        end_to_end = webcam_peer_send_file(ws_url, args.mib * MIB, args.timeout)
-        others.append(end_to_end)
-        print(end_to_end.line(), flush=True)
+        for mode in MODES:
+            end_to_end = webcam_peer_send_file(ws_url, mode, args.mib * MIB, args.timeout)
+            others.append(end_to_end)
+            print(end_to_end.line(), flush=True)
         if not args.no_browser:
             others += asyncio.run(
                 chromium_runs(
@@ -380,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             "receiver's digest back.\n\n" + report
         )
         print(f"wrote {write_section('bench_transfer', markdown)}")
-    failed = [r for r in pairs + others if r.error and not r.path.startswith("webcam-peer")]
+    failed = [r for r in pairs + others if r.error]
     return 1 if failed or not all(r.intact for r in pairs) else 0
 
 

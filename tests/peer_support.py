@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from .support import BIN, Process, SignalingServer
@@ -16,6 +18,25 @@ def start_peer(server: SignalingServer, *args: str, env: dict[str, str] | None =
     return Process(
         [str(BIN / "webcam-peer"), "--server", server.ws_url, *BOT_FLAGS, *args], env=env
     )
+
+
+def connected_pair(
+    server: SignalingServer, alice_flags: Sequence[str] = (), bob_flags: Sequence[str] = ()
+) -> tuple[Process, Process]:
+    """bob waiting for calls, alice calling him, both connected."""
+    bob = start_peer(server, "--login", "bob", *bob_flags)
+    alice: Process | None = None
+    try:
+        bob.wait_for("waiting for calls")
+        alice = start_peer(server, "--login", "alice", "--call", "bob", *alice_flags)
+        alice.wait_for("call with bob connected")
+        bob.wait_for("call with alice connected")
+    except BaseException:
+        for process in (alice, bob):
+            if process is not None:
+                process.stop()
+        raise
+    return alice, bob
 
 
 def stats_lines(process: Process) -> list[dict[str, Any]]:
@@ -32,16 +53,31 @@ def stats_lines(process: Process) -> list[dict[str, Any]]:
     return found
 
 
-def wait_for_frames(process: Process, frames: int, timeout: float = 30.0) -> dict[str, Any]:
-    """Wait until a stats line reports at least ``frames`` video frames received."""
+def wait_for_stats(
+    process: Process, condition: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+) -> dict[str, Any]:
+    """Wait until the process prints a stats line for which ``condition`` holds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         lines = stats_lines(process)
-        if lines and (lines[-1]["video"].get("frames") or 0) >= frames:
+        if lines and condition(lines[-1]):
             return lines[-1]
         if process.popen.poll() is not None:
             break
         time.sleep(0.2)
-    raise AssertionError(
-        f"fewer than {frames} frames reported; output:\n" + "\n".join(process.drain()[-40:])
-    )
+    raise AssertionError("no stats line as expected; output:\n" + "\n".join(process.drain()[-40:]))
+
+
+def wait_for_frames(process: Process, frames: int, timeout: float = 30.0) -> dict[str, Any]:
+    """Wait until a stats line reports at least ``frames`` video frames received."""
+    try:
+        return wait_for_stats(
+            process, lambda line: (line["video"].get("frames") or 0) >= frames, timeout
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"fewer than {frames} frames reported; {exc}") from None
+
+
+def files_in(directory: Path) -> list[str]:
+    """The names in ``directory``, hidden temporary files included, sorted."""
+    return sorted(p.name for p in directory.iterdir())

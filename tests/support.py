@@ -93,6 +93,12 @@ class Process:
                 return self.lines
             self.lines.append(line)
 
+    def type_line(self, text: str) -> None:
+        """Write one line to the process's stdin, as a person at its terminal would."""
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(text + "\n")
+        self.popen.stdin.flush()
+
     def signal(self, signum: int) -> None:
         if self.popen.poll() is None:
             self.popen.send_signal(signum)

@@ -12,7 +12,7 @@ import pytest
 
 from media.analysis import dominant_frequency
 
-from .peer_support import start_peer, wait_for_frames
+from .peer_support import connected_pair, start_peer, wait_for_frames
 from .support import Process, SignalingServer
 
 pytestmark = pytest.mark.slow
@@ -104,12 +104,8 @@ def test_two_bots_exchange_video_and_audio(
 
 
 def _connected_pair(server: SignalingServer, *bob_flags: str) -> tuple[Process, Process]:
-    bob = start_peer(server, "--login", "bob", *SYNTHETIC, "--audio", "none", *bob_flags)
-    bob.wait_for("waiting for calls")
-    alice = start_peer(server, "--login", "alice", "--call", "bob", *SYNTHETIC, "--audio", "none")
-    alice.wait_for("call with bob connected")
-    bob.wait_for("call with alice connected")
-    return alice, bob
+    media = (*SYNTHETIC, "--audio", "none")
+    return connected_pair(server, media, (*media, *bob_flags))
 
 
 def test_callee_hanging_up_ends_the_callers_call(signaling_server: SignalingServer) -> None:
@@ -212,9 +208,7 @@ def test_declining_with_ask(signaling_server: SignalingServer) -> None:
             signaling_server, "--login", "alice", "--call", "bob", *SYNTHETIC, "--audio", "none"
         )
         bob.wait_for("answer the call from alice")
-        assert bob.popen.stdin is not None
-        bob.popen.stdin.write("n\n")
-        bob.popen.stdin.flush()
+        bob.type_line("n")
         assert alice.wait() == 7
         assert any("bob declined" in line for line in alice.lines)
         bob.wait_for("declined the call from alice")
