@@ -164,14 +164,15 @@ class FastSctpTransport(RTCSctpTransport):
         appended = not reassembly or uint32_gt(chunk.tsn, reassembly[-1].tsn)
         inbound_stream.add_chunk(chunk)
         self._advertised_rwnd -= len(chunk.user_data)
-        # A fragment added after every other one, and not a last fragment, cannot
-        # complete any message: the message it belongs to still lacks its end.
-        if appended and not chunk.flags & SCTP_DATA_LAST_FRAG:
-            return
-        for message in inbound_stream.pop_messages():
-            self._advertised_rwnd += len(message[2])
-            await self._receive(*message)
-        await self._reset_deferred_streams()
+        # A fragment added after every other one of its stream, and not a last
+        # fragment, cannot complete any message: its own message still lacks its end.
+        if not appended or chunk.flags & SCTP_DATA_LAST_FRAG:
+            for message in inbound_stream.pop_messages():
+                self._advertised_rwnd += len(message[2])
+                await self._receive(*message)
+        if self._reconfig_deferred is not None:
+            # Any chunk may be the one the peer's stream reset waits for.
+            await self._reset_deferred_streams()
 
     def _fast_schedule_sack(self) -> None:
         if not self._fast_sack_scheduled:
@@ -390,6 +391,7 @@ _EXPECTED_SOURCE: Final = {
         "marks TSNs received": "if self._mark_received(chunk.tsn):",
         "reassembles per stream": "inbound_stream.add_chunk(chunk)",
         "delivers popped messages": "for message in inbound_stream.pop_messages():",
+        "completes deferred stream resets": "await self._reset_deferred_streams()",
     },
     "_mark_received": {
         "keeps out-of-order TSNs in a set": "self._sack_misordered.add(tsn)",
@@ -426,6 +428,7 @@ _EXPECTED_ATTRIBUTES: Final = (
     "_forward_tsn_chunk",
     "_t3_handle",
     "_advertised_rwnd",
+    "_reconfig_deferred",
 )
 
 

@@ -202,9 +202,11 @@ def webcam_peer_send_file(url: str, mode: str, size: int, timeout: float) -> Res
             )  # fmt: skip
             started = sender.wait_for(r"sending payload\.bin", 60)
             before = cpu_seconds(sender.process.pid)
+            receiver_before = cpu_seconds(receiver.process.pid)
             rss_before = memory_kib(sender.process.pid) / 1024
             finished = sender.wait_for(r"sent payload\.bin .*verified by", timeout)
             result.cpu_s["sender"] = round(cpu_seconds(sender.process.pid) - before, 2)
+            result.cpu_s["receiver"] = round(cpu_seconds(receiver.process.pid) - receiver_before, 2)
             peak = memory_kib(sender.process.pid, "VmHWM") / 1024
             result.sender_peak_rss_mib = round(peak, 1)
             result.sender_rss_growth_mib = round(peak - rss_before, 1)
