@@ -83,6 +83,50 @@ def tsn_distance(start: int, end: int) -> int:
 
 
 @dataclass
+class DelayedAck:
+    """When a receiver acknowledges DATA (RFC 9260 section 6.2), counted in packets.
+
+    Sans-I/O: the transport reports each DATA packet and the end of each event-loop
+    turn; this says when a SACK goes out. Anything unusual is acknowledged at once,
+    because the sender's loss recovery waits on it; in-order data every ``every``
+    packets, and whatever is left when the datagrams read in one turn are handled.
+    """
+
+    every: int = SACK_EVERY
+    owed: int = 0  # in-order packets not acknowledged yet
+
+    def data_arrived(self, *, duplicate: bool, gap: bool) -> bool:
+        """True: acknowledge now. False: at the end of the turn (:meth:`turn_ended`)."""
+        if duplicate or gap:
+            self.owed = 0
+            return True
+        self.owed += 1
+        if self.owed >= self.every:
+            self.owed = 0
+            return True
+        return False
+
+    def turn_ended(self) -> bool:
+        """Whether a SACK is still owed for what arrived in this turn."""
+        owed, self.owed = self.owed, 0
+        return owed > 0
+
+
+def slow_start_increase(acked_bytes: int) -> int:
+    """cwnd growth for one SACK in slow start: the bytes it newly acknowledges, up to
+    SACK_EVERY packets (RFC 3465 byte counting; aiortc grows one packet per SACK,
+    which with one SACK per SACK_EVERY packets would make slow start that much slower)."""
+    return min(acked_bytes, SACK_EVERY * USERDATA_MAX_LENGTH)
+
+
+def burst_credit(acked_bytes: int) -> int:
+    """What one SACK may release beyond aiortc's Max.Burst: the packets it acknowledged
+    (up to SACK_EVERY), so a delayed SACK refills the window it drained."""
+    packets = -(-acked_bytes // USERDATA_MAX_LENGTH)
+    return min(packets, SACK_EVERY) * USERDATA_MAX_LENGTH
+
+
+@dataclass
 class SctpCounters:
     """What the fast path did, for the stats line and the benchmark."""
 
@@ -100,7 +144,7 @@ class FastSctpTransport(RTCSctpTransport):
     aiortc does with it keeps working.
     """
 
-    _fast_sacks_owed: int
+    _fast_ack: DelayedAck
     _fast_sack_scheduled: bool
     _fast_retransmit_marked: bool
     _fast_burst_credit: int
@@ -110,7 +154,7 @@ class FastSctpTransport(RTCSctpTransport):
 
     def _fast_setup(self) -> None:
         self.counters = SctpCounters()
-        self._fast_sacks_owed = 0
+        self._fast_ack = DelayedAck()
         self._fast_sack_scheduled = False
         self._fast_retransmit_marked = False
         self._fast_burst_credit = 0
@@ -145,19 +189,13 @@ class FastSctpTransport(RTCSctpTransport):
 
     async def _receive_data_chunk(self, chunk: DataChunk) -> None:
         # Whether to acknowledge now or later is decided here, where the chunk is known.
-        if self._mark_received(chunk.tsn):
-            self._sack_needed = True  # a duplicate: the peer missed our SACK, tell it now
-            return
-        if self._sack_misordered:
-            self._sack_needed = True  # a gap: the sender needs to hear of it at once
+        duplicate = self._mark_received(chunk.tsn)
+        if self._fast_ack.data_arrived(duplicate=duplicate, gap=bool(self._sack_misordered)):
+            self._sack_needed = True
         else:
-            self._fast_sacks_owed += 1
-            if self._fast_sacks_owed >= SACK_EVERY:
-                self._sack_needed = True
-            else:
-                self._fast_schedule_sack()
-        if self._sack_needed:
-            self._fast_sacks_owed = 0
+            self._fast_schedule_sack()
+        if duplicate:
+            return
 
         inbound_stream = self._get_inbound_stream(chunk.stream_id)
         reassembly = inbound_stream.reassembly
@@ -182,8 +220,8 @@ class FastSctpTransport(RTCSctpTransport):
 
     def _fast_send_owed_sack(self) -> None:
         self._fast_sack_scheduled = False
-        if self._fast_sacks_owed and self._association_state == self.State.ESTABLISHED:
-            self._fast_sacks_owed = 0
+        owed = self._fast_ack.turn_ended()
+        if owed and self._association_state == self.State.ESTABLISHED:
             self._fast_sack_task = asyncio.ensure_future(self._fast_send_sack_quietly())
 
     async def _fast_send_sack_quietly(self) -> None:
@@ -259,13 +297,10 @@ class FastSctpTransport(RTCSctpTransport):
                         self._flight_size_decrease(schunk)
                         loss = True
 
-        acked_packets = -(-done_bytes // USERDATA_MAX_LENGTH)
         if self._fast_recovery_exit is None:
             if done and cwnd_fully_utilized:
                 if self._cwnd <= self._ssthresh:
-                    # Slow start with byte counting: one SACK now stands for up to
-                    # SACK_EVERY packets, and each of them would have grown cwnd.
-                    self._cwnd += min(done_bytes, SACK_EVERY * USERDATA_MAX_LENGTH)
+                    self._cwnd += slow_start_increase(done_bytes)
                 else:
                     self._partial_bytes_acked += done_bytes
                     if self._partial_bytes_acked >= self._cwnd:
@@ -285,7 +320,7 @@ class FastSctpTransport(RTCSctpTransport):
         elif done:
             self._t3_restart()
 
-        self._fast_burst_credit = min(acked_packets, SACK_EVERY) * USERDATA_MAX_LENGTH
+        self._fast_burst_credit = burst_credit(done_bytes)
         self._update_advanced_peer_ack_point()
         await self._data_channel_flush()
         await self._transmit()

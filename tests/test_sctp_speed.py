@@ -19,14 +19,18 @@ import aiortc
 import pytest
 import pytest_asyncio
 from aiortc import RTCDataChannel, RTCPeerConnection
-from aiortc.rtcsctptransport import RTCSctpTransport
+from aiortc.rtcsctptransport import USERDATA_MAX_LENGTH, RTCSctpTransport
 
 from peer.ice import restrict_host_addresses, rtc_configuration
 from peer.sctp_speed import (
+    SACK_EVERY,
     AiortcChanged,
+    DelayedAck,
     FastSctpTransport,
+    burst_credit,
     check_aiortc,
     install_sctp,
+    slow_start_increase,
 )
 
 from .support import BIN, ROOT, Process
@@ -137,6 +141,33 @@ def payload(size: int, seed: int = 1) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
+# ---- the pure parts --------------------------------------------------------------------
+def test_in_order_data_is_acknowledged_every_sack_every_packets_and_at_turn_end() -> None:
+    ack = DelayedAck()
+    now = [ack.data_arrived(duplicate=False, gap=False) for _ in range(2 * SACK_EVERY + 3)]
+    assert [i for i, sack in enumerate(now) if sack] == [SACK_EVERY - 1, 2 * SACK_EVERY - 1]
+    assert ack.turn_ended() is True  # the 3 left over go at the end of the turn
+    assert ack.turn_ended() is False  # and only once
+
+
+@pytest.mark.parametrize(("duplicate", "gap"), [(True, False), (False, True), (True, True)])
+def test_a_gap_or_a_duplicate_is_acknowledged_at_once(duplicate: bool, gap: bool) -> None:
+    ack = DelayedAck()
+    assert ack.data_arrived(duplicate=False, gap=False) is False
+    assert ack.data_arrived(duplicate=duplicate, gap=gap) is True
+    assert ack.turn_ended() is False  # that SACK covered the earlier packet too
+
+
+def test_window_growth_and_burst_follow_what_a_sack_acknowledged() -> None:
+    packet = USERDATA_MAX_LENGTH
+    assert slow_start_increase(3 * packet) == 3 * packet
+    assert slow_start_increase(100 * packet) == SACK_EVERY * packet
+    assert burst_credit(0) == 0
+    assert burst_credit(1) == packet  # a partly filled chunk is still a packet
+    assert burst_credit(5 * packet) == 5 * packet
+    assert burst_credit(100 * packet) == SACK_EVERY * packet
+
+
 # ---- delivery ------------------------------------------------------------------------
 async def test_fast_path_delivers_every_byte_in_order(make_pair: MakePair) -> None:
     pair = await make_pair("fast", "fast")
@@ -148,7 +179,7 @@ async def test_fast_path_delivers_every_byte_in_order(make_pair: MakePair) -> No
     assert isinstance(pair.receiver.sctp, FastSctpTransport)
     counters = pair.receiver.sctp.counters
     # Fewer SACKs than packets: the delayed acknowledgement is what the path is for.
-    packets = len(data) // 1172
+    packets = len(data) // USERDATA_MAX_LENGTH
     assert 0 < counters.sacks_sent < packets // 2, counters
 
 
