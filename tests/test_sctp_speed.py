@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import random
 import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiortc
 import pytest
 import pytest_asyncio
 from aiortc import RTCDataChannel, RTCPeerConnection
 from aiortc.rtcsctptransport import USERDATA_MAX_LENGTH, RTCSctpTransport
+from playwright.async_api import Browser
 
 from peer.ice import restrict_host_addresses, rtc_configuration
 from peer.sctp_speed import (
@@ -33,7 +36,8 @@ from peer.sctp_speed import (
     slow_start_increase,
 )
 
-from .support import BIN, ROOT, Process
+from .browser_support import open_page
+from .support import BIN, ROOT, Process, SignalingServer
 
 MESSAGE_BYTES = 65536
 TRANSFER_TIMEOUT = 180.0
@@ -299,3 +303,64 @@ def test_the_peer_refuses_an_unknown_sctp_mode_with_a_clear_message() -> None:
     output = "\n".join(peer.lines)
     assert "--sctp: invalid choice: 'turbo'" in output
     assert "Traceback" not in output
+
+
+# ---- with Chromium ---------------------------------------------------------------------
+BROWSER_BYTES = 8 * 1024 * 1024
+PAGE_JS = (ROOT / "scripts" / "transfer_page.js").read_text()
+
+
+def transfer_peer(server: SignalingServer, login: str, *args: str) -> Process:
+    return Process(
+        [sys.executable, str(ROOT / "scripts" / "transfer_peer.py"), "--server", server.ws_url,
+         "--login", login, "--sctp", "fast", "--ice-host", "127.0.0.1", *args]
+    )  # fmt: skip
+
+
+def report(process: Process) -> dict[str, Any]:
+    assert process.wait(60) == 0, "\n".join(process.lines[-20:])
+    last = [line for line in process.lines if line.startswith("{")][-1]
+    data: dict[str, Any] = json.loads(last)
+    return data
+
+
+@pytest.mark.browser
+async def test_fast_python_sends_to_chromium_intact(
+    browser: Browser, signaling_server: SignalingServer
+) -> None:
+    page = await open_page(browser, signaling_server.http_url, "receiver")
+    receiving = asyncio.ensure_future(
+        page.evaluate(
+            PAGE_JS,
+            {"url": signaling_server.ws_url, "size": BROWSER_BYTES, "role": "receive",
+             "login": "pagerecv", "other": ""},
+        )
+    )  # fmt: skip
+    await asyncio.sleep(1.0)  # the page logs in
+    sender = transfer_peer(
+        signaling_server, "pysend", "--send-to", "pagerecv", "--bytes", str(BROWSER_BYTES)
+    )
+    sent = await asyncio.to_thread(report, sender)
+    got = await asyncio.wait_for(receiving, 60)
+    assert got["bytes"] == BROWSER_BYTES
+    assert got["sha256"] == sent["sha256"] == sent["receiver_sha256"]
+
+
+@pytest.mark.browser
+async def test_chromium_sends_to_fast_python_intact(
+    browser: Browser, signaling_server: SignalingServer
+) -> None:
+    receiver = transfer_peer(signaling_server, "pyrecv")
+    receiver.wait_for("logged in")
+    page = await open_page(browser, signaling_server.http_url, "sender")
+    sent = await asyncio.wait_for(
+        page.evaluate(
+            PAGE_JS,
+            {"url": signaling_server.ws_url, "size": BROWSER_BYTES, "role": "send",
+             "login": "pagesend", "other": "pyrecv"},
+        ),
+        60,
+    )  # fmt: skip
+    got = await asyncio.to_thread(report, receiver)
+    assert got["bytes"] == BROWSER_BYTES
+    assert sent["intact"] is True  # the page compared the Python side's digest with its own
