@@ -38,7 +38,7 @@ from benchproc import memory_kib
 
 from peer.ice import restrict_host_addresses, rtc_configuration
 from peer.sctp_speed import SCTP_MODES, install_sctp
-from peer.signaling_client import SignalingClient
+from peer.signaling_client import SignalingClient, SignalingError
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,12 @@ class Transfer:
         self.result: dict[str, Any] = {"role": "sender" if args.send_to else "receiver"}
 
     async def run(self) -> dict[str, Any]:
-        await self.client.connect()
+        try:
+            await self.client.connect()
+        except BaseException:
+            await self.client.close()
+            await self.pc.close()
+            raise
         print("logged in", flush=True)
         listener = asyncio.create_task(self._listen())
         try:
@@ -221,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(transfer.run())
     except TimeoutError:
         print(json.dumps({"error": "timed out", **transfer.result}), flush=True)
+        return 1
+    except SignalingError as exc:
+        print(json.dumps({"error": str(exc)}), flush=True)
         return 1
     finally:
         if args.profile:
