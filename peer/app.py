@@ -45,6 +45,7 @@ from .errors import ExitCode, PeerError
 from .filenames import unreadable_file
 from .ice import call_configuration, servers_from_login
 from .prompt import ask_yes_no
+from .sctp_speed import sctp_counters
 from .signaling_client import JSONObject, LoginRefused, ServerUnreachable, SignalingClient
 from .stats import TransportStats
 from .terminal import Terminal
@@ -467,6 +468,7 @@ class Peer:
             "pair": pair.as_dict() if (pair := self._pair.update(call.pc)) else None,
             "receive_path": _receive_path_counters(self.options.receive_path, call),
             "transfers": dict(self.data.counters) if self.data is not None else None,
+            "sctp": sctp_counters(self.options.sctp_mode, call.pc),
             "setup_ms": {
                 "ice": _ms(call.timings.since_start(call.timings.ice_connected)),
                 "connected": _ms(call.timings.since_start(call.timings.connected)),

@@ -499,6 +499,15 @@ def check_aiortc() -> None:
         raise AiortcChanged("asyncio's selector loop has no _add_reader; update peer/sctp_speed.py")
 
 
+def sctp_counters(mode: str, pc: RTCPeerConnection) -> dict[str, int | str]:
+    """The stats line's view: the mode, and what the fast path counted so far."""
+    transport = getattr(pc, _PC_SCTP, None)
+    counters: dict[str, int | str] = {"mode": mode}
+    if isinstance(transport, FastSctpTransport):
+        counters.update(vars(transport.counters))
+    return counters
+
+
 def install_sctp(pc: RTCPeerConnection, mode: str) -> RTCSctpTransport | None:
     """Give ``pc``'s SCTP transport the chosen mode; returns the transport, or None if
     ``pc`` has none yet (call after createDataChannel or setRemoteDescription, before

@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiortc
@@ -37,6 +38,7 @@ from peer.sctp_speed import (
 )
 
 from .browser_support import open_page
+from .peer_support import connected_pair, wait_for_stats
 from .support import BIN, ROOT, Process, SignalingServer
 
 MESSAGE_BYTES = 65536
@@ -364,3 +366,28 @@ async def test_chromium_sends_to_fast_python_intact(
     got = await asyncio.to_thread(report, receiver)
     assert got["bytes"] == BROWSER_BYTES
     assert sent["intact"] is True  # the page compared the Python side's digest with its own
+
+
+# ---- in webcam-peer --------------------------------------------------------------------
+def test_webcam_peer_sends_a_file_over_the_fast_path_and_reports_it(
+    signaling_server: SignalingServer, tmp_path: Path
+) -> None:
+    source = tmp_path / "payload.bin"
+    source.write_bytes(payload(6 * 1024 * 1024, seed=9))
+    downloads = tmp_path / "received"
+    stats = ("--video", "none", "--audio", "none", "--stats-interval", "0.5")
+    alice, bob = connected_pair(
+        signaling_server,
+        ("--send-file", str(source), *stats),
+        ("--download-dir", str(downloads), *stats),
+    )
+    try:
+        alice.wait_for(r"sent payload\.bin .*verified by bob", timeout=120)
+        line = wait_for_stats(bob, lambda s: (s.get("sctp") or {}).get("sacks_sent", 0) > 0)
+    finally:
+        alice.stop()
+        bob.stop()
+    assert (downloads / "payload.bin").read_bytes() == source.read_bytes()
+    assert line["sctp"]["mode"] == "fast"
+    # Delayed acknowledgement: far fewer SACKs than the ~5,400 DATA packets.
+    assert line["sctp"]["sacks_sent"] < 6 * 1024 * 1024 // USERDATA_MAX_LENGTH // 2
