@@ -47,6 +47,7 @@ from .ice import call_configuration, servers_from_login
 from .progress import above_progress_bars
 from .prompt import ask_yes_no
 from .recovery import RECOVERY_TIMEOUT, Ending, Recovery, Step, is_fresh_negotiation
+from .sctp_speed import sctp_counters
 from .signaling_client import (
     JSONObject,
     LoginRefused,
@@ -75,6 +76,7 @@ class PeerOptions:
     fps: float = 30.0
     codec: str | None = None
     receive_path: str = "fast"
+    sctp_mode: str = "fast"
     window: bool = True
     speaker: bool = True
     record: Path | None = None
@@ -332,6 +334,7 @@ class Peer:
             on_remote_track=self._remote_track,
             video_codec=o.codec,
             receive_path=o.receive_path,
+            sctp_mode=o.sctp_mode,
             on_data_channel=self._data_channel,
         )
         self._transfers = None
@@ -623,6 +626,7 @@ class Peer:
             "pair": pair.as_dict() if (pair := self._pair.update(call.pc)) else None,
             "receive_path": _receive_path_counters(self.options.receive_path, call),
             "transfers": dict(self.data.counters) if self.data is not None else self._transfers,
+            "sctp": sctp_counters(self.options.sctp_mode, call.pc),
             "setup_ms": {
                 "ice": _ms(call.timings.since_start(call.timings.ice_connected)),
                 "connected": _ms(call.timings.since_start(call.timings.connected)),

@@ -21,6 +21,7 @@ from aiortc import (
 
 from .candidates import CandidateError, candidate_from_json
 from .jitter import FrameCompletionBuffer, install_receive_path
+from .sctp_speed import install_sctp
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ class Call:
         on_remote_track: Callable[[MediaStreamTrack], None],
         video_codec: str | None = None,
         receive_path: str = "fast",
+        sctp_mode: str = "fast",
         receive_video: bool = True,
         receive_audio: bool = True,
         on_data_channel: Callable[[RTCDataChannel], None] | None = None,
@@ -139,6 +141,7 @@ class Call:
         self._on_remote_track = on_remote_track
         self._video_codec = video_codec
         self._receive_path = receive_path
+        self._sctp_mode = sctp_mode
         self.receive_buffers: list[FrameCompletionBuffer] = []
         self._local_tracks = local_tracks
         self._receive = {"video": receive_video, "audio": receive_audio}
@@ -188,6 +191,7 @@ class Call:
             # Before createOffer, so the offer carries the SCTP m-line every later
             # channel (the callee's file transfers too) rides on.
             self._on_data_channel(self.pc.createDataChannel("chat", ordered=True))
+        install_sctp(self.pc, self._sctp_mode)  # the chat channel made the transport
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
         await self._send(
@@ -217,6 +221,7 @@ class Call:
             await self.pc.setRemoteDescription(_description(offer))
             # aiortc made new transceivers for the offer
             self.receive_buffers = install_receive_path(self.pc, self._receive_path)
+            install_sctp(self.pc, self._sctp_mode)  # the offer's data m-line made one
             if not self._tracks_attached:
                 # aiortc made a transceiver per offered m-line; ours go onto those.
                 self._attach_to_offered_transceivers()
