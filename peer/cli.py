@@ -14,12 +14,13 @@ from pathlib import Path
 from signaling.protocol import is_valid_username
 
 from . import consent, ice_checks
+from .aiortc_seam import AiortcChanged
 from .errors import ExitCode
 from .filenames import unreadable_file
 from .ice import IceConfigError, restrict_host_addresses, rtc_configuration, validate_host_addresses
-from .jitter import RECEIVE_PATHS, AiortcChanged, check_aiortc
+from .jitter import RECEIVE_PATHS
+from .jitter import check_aiortc as check_receive_seam
 from .sctp_speed import SCTP_MODES
-from .sctp_speed import AiortcChanged as SctpAiortcChanged
 from .sctp_speed import check_aiortc as check_sctp_seam
 
 logger = logging.getLogger(__name__)
@@ -344,15 +345,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         consent.install()
     except RuntimeError as exc:
         parser.error(str(exc))
-    if args.jitter == "fast":
+    seams = [(args.jitter, check_receive_seam), (args.sctp, check_sctp_seam)]
+    for mode, check_seam in seams:
         try:
-            check_aiortc()
+            if mode == "fast":
+                check_seam()
         except AiortcChanged as exc:
-            parser.error(str(exc))
-    if args.sctp == "fast":
-        try:
-            check_sctp_seam()
-        except SctpAiortcChanged as exc:
             parser.error(str(exc))
 
     # Imported late: media pulls in OpenCV and PyAV, which --help need not wait for.

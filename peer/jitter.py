@@ -22,22 +22,21 @@ aiortc, so :func:`check_aiortc` verifies it and fails loudly when it moves.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import queue
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
-import aiortc
 from aiortc import RTCPeerConnection, RTCRtpCodecParameters, RTCRtpReceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpreceiver import TimestampMapper
 from aiortc.rtp import RtpPacket
 
+from .aiortc_seam import AiortcChanged, Seam
+
 logger = logging.getLogger(__name__)
 
-SUPPORTED_AIORTC: Final = ("1.16",)  # keep in step with pyproject's aiortc pin
 RECEIVE_PATHS: Final = ("fast", "stock")
 
 SEQUENCE_MODULO: Final = 1 << 16
@@ -49,10 +48,6 @@ _RECEIVER_PRIVATE: Final = "_RTCRtpReceiver__"
 _VP8_KEYFRAME_START_CODE: Final = b"\x9d\x01\x2a"
 _H264_START_CODE: Final = b"\x00\x00\x01"
 _H264_KEYFRAME_NAL_TYPES: Final = frozenset({5, 7})  # IDR slice, sequence parameter set
-
-
-class AiortcChanged(RuntimeError):
-    """aiortc no longer looks the way the fast receive path relies on."""
 
 
 def sequence_distance(start: int, end: int) -> int:
@@ -360,6 +355,7 @@ def _payload(packet: RtpPacket) -> bytes:
 # frame held behind it at once; left waiting for later packets they would add latency
 # for good on a stream of one packet per frame. So the decoder queue is replaced too,
 # by one that hands the decoder the rest of those frames right behind the first.
+_SEAM: Final = Seam("the fast receive path", "--jitter", "peer/jitter.py")
 _EXPECTED_SOURCE: Final = {
     "__init__": {
         "builds a video JitterBuffer": (
@@ -403,25 +399,8 @@ class DrainingDecoderQueue(queue.Queue):
 def check_aiortc() -> None:
     """Raise :class:`AiortcChanged` unless aiortc's receiver still builds and feeds
     its jitter buffer and decoder queue the way :func:`use_frame_completion` expects."""
-    version = getattr(aiortc, "__version__", "unknown")
-    if not any(version == v or version.startswith(v + ".") for v in SUPPORTED_AIORTC):
-        raise AiortcChanged(
-            f"aiortc {version} is not a version the fast receive path was checked "
-            f"against ({', '.join(SUPPORTED_AIORTC)}.x); run with --jitter stock or update "
-            "peer/jitter.py"
-        )
-    broken = []
-    for method, expectations in _EXPECTED_SOURCE.items():
-        try:
-            source = inspect.getsource(getattr(RTCRtpReceiver, method))
-        except (AttributeError, OSError, TypeError) as exc:
-            raise AiortcChanged(f"cannot read RTCRtpReceiver.{method}: {exc}") from exc
-        broken += [f"{method} {what}" for what, line in expectations.items() if line not in source]
-    if broken:
-        raise AiortcChanged(
-            f"aiortc {version} changed: RTCRtpReceiver no longer {'; '.join(broken)}. "
-            "Run with --jitter stock or update peer/jitter.py"
-        )
+    version = _SEAM.check_version()
+    _SEAM.refuse_if(version, RTCRtpReceiver, _SEAM.missing_lines(RTCRtpReceiver, _EXPECTED_SOURCE))
 
 
 def use_frame_completion(receiver: RTCRtpReceiver) -> FrameCompletionBuffer:

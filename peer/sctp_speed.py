@@ -42,7 +42,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-import aiortc
 from aiortc import RTCPeerConnection
 from aiortc.rtcsctptransport import (
     SCTP_DATA_LAST_FRAG,
@@ -56,9 +55,10 @@ from aiortc.rtcsctptransport import (
 )
 from aiortc.utils import uint32_gt, uint32_gte
 
+from .aiortc_seam import AiortcChanged, Seam
+
 logger = logging.getLogger(__name__)
 
-SUPPORTED_AIORTC: Final = ("1.16",)  # keep in step with pyproject's aiortc pin
 SCTP_MODES: Final = ("fast", "stock")
 
 SACK_EVERY: Final = 16  # DATA packets per SACK while nothing is missing
@@ -71,10 +71,6 @@ SOCKET_RECEIVE_BUFFER: Final = 2 * 1024 * 1024
 RECEIVE_WINDOW: Final = 1024 * 1024
 _HALF_TSN: Final = SCTP_TSN_MODULO // 2
 _PC_SCTP: Final = "_RTCPeerConnection__sctp"
-
-
-class AiortcChanged(RuntimeError):
-    """aiortc (or asyncio) no longer looks the way the fast SCTP path relies on."""
 
 
 def tsn_distance(start: int, end: int) -> int:
@@ -411,6 +407,7 @@ def read_datagrams_in_batches(transport: asyncio.BaseTransport) -> bool:
 
 
 # ---- the seam into aiortc -------------------------------------------------------------
+_SEAM: Final = Seam("the fast SCTP path", "--sctp", "peer/sctp_speed.py")
 _EXPECTED_SOURCE: Final = {
     "_handle_data": {
         "handles every chunk of a packet": "await self._receive_chunk(chunk)",
@@ -470,29 +467,13 @@ _EXPECTED_ATTRIBUTES: Final = (
 def check_aiortc() -> None:
     """Raise :class:`AiortcChanged` unless aiortc's SCTP transport still looks the way
     :class:`FastSctpTransport` relies on (and asyncio's UDP transport has its reader)."""
-    version = getattr(aiortc, "__version__", "unknown")
-    if not any(version == v or version.startswith(v + ".") for v in SUPPORTED_AIORTC):
-        raise AiortcChanged(
-            f"aiortc {version} is not a version the fast SCTP path was checked against "
-            f"({', '.join(SUPPORTED_AIORTC)}.x); run with --sctp stock or update "
-            "peer/sctp_speed.py"
-        )
-    broken = []
-    for method, expectations in _EXPECTED_SOURCE.items():
-        try:
-            source = inspect.getsource(getattr(RTCSctpTransport, method))
-        except (AttributeError, OSError, TypeError) as exc:
-            raise AiortcChanged(f"cannot read RTCSctpTransport.{method}: {exc}") from exc
-        broken += [f"{method} {what}" for what, line in expectations.items() if line not in source]
+    version = _SEAM.check_version()
+    missing = _SEAM.missing_lines(RTCSctpTransport, _EXPECTED_SOURCE)
     init = inspect.getsource(RTCSctpTransport.__init__)
-    broken += [
+    missing += [
         f"__init__ sets {name}" for name in _EXPECTED_ATTRIBUTES if f"self.{name}" not in init
     ]
-    if broken:
-        raise AiortcChanged(
-            f"aiortc {version} changed: RTCSctpTransport no longer {'; '.join(broken)}. "
-            "Run with --sctp stock or update peer/sctp_speed.py"
-        )
+    _SEAM.refuse_if(version, RTCSctpTransport, missing)
     if not hasattr(asyncio.BaseEventLoop, "_add_reader") and not hasattr(
         asyncio.SelectorEventLoop, "_add_reader"
     ):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
 from .browser_support import login_page, wait_for_state
 from .datachannel_support import (
@@ -151,36 +153,59 @@ async def test_100_mib_page_to_python(
     no_tracebacks(bob)
 
 
-async def test_page_hangs_up_mid_transfer_python_keeps_nothing(
-    browser: Browser, signaling_server: SignalingServer, tmp_path: Path
-) -> None:
+@contextlib.asynccontextmanager
+async def python_sending_to_page(
+    browser: Browser, server: SignalingServer, tmp_path: Path
+) -> AsyncIterator[tuple[Page, Process, Locator]]:
+    """alice (Python) sends carol's page 200 MiB; yields once the page shows progress,
+    with the page's row for it; alice must print no traceback."""
+    big = make_file(tmp_path / "big.bin", 200 * MiB)
+    carol, alice = await python_calls_page(browser, server, "--send-file", str(big.path))
+    try:
+        row = transfer_row(carol, "in")
+        await wait_for_progress(row, within=60)
+        yield carol, alice, row
+    finally:
+        alice.stop()
+    no_tracebacks(alice)
+
+
+@contextlib.asynccontextmanager
+async def page_sending_to_python(
+    browser: Browser, server: SignalingServer, tmp_path: Path
+) -> AsyncIterator[tuple[Page, Process, Path]]:
+    """carol's page sends bob (Python) 200 MiB; yields once a tenth has arrived, with
+    bob's download folder; bob must print no traceback."""
     big = make_file(tmp_path / "big.bin", 200 * MiB)
     downloads = tmp_path / "bob"
     downloads.mkdir()
-    carol, bob = await page_calls_python(
-        browser, signaling_server, "--download-dir", str(downloads)
-    )
+    carol, bob = await page_calls_python(browser, server, "--download-dir", str(downloads))
     try:
         await send_file(carol, big.path)
         await wait_line(bob, r"receiving big\.bin: 10%", within=BIG_TRANSFER_TIMEOUT)
-        await carol.click("#hangup")
-        await wait_line(bob, r"transfer of big\.bin from carol failed")
-        await wait_for_transfer(carol, "out", "failed")
-        await wait_line(bob, "waiting for calls")
-        assert list(downloads.iterdir()) == []  # no partial file, no temporary left behind
+        yield carol, bob, downloads
     finally:
         bob.stop()
     no_tracebacks(bob)
 
 
+async def test_page_hangs_up_mid_transfer_python_keeps_nothing(
+    browser: Browser, signaling_server: SignalingServer, tmp_path: Path
+) -> None:
+    async with page_sending_to_python(browser, signaling_server, tmp_path) as sending:
+        carol, bob, downloads = sending
+        await carol.click("#hangup")
+        await wait_line(bob, r"transfer of big\.bin from carol failed")
+        await wait_for_transfer(carol, "out", "failed")
+        await wait_line(bob, "waiting for calls")
+        assert list(downloads.iterdir()) == []  # no partial file, no temporary left behind
+
+
 async def test_page_cancels_what_python_sends(
     browser: Browser, signaling_server: SignalingServer, tmp_path: Path
 ) -> None:
-    big = make_file(tmp_path / "big.bin", 200 * MiB)
-    carol, alice = await python_calls_page(browser, signaling_server, "--send-file", str(big.path))
-    try:
-        row = transfer_row(carol, "in")
-        await wait_for_progress(row, within=60)
+    async with python_sending_to_page(browser, signaling_server, tmp_path) as sending:
+        carol, alice, row = sending
         await row.locator("button.cancel").click()
         await wait_for_transfer(carol, "in", "cancelled")
         await wait_line(alice, r"transfer of big\.bin to carol cancelled by carol")
@@ -190,9 +215,6 @@ async def test_page_cancels_what_python_sends(
         await wait_line(alice, r"\] carol: sorry, wrong file$")
         await carol.click("#hangup")
         await wait_for_state(carol, "idle")
-    finally:
-        alice.stop()
-    no_tracebacks(alice)
 
 
 @pytest.mark.parametrize(
@@ -231,11 +253,8 @@ async def test_python_refuses_a_page_that_lies(
 async def test_python_hangs_up_mid_transfer_page_offers_nothing(
     browser: Browser, signaling_server: SignalingServer, tmp_path: Path
 ) -> None:
-    big = make_file(tmp_path / "big.bin", 200 * MiB)
-    carol, alice = await python_calls_page(browser, signaling_server, "--send-file", str(big.path))
-    try:
-        row = transfer_row(carol, "in")
-        await wait_for_progress(row, within=60)
+    async with python_sending_to_page(browser, signaling_server, tmp_path) as sending:
+        carol, alice, row = sending
         alice.signal(signal.SIGINT)  # Ctrl-C: the Python peer hangs up and quits
         await wait_for_transfer(carol, "in", "failed")
         await expect(row.locator(".outcome")).to_contain_text("nothing saved")
@@ -243,23 +262,13 @@ async def test_python_hangs_up_mid_transfer_page_offers_nothing(
         await wait_for_state(carol, "idle")
         await wait_line(alice, r"transfer of big\.bin to carol failed")
         assert await asyncio.to_thread(alice.wait) == 0
-    finally:
-        alice.stop()
-    no_tracebacks(alice)
 
 
 async def test_python_cancels_what_the_page_sends(
     browser: Browser, signaling_server: SignalingServer, tmp_path: Path
 ) -> None:
-    big = make_file(tmp_path / "big.bin", 200 * MiB)
-    downloads = tmp_path / "bob"
-    downloads.mkdir()
-    carol, bob = await page_calls_python(
-        browser, signaling_server, "--download-dir", str(downloads)
-    )
-    try:
-        await send_file(carol, big.path)
-        await wait_line(bob, r"receiving big\.bin: 10%", within=BIG_TRANSFER_TIMEOUT)
+    async with page_sending_to_python(browser, signaling_server, tmp_path) as sending:
+        carol, bob, downloads = sending
         bob.type_line("/cancel")
         row = await wait_for_transfer(carol, "out", "cancelled")
         await expect(row.locator(".outcome")).to_have_text("bob cancelled")
@@ -267,6 +276,3 @@ async def test_python_cancels_what_the_page_sends(
         assert list(downloads.iterdir()) == []
         bob.type_line("carry on")  # the call and its chat go on
         await wait_for_chat_line(carol, "them", "carry on")
-    finally:
-        bob.stop()
-    no_tracebacks(bob)

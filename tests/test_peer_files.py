@@ -189,17 +189,24 @@ def test_100_mib_both_ways_in_one_call(
     assert any(re.search(r"receiving to bob\.bin: 50% ", line) for line in bob.lines)
 
 
+def start_big_transfer(
+    server: SignalingServer, bob_dir: Path, tmp_path: Path
+) -> tuple[Process, Process]:
+    """alice calls bob and starts sending him 1 GiB (sparse, so it costs no disk)."""
+    big = sparse_file(tmp_path / "big.iso", 1024 * MIB)
+    return connected_pair(
+        server,
+        (*NO_MEDIA, "--send-file", str(big)),
+        (*NO_MEDIA, "--download-dir", str(bob_dir)),
+    )
+
+
 @pytest.mark.parametrize("who", ["sender", "receiver"])
 def test_cancel_mid_transfer(
     signaling_server: SignalingServer, dirs: tuple[Path, Path], tmp_path: Path, who: str
 ) -> None:
     _, bob_dir = dirs
-    big = sparse_file(tmp_path / "big.iso", 1024 * MIB)
-    alice, bob = connected_pair(
-        signaling_server,
-        (*NO_MEDIA, "--send-file", str(big)),
-        (*NO_MEDIA, "--download-dir", str(bob_dir)),
-    )
+    alice, bob = start_big_transfer(signaling_server, bob_dir, tmp_path)
     try:
         number = bob.wait_for(r"receiving big\.iso \(\d+ bytes\) from alice as transfer (\d+)")
         wait_for_partial_file(bob_dir)
@@ -234,12 +241,7 @@ def test_hanging_up_mid_transfer_leaves_no_file(
     signum: int,
 ) -> None:
     _, bob_dir = dirs
-    big = sparse_file(tmp_path / "big.iso", 1024 * MIB)
-    alice, bob = connected_pair(
-        signaling_server,
-        (*NO_MEDIA, "--send-file", str(big)),
-        (*NO_MEDIA, "--download-dir", str(bob_dir)),
-    )
+    alice, bob = start_big_transfer(signaling_server, bob_dir, tmp_path)
     try:
         wait_for_partial_file(bob_dir)
         if who == "sender":
@@ -260,12 +262,7 @@ def test_a_killed_receivers_partial_file_is_removed_by_its_next_run(
     signaling_server: SignalingServer, dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:
     _, bob_dir = dirs
-    big = sparse_file(tmp_path / "big.iso", 1024 * MIB)
-    alice, bob = connected_pair(
-        signaling_server,
-        (*NO_MEDIA, "--send-file", str(big)),
-        (*NO_MEDIA, "--download-dir", str(bob_dir)),
-    )
+    alice, bob = start_big_transfer(signaling_server, bob_dir, tmp_path)
     try:
         partial = wait_for_partial_file(bob_dir)
         bob.signal(signal.SIGKILL)  # no chance to delete anything
