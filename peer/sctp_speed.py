@@ -54,6 +54,7 @@ from aiortc.rtcsctptransport import (
     SackChunk,
 )
 from aiortc.utils import uint32_gt, uint32_gte
+from OpenSSL import SSL
 
 from .aiortc_seam import AiortcChanged, Seam
 
@@ -221,7 +222,9 @@ class FastSctpTransport(RTCSctpTransport):
             self._fast_sack_task = asyncio.ensure_future(self._fast_send_sack_quietly())
 
     async def _fast_send_sack_quietly(self) -> None:
-        with contextlib.suppress(ConnectionError):  # the call is ending
+        # The call may end between scheduling and sending: DTLS then reports either a
+        # closed connection or, if its shutdown got there first, an SSL error.
+        with contextlib.suppress(ConnectionError, SSL.Error):
             await self._send_sack()
 
     def _mark_received(self, tsn: int) -> bool:

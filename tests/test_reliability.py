@@ -314,16 +314,26 @@ async def frames_keep_coming(page: Page, more: int = 30, within: float = 20.0) -
     return now
 
 
-@pytest.mark.browser
-async def test_the_page_keeps_its_call_through_a_server_restart(browser: Browser) -> None:
-    port = free_port()
-    server = start_signaling_server(port=port)
+async def page_calls_bot(browser: Browser, server: SignalingServer) -> tuple[Process, Page]:
+    """bob, a bot printing stats, waits; carol calls him from the page."""
     bob = start_peer(server, "--login", "bob", *BOT, *STATS)
     try:
         await asyncio.to_thread(bob.wait_for, "waiting for calls")
         carol = await login_page(browser, server.http_url, "carol")
         await carol.fill("#callee", "bob")
         await carol.click("#call")
+    except BaseException:
+        bob.stop()
+        raise
+    return bob, carol
+
+
+@pytest.mark.browser
+async def test_the_page_keeps_its_call_through_a_server_restart(browser: Browser) -> None:
+    port = free_port()
+    server = start_signaling_server(port=port)
+    bob, carol = await page_calls_bot(browser, server)
+    try:
         await asyncio.to_thread(bob.wait_for, "call with carol connected")
         await remote_video_playing(carol)
 
@@ -373,12 +383,8 @@ async def test_the_page_keeps_its_call_through_a_server_restart(browser: Browser
 async def test_the_page_notices_a_vanished_python_peer(browser: Browser, server_too: bool) -> None:
     port = free_port()
     server = start_signaling_server(port=port)
-    bob = start_peer(server, "--login", "bob", *BOT, *STATS)
+    bob, carol = await page_calls_bot(browser, server)
     try:
-        await asyncio.to_thread(bob.wait_for, "waiting for calls")
-        carol = await login_page(browser, server.http_url, "carol")
-        await carol.fill("#callee", "bob")
-        await carol.click("#call")
         await remote_video_playing(carol)
         if server_too:
             server.process.signal(signal.SIGKILL)
