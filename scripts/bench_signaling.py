@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
-from benchproc import cpu_seconds, free_port, memory_kib
+from benchproc import cpu_seconds, free_port, memory_kib, redis_server_argv
 from loadgen import LoadSpec, run_worker
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -171,19 +171,7 @@ def started(kind: str, clients: int) -> Iterator[Started]:
         elif kind == "python-redis":
             port = free_port()
             redis = _spawn(
-                [
-                    "redis-server",
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(workdir),
-                ],
+                redis_server_argv("redis-server", port, workdir),
                 workdir / "redis.log",
                 "Ready to accept connections",
                 "redis-server",

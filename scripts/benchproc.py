@@ -33,3 +33,20 @@ def memory_kib(pid: int, field: str = "VmRSS") -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise RuntimeError(f"no {field} for process {pid}")
+
+
+def redis_server_argv(binary: str, port: int, directory: Path) -> list[str]:
+    """A redis-server on loopback ``port`` that writes nothing to disk (tests, benchmarks)."""
+    return [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(directory),
+    ]

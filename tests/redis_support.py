@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from benchproc import redis_server_argv
 
 from .support import Process, free_port
 
@@ -27,21 +28,7 @@ def start_redis(directory: Path) -> RedisServer:
     binary = shutil.which("redis-server")
     assert binary, "redis-server is missing: scripts/setup.sh --test installs it"
     port = free_port()
-    process = Process(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-        ]
-    )
+    process = Process(redis_server_argv(binary, port, directory))
     process.wait_for("Ready to accept connections")
     return RedisServer(process, port)
 
