@@ -34,6 +34,9 @@ class Link:
     loss: Callable[[float], float] = lambda _t: 0.0
     queue_limit_ms: float = 400.0
     one_way_ms: float = 20.0
+    # The receiver's event loop stalls now and then (a busy Python process): packets
+    # arriving during a stall are stamped when it ends. (mean gap between stalls, longest)
+    receiver_stalls_ms: tuple[float, float] | None = None
 
 
 def steps(*changes: tuple[float, float]) -> Callable[[float], float]:
@@ -114,6 +117,7 @@ def simulate(
     next_feedback_ms = feedback_interval_ms
     sent_bytes = delivered_bytes = 0
     delivered: deque[tuple[float, int]] = deque()  # leaves the bottleneck at, size
+    stall_until = next_stall = 0.0
 
     for tick in range(int(seconds * 1000)):
         now = float(tick)
@@ -139,9 +143,14 @@ def simulate(
             sequence = (sequence + 1) % 65536
         while delivered and delivered[0][0] <= now:
             delivered_bytes += delivered.popleft()[1]
-        while in_flight and in_flight[0][0] <= now:
+        if link.receiver_stalls_ms is not None and now >= next_stall:
+            mean_gap, longest = link.receiver_stalls_ms
+            stall_until = now + rng.uniform(0, longest)
+            next_stall = now + rng.expovariate(1 / mean_gap)
+        while in_flight and in_flight[0][0] <= now and now >= stall_until:
             arrival, seq, _ = in_flight.popleft()
-            recorder.on_packet(2, seq, int(arrival * 1000))
+            stamped = max(arrival, now) if link.receiver_stalls_ms else arrival
+            recorder.on_packet(2, seq, int(stamped * 1000))
         if now >= next_feedback_ms:
             next_feedback_ms += feedback_interval_ms
             for packet in recorder.build(int(now * 1000)):
