@@ -8,6 +8,8 @@ measured when this was written are in comments; the assertions are floors well b
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from peer.congestion.estimator import SendSideEstimator
 from peer.congestion.twcc import REFERENCE_WRAP_US, TransportFeedback
@@ -287,3 +289,40 @@ def test_a_burst_of_ten_percent_loss_dents_the_estimate_briefly(seed: int) -> No
     back = trace.first_time(25, lambda s: s.target_bps >= 0.8 * 2_000_000)
     assert back is not None and back <= 8
     assert trace.mean_target(30, 45) >= 0.8 * 2_000_000
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    reports=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=65535),  # base sequence
+            st.integers(min_value=0, max_value=(1 << 24) - 1),  # reference ticks
+            st.lists(st.one_of(st.none(), st.integers(-40_000, 40_000)), min_size=1, max_size=40),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_arbitrary_feedback_never_breaks_the_estimator(
+    reports: list[tuple[int, int, list[int | None]]],
+) -> None:
+    estimator = _estimator()
+    now = 0.0
+    for sequence in range(0, 65536, 7):  # something sent under many sequence numbers
+        estimator.on_packet_sent(sequence, 1200, now)
+        now += 0.1
+    for count, (base, ticks, deltas) in enumerate(reports):
+        arrival = ticks * 64_000
+        arrivals: list[int | None] = []
+        for delta in deltas:
+            if delta is None:
+                arrivals.append(None)
+            else:
+                arrival += delta * 250
+                arrivals.append(arrival)
+        now += 50
+        estimator.on_feedback(_feedback(base, arrivals, ticks * 64_000, count % 256), now)
+        assert 50_000 <= estimator.target_bps <= 2_000_000
+        snapshot = estimator.snapshot()
+        assert isinstance(snapshot["loss_pct"], float) and 0 <= snapshot["loss_pct"] <= 100
+    assert estimator.in_flight_bytes >= 0
