@@ -5,29 +5,36 @@ aioice sends a consent check every 5 s (randomised 0.8-1.2x) with no
 retransmission and declares the pair dead after 6 failed checks in a row: a
 partner whose process or network disappeared is noticed only after about 30 s.
 When the signaling server is down too, consent is the only news of it, and a
-person does not stare at a frozen picture for half a minute. A check a second,
-dead after 5 misses, notices within about 6-10 s and still rides out a second
-or two of packet loss.
+person does not stare at a frozen picture for half a minute.
 
-aioice also gives each check 0.5 s, drops an answer that comes later, and sends
-the next check only after that; behind a queue of video (a 300 kbit/s link with
-400 ms of buffer at each end) every answer comes back after 0.8-0.9 s and a
-congested call was ended as a dead one. ``--consent tolerant`` (the default)
-replaces aioice's consent loop with one driven by
-:class:`peer.consent_freshness.ConsentFreshness`: a check a second whatever
-became of the last one, an answer counted however late it comes, a check
-counted as missed only after a timeout taken from the measured round trip.
-Why this and not media received from the partner is said there.
-``--consent stock`` keeps aioice's own loop (with the interval and misses
-above), for comparison and for an aioice this module was not checked against.
+aioice also gives each check 0.5 s, throws away an answer that comes later, and
+sends the next check only once that time is up. Behind a queue of video (a
+300 kbit/s link with 400 ms of buffer at each end) every answer comes back after
+0.8-0.9 s: a congested call was ended as a dead one, re-made, and ended again.
 
-The replacement loop sends its checks as aioice's own would (``build_request``,
-the partner's ICE password as integrity key) and waits for answers in the
+``--consent tolerant`` (the default) replaces aioice's consent loop with one
+driven by :class:`peer.consent_freshness.ConsentFreshness`, which says why it
+decides as it does (and why media from the partner is no evidence): a check
+every 0.5 s whatever became of the last one, an answer counted however late it
+comes, a check counted as missed only after a timeout taken from the measured
+round trip, consent gone after 10 missed in a row. The rate is twice aioice's
+as set below for the same time to notice: a full queue drops a quarter to
+a third of the checks or their answers (measured on the weak link), and with
+10 chances a run of misses that long is the path, not bad luck. That is about
+2 kbit/s each way.
+
+``--consent stock`` keeps aioice's own loop, told to check every second and to
+give up after 5 misses (each waiting out the 0.5 s transaction timeout): the
+behaviour before the tolerant loop, for comparison and for an aioice the
+replacement was not checked against.
+
+The replacement sends its checks as aioice's own would (``build_request``, the
+partner's ICE password as integrity key) and waits for their answers in the
 pair's STUN transaction table, where aioice hands each response whose
 transaction ID it knows. :func:`check_aioice_consent` verifies the aioice
-version and the source lines this relies on, and names ``--consent stock`` when
+version and the source lines this relies on and names ``--consent stock`` when
 they moved; ``tests/test_consent.py`` runs it, so an aioice upgrade fails
-loudly instead of silently going back to the stock behaviour or worse.
+loudly instead of silently going back to the stock behaviour.
 
 The news of the expiry (aioice's ConnectionClosed event, which makes aiortc's
 connection fail) is only given once the ICE connection has closed its sockets,
@@ -57,8 +64,7 @@ logger = logging.getLogger(__name__)
 # --consent stock: aioice's own loop, told to check every second and give up after 5 misses.
 CHECK_INTERVAL: Final = 1.0  # seconds between checks (randomised 0.8-1.2x)
 FAILURES: Final = 5  # consecutive unanswered checks that end the media connection
-# --consent tolerant: twice as many checks in the same time, so that the ones a full
-# queue drops (a quarter of them, measured on the weak link) do not add up to 5 s.
+# --consent tolerant: twice as many checks in the same time (see above).
 TOLERANT: Final = ConsentPolicy(interval=0.5, failures=10, max_timeout=2.5)
 TURN_DELETE_TIMEOUT: Final = 1.0  # seconds a TURN server gets to confirm a deletion
 CONSENT_MODES: Final = ("tolerant", "stock")
@@ -294,7 +300,8 @@ async def _query_consent(connection: ice.Connection, policy: ConsentPolicy) -> N
                 [next_check]
                 + [t for p in pairs.values() if (t := p.freshness.expires_at()) is not None]
             )
-            await asyncio.sleep(max(wake - loop.time(), 0.0))
+            # A floor, so that waking a hair before an expiry does not spin.
+            await asyncio.sleep(max(wake - loop.time(), 0.01))
     finally:
         for state in pairs.values():
             state.forget()
