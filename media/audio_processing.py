@@ -79,6 +79,7 @@ class AudioProcessor:
         self._lock = threading.Lock()
         self._far_pending = np.zeros(0, dtype=np.int16)
         self._delay_ms = DEFAULT_DELAY_MS
+        self._latency_ms = {"input": 0.0, "output": 0.0}
         self.counters = ProcessingCounters()
 
     @property
@@ -88,6 +89,21 @@ class AudioProcessor:
     def set_delay_ms(self, delay_ms: float) -> None:
         """The time from :meth:`far_end` to the microphone block carrying its echo."""
         self._delay_ms = int(min(max(delay_ms, 0), MAX_DELAY_MS))
+
+    def set_input_latency_ms(self, latency_ms: float) -> None:
+        """What the microphone's driver reports; with the speaker's, the delay estimate."""
+        self._set_latency("input", latency_ms)
+
+    def set_output_latency_ms(self, latency_ms: float) -> None:
+        self._set_latency("output", latency_ms)
+
+    def _set_latency(self, side: str, latency_ms: float) -> None:
+        self._latency_ms[side] = latency_ms
+        if all(self._latency_ms.values()):
+            # Sound leaves the speaker one output buffer after it is handed over and
+            # reaches process_stream one input buffer after it enters the microphone.
+            self.set_delay_ms(sum(self._latency_ms.values()))
+            logger.info("echo delay estimate %d ms", self._delay_ms)
 
     def far_end(self, samples: Samples) -> None:
         """What is about to be played, in order; any length (kept until 10 ms are whole)."""
