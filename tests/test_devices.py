@@ -9,8 +9,10 @@ import pytest
 
 from media.devices import AudioDevice, Camera, DeviceList, format_listing, resolve
 from media.errors import MediaSourceError
+from peer.errors import ExitCode
 
-from .support import BIN
+from .peer_support import start_peer
+from .support import BIN, SignalingServer
 
 # What PortAudio reports on a Windows laptop: one microphone seen through three host
 # APIs, a headset, and speakers.
@@ -91,3 +93,16 @@ def test_list_devices_on_this_machine(tmp_path: Path) -> None:
     assert done.stdout.startswith("no cameras, microphones or speakers found on this machine")
     assert "--speaker-device alsa:PCM" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_a_microphone_name_that_resolves_to_nothing_is_one_line(
+    signaling_server: SignalingServer,
+) -> None:
+    peer = start_peer(
+        signaling_server, "--login", "alice", "--video", "none", "--audio", "mic:no such mic"
+    )
+    assert peer.wait() == ExitCode.MEDIA_DEVICE
+    text = "\n".join(peer.lines)
+    assert "no microphone matches 'no such mic'" in text, text
+    assert "--list-devices" in text and "--audio synthetic" in text
+    assert "Traceback" not in text

@@ -248,7 +248,7 @@ def test_video_specs_that_do_not_parse(spec: str, complaint: str) -> None:
 @pytest.mark.parametrize(
     ("spec", "complaint"),
     [
-        ("speaker", "mic, mic:DEVICE"),
+        ("speaker", "mic, mic:N, mic:NAME"),
         ("synthetic:loud", "must be a number"),
         ("synthetic:5", "20-20000"),
     ],
