@@ -24,9 +24,10 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
+from media.audio_processing import AudioProcessingUnavailable, AudioProcessor
 from media.echo import EchoTrack
 from media.measure import VideoReceiveMeter
-from media.sources import MediaSourceError, open_audio_source, open_video_source
+from media.sources import MediaSourceError, is_microphone, open_audio_source, open_video_source
 
 from .call import Call, CallState
 from .candidate_pair import PairWatcher
@@ -79,6 +80,8 @@ class PeerOptions:
     sctp_mode: str = "fast"
     window: bool = True
     speaker: bool = True
+    speaker_device: str | None = None  # None: the system's default output
+    audio_processing: bool = True  # echo cancellation etc. on the mic while the speaker plays
     record: Path | None = None
     once: bool = False
     ask: bool = False
@@ -113,6 +116,7 @@ class Peer:
         self._relay = MediaRelay()
         self._local_video: MediaStreamTrack | None = None
         self._local_audio: MediaStreamTrack | None = None
+        self._audio_processor: AudioProcessor | None = None
         self._echo: dict[str, EchoTrack] = {}
         self._call_tasks: set[asyncio.Task[Any]] = set()
         self._offers: asyncio.Queue[tuple[str, JSONObject]] = asyncio.Queue()
@@ -197,11 +201,22 @@ class Peer:
             if o.audio == "echo":
                 self._echo["audio"] = EchoTrack("audio")
             else:
-                self._local_audio = open_audio_source(o.audio)
+                self._audio_processor = self._make_audio_processor()
+                self._local_audio = open_audio_source(o.audio, self._audio_processor)
         except MediaSourceError as exc:
             raise PeerError(ExitCode.MEDIA_DEVICE, str(exc)) from exc
         except ValueError as exc:  # a source spec that does not parse
             raise PeerError(ExitCode.USAGE, str(exc)) from exc
+
+    def _make_audio_processor(self) -> AudioProcessor | None:
+        o = self.options
+        if not (o.audio_processing and o.speaker and is_microphone(o.audio)):
+            return None
+        try:
+            return AudioProcessor()
+        except AudioProcessingUnavailable as exc:
+            logger.warning("%s; the microphone goes out unprocessed", exc)
+            return None
 
     async def _connect(self) -> None:
         try:
@@ -572,7 +587,11 @@ class Peer:
     def _play(self, remote: MediaStreamTrack) -> None:
         from media.speaker import Speaker
 
-        speaker = Speaker(self._relay.subscribe(remote, buffered=False))
+        speaker = Speaker(
+            self._relay.subscribe(remote, buffered=False),
+            device=self.options.speaker_device,
+            processor=self._audio_processor,
+        )
         self._spawn(speaker.run(), "speaker")
 
     async def _record(self, call: Call) -> None:

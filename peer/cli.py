@@ -54,7 +54,9 @@ examples:
                                                   # signaling server hands out at login
 
 sources:  --video camera | camera:N | camera:/dev/videoN | synthetic | file:PATH | echo | none
-          --audio mic | mic:DEVICE | synthetic | synthetic:FREQ | file:PATH | echo | none
+          --audio mic | mic:N | mic:NAME | mic:alsa:PCM | synthetic | synthetic:FREQ | file:PATH
+                  | echo | none
+devices:  webcam-peer --list-devices shows what N and NAME can be; --speaker-device too.
 keys in the window: q or Esc hangs up and quits.
 
 exit codes: 0 done, 1 error, 2 bad usage, 3 server unreachable, 4 login refused,
@@ -131,6 +133,25 @@ def _prepare_download_dir(directory: Path) -> str | None:
     return None
 
 
+class _ListDevices(argparse.Action):
+    """Prints the devices and exits during parsing, as --help does: no --login needed."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from media.devices import format_listing, list_devices
+
+        print(format_listing(list_devices()), flush=True)
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="webcam-peer",
@@ -192,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--audio",
         default="mic",
         metavar="SRC",
-        help="audio to send: mic, mic:DEVICE, synthetic, synthetic:FREQ, "
+        help="audio to send: mic, mic:N, mic:NAME, mic:alsa:PCM, synthetic, synthetic:FREQ, "
         "file:PATH, echo or none (default %(default)s)",
     )
     media.add_argument(
@@ -241,6 +262,27 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="record what is received, e.g. --record call.webm (or .mkv, .mp4)",
+    )
+
+    devices = parser.add_argument_group("devices and sound")
+    devices.add_argument(
+        "--list-devices",
+        action=_ListDevices,
+        help="list cameras, microphones and speakers with the numbers and names "
+        "--video camera:N, --audio mic:N|NAME and --speaker-device take, and exit",
+    )
+    devices.add_argument(
+        "--speaker-device",
+        metavar="DEV",
+        help="play the remote audio here: a number or name from --list-devices, or "
+        "alsa:PCM (e.g. alsa:hw:1) for ALSA directly (default: the system's output)",
+    )
+    devices.add_argument(
+        "--no-audio-processing",
+        dest="audio_processing",
+        action="store_false",
+        help="send the microphone as captured: no echo cancellation, noise suppression "
+        "or gain control (default: on whenever the speaker plays)",
     )
 
     ice = parser.add_argument_group("network")
@@ -382,6 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sctp_mode=args.sctp,
         window=args.window,
         speaker=args.speaker,
+        speaker_device=args.speaker_device,
+        audio_processing=args.audio_processing,
         record=args.record,
         once=args.once,
         ask=args.ask,

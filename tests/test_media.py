@@ -13,6 +13,7 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
 from media.analysis import dominant_frequency
+from media.audio_processing import AudioProcessor
 from media.capture import CaptureThread, DeviceTrack
 from media.clock import MediaClock
 from media.echo import EchoTrack
@@ -193,7 +194,7 @@ async def test_file_sources_loop_the_file_in_real_time(tmp_path: Path) -> None:
 
 async def test_speaker_plays_to_an_output_device() -> None:
     tone = ToneTrack(440)
-    speaker = Speaker(tone, device="null")  # ALSA's null device: a real output that discards
+    speaker = Speaker(tone, device="alsa:null")  # ALSA's null device: a real output that discards
     playing = asyncio.create_task(speaker.run())
     await asyncio.sleep(0.5)
     tone.stop()
@@ -201,12 +202,34 @@ async def test_speaker_plays_to_an_output_device() -> None:
     assert speaker.frames_played >= 10
 
 
-async def test_missing_speaker_does_not_end_the_call(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("device", "complaint"),
+    [
+        ("alsa:hw:99", "cannot open speaker 'hw:99' (alsa)"),
+        ("hw:99", "no speaker matches 'hw:99' (--list-devices shows them)"),
+    ],
+)
+async def test_missing_speaker_does_not_end_the_call(
+    device: str, complaint: str, caplog: pytest.LogCaptureFixture
+) -> None:
     tone = ToneTrack(440)
-    speaker = Speaker(tone, device="hw:99")
+    speaker = Speaker(tone, device=device)
     await asyncio.wait_for(speaker.run(), 10)  # returns: the call goes on without sound
-    assert "cannot open speaker 'hw:99'" in caplog.text
+    assert complaint in caplog.text
     tone.stop()
+
+
+async def test_microphone_on_a_real_alsa_device_passes_through_the_processor() -> None:
+    # ALSA's null capture device gives silence: a real device read by the real path.
+    processor = AudioProcessor()
+    microphone = MicrophoneTrack("alsa:null", processor=processor)
+    try:
+        frames = [await asyncio.wait_for(microphone.recv(), 5) for _ in range(5)]
+    finally:
+        microphone.stop()
+    assert all(isinstance(f, AudioFrame) and f.samples == 960 for f in frames)
+    assert all(isinstance(f, AudioFrame) and f.sample_rate == 48000 for f in frames)
+    assert processor.counters.near_blocks >= 10
 
 
 @pytest.mark.parametrize(
@@ -225,7 +248,7 @@ def test_video_specs_that_do_not_parse(spec: str, complaint: str) -> None:
 @pytest.mark.parametrize(
     ("spec", "complaint"),
     [
-        ("speaker", "mic, mic:DEVICE"),
+        ("speaker", "mic, mic:N, mic:NAME"),
         ("synthetic:loud", "must be a number"),
         ("synthetic:5", "20-20000"),
     ],
@@ -240,6 +263,8 @@ def test_missing_devices_and_files_are_named(tmp_path: Path) -> None:
         open_video_source("camera:/dev/video99", 640, 480, 30)
     with pytest.raises(MediaSourceError, match=r"'hw:99'.*--audio synthetic"):
         MicrophoneTrack("hw:99")
+    with pytest.raises(MediaSourceError, match=r"cannot open microphone 'hw:99' \(alsa\)"):
+        MicrophoneTrack("alsa:hw:99")
     with pytest.raises(MediaSourceError, match="no such file"):
         open_video_source(f"file:{tmp_path / 'nope.mkv'}", 640, 480, 30)
     text = tmp_path / "notes.txt"
