@@ -55,7 +55,7 @@ from .signaling_client import (
     SignalingClient,
     SignalingError,
 )
-from .stats import TransportStats
+from .stats import TransportStats, negotiated_video_codec
 from .terminal import Terminal
 from .turn_check import TurnReadiness
 
@@ -625,6 +625,7 @@ class Peer:
             **self._transport.as_dict(),
             "pair": pair.as_dict() if (pair := self._pair.update(call.pc)) else None,
             "receive_path": _receive_path_counters(self.options.receive_path, call),
+            "codec": negotiated_video_codec(call.pc),
             "transfers": dict(self.data.counters) if self.data is not None else self._transfers,
             "sctp": sctp_counters(self.options.sctp_mode, call.pc),
             "setup_ms": {
