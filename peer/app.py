@@ -135,6 +135,7 @@ class Peer:
         self._partner: str | None = None
         self._recovery_news: asyncio.Queue[JSONObject] = asyncio.Queue()
         self._replaced: Call | None = None  # the call a fresh offer from the partner ended
+        self._reader_crashed = False
 
     # ---- lifecycle -------------------------------------------------------------
     async def run(self) -> int:
@@ -149,17 +150,28 @@ class Peer:
             await self._connect()
             await self._turn.check(self._call_configuration())
             reader = asyncio.create_task(self._read_signaling(), name="signaling-reader")
+            reader.add_done_callback(self._reader_done)
             try:
-                return int(await self._main())
+                code = await self._main()
             finally:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reader
+                    await reader  # a crash was logged, and fails the run, in _reader_done
+            return int(ExitCode.ERROR if self._reader_crashed else code)
         except PeerError as exc:
             say(f"error: {exc}")
             return int(exc.code)
         finally:
             await self._shutdown()
+
+    def _reader_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        # A bug, not the server going away (that is SignalingError, handled in the reader):
+        # logged with its traceback so no test or user mistakes it for a clean run.
+        logger.error("the signaling reader crashed", exc_info=task.exception())
+        self._reader_crashed = True
+        self.quit.set()
 
     def _clean_download_dir(self) -> None:
         removed = remove_stale_partials(self.options.download_dir)
@@ -723,7 +735,7 @@ class Peer:
             while True:
                 message = await self.signaling.receive()
                 await self._dispatch(message)
-        except Exception as exc:
+        except SignalingError as exc:
             say(f"error: lost the signaling server: {exc}")
             self.quit_code = ExitCode.SERVER_UNREACHABLE
             call = self.call

@@ -13,7 +13,8 @@ count the replies: exactly one error each. After every batch:
   task count back at its idle value (no leak);
 - the server's output has no traceback.
 
-The generator is seeded (``FUZZ_SEED``, printed) so a failing batch replays;
+The generator is seeded (``FUZZ_SEED``, printed, fixed in CI by ``.ci/run``) so a failing
+batch replays;
 ``FUZZ_SECONDS`` (default 30) bounds the run.
 """
 

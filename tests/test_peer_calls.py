@@ -12,7 +12,13 @@ import pytest
 
 from media.analysis import dominant_frequency
 
-from .peer_support import connected_pair, start_peer, wait_for_frames
+from .peer_support import (
+    ECHO_ROUND_TRIP_P50_BELOW_MS,
+    assert_media,
+    connected_pair,
+    media_windows,
+    start_peer,
+)
 from .support import Process, SignalingServer
 
 pytestmark = pytest.mark.slow
@@ -76,10 +82,7 @@ def test_two_bots_exchange_video_and_audio(
     try:
         alice.wait_for("call with bob connected")
         bob.wait_for("call with alice connected")
-        first_alice = wait_for_frames(alice, 10)
-        first_bob = wait_for_frames(bob, 10)
-        last_alice = wait_for_frames(alice, first_alice["video"]["frames"] + 45)
-        last_bob = wait_for_frames(bob, first_bob["video"]["frames"] + 45)
+        windows = media_windows(alice, bob)
         alice.signal(signal.SIGINT)  # Ctrl-C hangs up
         assert alice.wait() == 0
         bob.wait_for("call with alice ended")
@@ -88,13 +91,11 @@ def test_two_bots_exchange_video_and_audio(
         alice.stop()
         bob.stop()
 
-    for first, last in ((first_alice, last_alice), (first_bob, last_bob)):
-        assert last["video"]["width"] == 320 and last["video"]["height"] == 240
-        # The synthetic pattern is decoded back: frame numbers move on, nothing is black.
-        assert last["video"]["last_frame_number"] > first["video"]["last_frame_number"]
-        assert last["video"]["black_frames"] == 0
-        assert last["video"]["latency_ms"]["p50"] is not None
-        assert last["audio_frames"] > 0
+    for window in windows:
+        assert window.last["video"]["width"] == 320 and window.last["video"]["height"] == 240
+        # The synthetic pattern is decoded back: stamped, in order, nothing is black.
+        assert window.last["video"]["black_frames"] == 0
+        assert_media(window, codec="vp8", receive_path="fast")
     assert "Traceback" not in "\n".join(alice.lines + bob.lines)
 
     # What each side recorded is the other side's tone.
@@ -221,7 +222,16 @@ def test_each_codec_and_receive_path_decodes_every_frame_in_order(
     signaling_server: SignalingServer, codec: str, jitter: str
 ) -> None:
     bob = start_peer(
-        signaling_server, "--login", "bob", *SYNTHETIC, "--audio", "none", "--jitter", jitter
+        signaling_server,
+        "--login",
+        "bob",
+        *SYNTHETIC,
+        "--audio",
+        "none",
+        "--jitter",
+        jitter,
+        "--stats-interval",
+        "0.5",
     )
     bob.wait_for("waiting for calls")
     alice = start_peer(
@@ -241,14 +251,14 @@ def test_each_codec_and_receive_path_decodes_every_frame_in_order(
         "0.5",
     )
     try:
-        first = wait_for_frames(alice, 5)
-        last = wait_for_frames(alice, first["video"]["frames"] + 30)
-        assert last["video"]["last_frame_number"] > first["video"]["last_frame_number"]
-        assert last["video"]["stamped_frames"] == last["video"]["frames"]
-        assert last["video"]["repeated_frames"] == 0
+        windows = media_windows(alice, bob)
     finally:
         alice.stop()
         bob.stop()
+    # Only alice asked for the codec: the answer carries it, so both sides send it.
+    for window in windows:
+        assert window.last["video"]["stamped_frames"] == window.last["video"]["frames"]
+        assert_media(window, codec=codec, receive_path=jitter, audio=False)
 
 
 def test_echo_sends_our_own_frames_back(signaling_server: SignalingServer) -> None:
@@ -267,12 +277,14 @@ def test_echo_sends_our_own_frames_back(signaling_server: SignalingServer) -> No
         "0.5",
     )
     try:
-        first = wait_for_frames(alice, 5)
-        last = wait_for_frames(alice, first["video"]["frames"] + 30)
-        # What comes back carries alice's own stamps: her frame numbers, her clock.
-        assert last["video"]["last_frame_number"] > first["video"]["last_frame_number"]
-        assert last["video"]["latency_ms"]["p50"] is not None
-        assert last["audio_frames"] > 0
+        (window,) = media_windows(alice)
     finally:
         alice.stop()
         bob.stop()
+    # What comes back carries alice's own stamps: her frame numbers, her clock, so the
+    # latency is the round trip through bob, the fast receive path on both sides (two
+    # frame intervals, 67 ms, more with stock buffers).
+    assert_media(window, codec="vp8")
+    assert window.last["receive_path"]["path"] == "fast"
+    round_trip = window.last["video"]["latency_ms"]["p50"]
+    assert round_trip < ECHO_ROUND_TRIP_P50_BELOW_MS, window.describe()

@@ -8,6 +8,8 @@ figures are in docs/benchmarks.md and docs/reliability.md.
 from __future__ import annotations
 
 import json
+import os
+import random
 import subprocess
 import sys
 
@@ -19,6 +21,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def test_churning_clients_leave_nothing_behind() -> None:
+    # Fixed in CI (.ci/run sets SOAK_SEED), random elsewhere; printed, so a failure replays.
+    seed = int(os.environ.get("SOAK_SEED") or random.randrange(1 << 32))
+    print(f"SOAK_SEED={seed}")
     result = subprocess.run(
         [
             sys.executable,
@@ -32,6 +37,8 @@ def test_churning_clients_leave_nothing_behind() -> None:
             "--settle",
             "2",
             "--json",
+            "--seed",
+            str(seed),
         ],
         capture_output=True,
         text=True,
