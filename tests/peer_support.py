@@ -111,7 +111,7 @@ def random_file(path: Path, size: int) -> Path:
 # Media floors for a call on loopback, well below what the benchmark measures
 # (docs/benchmarks.md: 30 fps, fast p50 about 8 ms, stock about 43 ms) and below the
 # spread measured on the shared 2-core machine under other engineers' load
-# (docs/reliability.md, "Media floors"). They catch a halved frame rate or a receive path
+# (docs/claims.md, "Media floors"). They catch a halved frame rate or a receive path
 # that waits a frame interval; they do not time the machine.
 WINDOW_SECONDS = 4.0
 MIN_FPS_FROM_30 = 25.0  # a 30 fps synthetic source
