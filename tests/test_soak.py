@@ -19,6 +19,10 @@ from .support import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
+# About 2,000 call cycles run in the 20 s (issue 18); a quarter of that still means the
+# churn happened, where 50 would pass a server that had nearly stopped.
+MIN_CYCLES = 500
+
 
 def test_churning_clients_leave_nothing_behind() -> None:
     # Fixed in CI (.ci/run sets SOAK_SEED), random elsewhere; printed, so a failure replays.
@@ -50,7 +54,7 @@ def test_churning_clients_leave_nothing_behind() -> None:
     print(json.dumps(figures, indent=2))
     assert figures["problems"] == [], result.stderr[-3000:]
     # Calls happened, every way of hanging up and leaving was used...
-    assert figures["cycles"] >= 50
+    assert figures["cycles"] >= MIN_CYCLES
     assert set(figures["hangups"]) == {"close message", "websocket close", "reset"}
     assert set(figures["leaves"]) == {"reset", "websocket close"}
     # ...every message the server relayed arrived where it should, checked...
