@@ -39,7 +39,9 @@ spawn() {  # NAME LABEL COMMAND...: sets $spawned to the command's PID
   shift 2
   mkfifo "$work/$name.fifo"
   : >"$work/$name.log"
-  prefix "$label" "$work/$name.log" <"$work/$name.fifo" &
+  # The reader ignores Ctrl-C (which the whole process group gets) so it keeps the
+  # program's last lines, which the summary reads, until the program ends.
+  (trap '' INT; prefix "$label" "$work/$name.log") <"$work/$name.fifo" &
   readers+=($!)
   "$@" >"$work/$name.fifo" 2>&1 &
   spawned=$!
