@@ -87,6 +87,10 @@ def assert_call_media(page: PageMediaWindow, python: MediaWindow) -> None:
     """Python's 30 fps synthetic video and tone on the page, Chromium's fake camera
     (20 fps) and audio on the Python side, VP8 both ways, Python on its fast path."""
     seen = page.describe()
+    print(
+        f"page window: {page.fps:.1f} fps, dropped {page.dropped_share:.4f},"
+        f" audio {page.audio_samples_per_second:.0f}/s: {seen}"
+    )  # shown with a failure, or with -s
     assert page.fps >= MIN_FPS_FROM_30, f"page decoded {page.fps:.1f} fps: {seen}"
     assert page.grew("video", "freezeCount") == 0, f"the page saw a freeze: {seen}"
     assert page.dropped_share <= MAX_SKIPPED_SHARE, f"the page dropped frames: {seen}"
