@@ -51,12 +51,22 @@ running() {  # PID: still running (a child that has exited but is not yet reaped
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   [[ "${stat##*) }" != Z* ]]
 }
+settle() {  # TIMEOUT PID...: wait up to TIMEOUT seconds for all to exit, then kill the rest
+  local tenths=$(( $1 * 10 )) pid left
+  shift
+  while (( tenths-- > 0 )); do
+    left=0
+    for pid in "$@"; do running "$pid" && left=1; done
+    (( left )) || break
+    sleep 0.1
+  done
+  for pid in "$@"; do running "$pid" && kill -KILL "$pid" 2>/dev/null; done
+  return 0
+}
 finish() {  # PID TIMEOUT: wait up to TIMEOUT seconds for it to exit, then kill it; sets $status
-  local pid=$1 tenths=$(( $2 * 10 ))
-  while (( tenths-- > 0 )) && running "$pid"; do sleep 0.1; done
-  running "$pid" && kill -KILL "$pid" 2>/dev/null
+  settle "$2" "$1"
   status=0
-  wait "$pid" 2>/dev/null || status=$?
+  wait "$1" 2>/dev/null || status=$?
 }
 stop() {  # PID: SIGTERM, SIGKILL after 5 s
   [[ -n "$1" ]] || return 0
@@ -106,6 +116,8 @@ kill "$sleeper" 2>/dev/null || true
 wait "$sleeper" 2>/dev/null || true
 
 kill -INT "$alice" 2>/dev/null || true  # alice hangs up as Ctrl-C would
+# After Ctrl-C the bots and the server all got it: give them their 5 s together.
+(( interrupted )) && settle 5 "$alice" "$bob"
 finish "$alice" 5
 alice_status=$status
 alice=""
