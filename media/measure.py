@@ -32,7 +32,8 @@ class VideoReceiveMeter:
         self.black_frames = 0
         self.stamped_frames = 0
         self.repeated_frames = 0  # the same frame number again: the picture froze
-        self.skipped_frames = 0  # frame numbers that never arrived
+        self.skipped_frames = 0  # frame numbers passed over (never arrived, or arrived late)
+        self.out_of_order_frames = 0  # a frame number below one already shown: it went backwards
         self.freezes = 0
         self.longest_gap = 0.0
         self.last_frame_number: int | None = None
@@ -72,6 +73,9 @@ class VideoReceiveMeter:
         if previous is not None:
             if stamp.frame_number == previous:
                 self.repeated_frames += 1
+            elif stamp.frame_number < previous:
+                self.out_of_order_frames += 1
+                return  # the newest frame shown stays the reference for what follows
             elif stamp.frame_number > previous + 1:
                 self.skipped_frames += stamp.frame_number - previous - 1
         self.last_frame_number = stamp.frame_number
@@ -104,6 +108,7 @@ class VideoReceiveMeter:
             "last_frame_number": self.last_frame_number,
             "repeated_frames": self.repeated_frames,
             "skipped_frames": self.skipped_frames,
+            "out_of_order_frames": self.out_of_order_frames,
             "freezes": self.freezes,
             "longest_gap_ms": _round(self.longest_gap * 1000),
             "latency_ms": {

@@ -56,7 +56,7 @@ from .signaling_client import (
     SignalingClient,
     SignalingError,
 )
-from .stats import TransportStats
+from .stats import TransportStats, negotiated_video_codec
 from .terminal import Terminal
 from .turn_check import TurnReadiness
 
@@ -139,6 +139,7 @@ class Peer:
         self._partner: str | None = None
         self._recovery_news: asyncio.Queue[JSONObject] = asyncio.Queue()
         self._replaced: Call | None = None  # the call a fresh offer from the partner ended
+        self._reader_crashed = False
 
     # ---- lifecycle -------------------------------------------------------------
     async def run(self) -> int:
@@ -153,17 +154,28 @@ class Peer:
             await self._connect()
             await self._turn.check(self._call_configuration())
             reader = asyncio.create_task(self._read_signaling(), name="signaling-reader")
+            reader.add_done_callback(self._reader_done)
             try:
-                return int(await self._main())
+                code = await self._main()
             finally:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reader
+                    await reader  # a crash was logged, and fails the run, in _reader_done
+            return int(ExitCode.ERROR if self._reader_crashed else code)
         except PeerError as exc:
             say(f"error: {exc}")
             return int(exc.code)
         finally:
             await self._shutdown()
+
+    def _reader_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        # A bug, not the server going away (that is SignalingError, handled in the reader):
+        # logged with its traceback so no test or user mistakes it for a clean run.
+        logger.error("the signaling reader crashed", exc_info=task.exception())
+        self._reader_crashed = True
+        self.quit.set()
 
     def _clean_download_dir(self) -> None:
         removed = remove_stale_partials(self.options.download_dir)
@@ -644,6 +656,7 @@ class Peer:
             **self._transport.as_dict(),
             "pair": pair.as_dict() if (pair := self._pair.update(call.pc)) else None,
             "receive_path": _receive_path_counters(self.options.receive_path, call),
+            "codec": negotiated_video_codec(call.pc),
             "transfers": dict(self.data.counters) if self.data is not None else self._transfers,
             "sctp": sctp_counters(self.options.sctp_mode, call.pc),
             "setup_ms": {
@@ -741,7 +754,7 @@ class Peer:
             while True:
                 message = await self.signaling.receive()
                 await self._dispatch(message)
-        except Exception as exc:
+        except SignalingError as exc:
             say(f"error: lost the signaling server: {exc}")
             self.quit_code = ExitCode.SERVER_UNREACHABLE
             call = self.call

@@ -58,3 +58,33 @@ class TransportStats:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def negotiated_video_codec(pc: RTCPeerConnection) -> str | None:
+    """The video codec the call's answer settled on ("vp8", "h264"), None before there is one.
+
+    The first payload type of the answer's video section is the one both sides send."""
+    answer = next(
+        (
+            description
+            for description in (pc.localDescription, pc.remoteDescription)
+            if description is not None and description.type == "answer"
+        ),
+        None,
+    )
+    return None if answer is None else first_video_codec(answer.sdp)
+
+
+def first_video_codec(sdp: str) -> str | None:
+    """The codec name of the first payload type in the SDP's first video section."""
+    payload_type: str | None = None
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            if payload_type is not None:
+                return None  # the video section named no codec
+            fields = line[2:].split()
+            if fields[0] == "video" and len(fields) > 3 and fields[1] != "0":
+                payload_type = fields[3]
+        elif payload_type is not None and line.startswith(f"a=rtpmap:{payload_type} "):
+            return line.split(" ", 1)[1].split("/", 1)[0].lower()
+    return None

@@ -110,6 +110,18 @@ def test_meter_counts_repeats_skips_black_frames_and_freezes() -> None:
     assert (snapshot["width"], snapshot["height"]) == (320, 240)
     assert snapshot["first_frame_number"] == 0 and snapshot["last_frame_number"] == 5
     assert snapshot["latency_ms"]["p50"] is not None
+    assert snapshot["out_of_order_frames"] == 0
+
+
+def test_meter_counts_frames_that_go_backwards() -> None:
+    meter = VideoReceiveMeter()
+    for number in (0, 1, 3, 2, 4, 5, 1, 6):
+        meter.on_frame(_gray_frame(number))
+    snapshot = meter.snapshot()
+    assert snapshot["out_of_order_frames"] == 2  # 2 after 3, 1 after 5
+    assert snapshot["skipped_frames"] == 1  # 2 was passed over when 3 came
+    assert snapshot["repeated_frames"] == 0
+    assert snapshot["last_frame_number"] == 6
 
 
 async def test_tone_has_its_frequency_and_real_time_pacing() -> None:
