@@ -30,6 +30,7 @@ from media.sources import MediaSourceError, open_audio_source, open_video_source
 
 from .call import Call, CallState
 from .candidate_pair import PairWatcher
+from .cc_shell import DEFAULT_MAX_BPS
 from .chat import RecentLines
 from .commands import (
     HELP,
@@ -55,7 +56,7 @@ from .signaling_client import (
     SignalingClient,
     SignalingError,
 )
-from .stats import TransportStats
+from .stats import TransportStats, congestion_overlay, congestion_stats
 from .terminal import Terminal
 from .turn_check import TurnReadiness
 
@@ -77,6 +78,8 @@ class PeerOptions:
     codec: str | None = None
     receive_path: str = "fast"
     sctp_mode: str = "fast"
+    congestion_control: str = "gcc"
+    max_bitrate_bps: int = DEFAULT_MAX_BPS
     window: bool = True
     speaker: bool = True
     record: Path | None = None
@@ -336,6 +339,8 @@ class Peer:
             receive_path=o.receive_path,
             sctp_mode=o.sctp_mode,
             on_data_channel=self._data_channel,
+            congestion_control=o.congestion_control,
+            max_bitrate_bps=o.max_bitrate_bps,
         )
         self._transfers = None
         self.data = CallData(
@@ -627,6 +632,7 @@ class Peer:
             "receive_path": _receive_path_counters(self.options.receive_path, call),
             "transfers": dict(self.data.counters) if self.data is not None else self._transfers,
             "sctp": sctp_counters(self.options.sctp_mode, call.pc),
+            "congestion": congestion_stats(call.congestion),
             "setup_ms": {
                 "ice": _ms(call.timings.since_start(call.timings.ice_connected)),
                 "connected": _ms(call.timings.since_start(call.timings.connected)),
@@ -654,6 +660,8 @@ class Peer:
         if self._transport.rtt_ms is not None:
             parts.append(f"RTT {self._transport.rtt_ms:.0f} ms")
         lines = [" ".join(parts)] if parts else ["connecting..."]
+        if self.call is not None and (sending := congestion_overlay(self.call.congestion)):
+            lines.append(sending)
         pair = self._pair.update(self.call.pc) if self.call is not None else self._pair.last
         if pair is not None:
             lines.append(pair.describe())

@@ -197,12 +197,16 @@ async def start_call(caller_mode: str, callee_mode: str) -> tuple[Side, Side]:
         ("callee", callee_mode, to_caller),
     ):
         holder: list[Side] = []
+
+        def take(track: MediaStreamTrack, holder: list[Side] = holder) -> None:
+            holder[0].take(track)
+
         call = Call(
             "callee" if name == "caller" else "caller",
             configuration=rtc_configuration([]),
             send=send,
             local_tracks=[SyntheticVideoTrack(320, 240, 30.0), ToneTrack()],
-            on_remote_track=lambda track, holder=holder: holder[0].take(track),
+            on_remote_track=take,
             congestion_control=mode,
         )
         side = Side(call)
