@@ -10,6 +10,8 @@ from peer.congestion.adaptation import (
     VideoAdaptation,
     VideoSettings,
     build_ladder,
+    max_intra_bitrate_pct,
+    max_keyframe_bytes,
     needed_bps,
     split_bitrate,
 )
@@ -119,3 +121,11 @@ def test_split_gives_audio_its_share_and_accounts_for_headers() -> None:
 
 def test_split_keeps_a_floor_for_video() -> None:
     assert split_bitrate(20_000, audio_active=True) == (16_000, 10_000)
+
+
+def test_keyframes_are_capped_to_a_few_hundred_ms_of_the_budget() -> None:
+    assert max_keyframe_bytes(250_000) == 9_375  # 300 ms at 250 kbit/s
+    assert max_keyframe_bytes(0) == 1
+    assert max_intra_bitrate_pct(30) == 900
+    assert max_intra_bitrate_pct(10) == 300
+    assert max_intra_bitrate_pct(1) == 100

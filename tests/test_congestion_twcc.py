@@ -362,3 +362,55 @@ def test_recorder_memory_is_bounded_under_hostile_jumps() -> None:
 def test_recorder_refuses_a_sequence_that_is_not_16_bit() -> None:
     with pytest.raises(ValueError, match="16-bit"):
         FeedbackRecorder(sender_ssrc=1).on_packet(1, 65536, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    start=st.integers(min_value=0, max_value=65535),
+    events=st.lists(
+        st.tuples(
+            st.integers(min_value=-40, max_value=300),  # sequence step from the highest so far
+            st.integers(min_value=0, max_value=400_000),  # µs since the previous arrival
+            st.booleans(),  # build feedback after this packet
+        ),
+        min_size=1,
+        max_size=200,
+    ),
+)
+def test_recorder_reports_each_packet_once_with_its_first_arrival(
+    start: int, events: list[tuple[int, int, bool]]
+) -> None:
+    recorder = FeedbackRecorder(sender_ssrc=1, max_pending=1 << 20)
+    highest = start
+    time_us = 1_000_000 + events[0][1]
+    origin = time_us - time_us % 64_000  # arrival times leave relative to the first packet
+    first_arrival: dict[int, int] = {}  # unwrapped sequence -> arrival
+    reported: dict[int, int | None] = {}
+    next_unreported = start
+
+    def collect() -> None:
+        nonlocal next_unreported
+        for fb in _reports(recorder):
+            for seq, arrival in fb.packets:
+                unwrapped = next_unreported + (seq - next_unreported) % 65536
+                assert unwrapped == next_unreported, "reports must continue where they stopped"
+                reported[unwrapped] = arrival
+                next_unreported = unwrapped + 1
+
+    for index, (step, gap_us, build) in enumerate(events):
+        sequence = start if index == 0 else highest + step
+        if index:
+            time_us += gap_us
+        recorder.on_packet(1, sequence % 65536, time_us)
+        if sequence >= next_unreported and sequence not in first_arrival:
+            first_arrival[sequence] = time_us
+        highest = max(highest, sequence)
+        if build:
+            collect()
+    collect()
+    for sequence, arrival in first_arrival.items():
+        value = reported[sequence]
+        assert value is not None
+        assert abs(value - (arrival - origin)) <= 125  # rounded to the 250 µs tick
+    assert {s for s, a in reported.items() if a is not None} == set(first_arrival)
+    assert next_unreported == highest + 1

@@ -146,3 +146,21 @@ def split_bitrate(target_bps: int, audio_active: bool) -> tuple[int, int]:
         VIDEO_PACKET_PAYLOAD_BYTES + PACKET_OVERHEAD_BYTES
     )
     return audio_bps, max(int(video_wire_bps * payload_share), MIN_VIDEO_BPS)
+
+
+KEYFRAME_BUDGET_MS: Final = 300.0
+
+
+def max_keyframe_bytes(bitrate_bps: int, *, budget_ms: float = KEYFRAME_BUDGET_MS) -> int:
+    """The largest keyframe that leaves within ``budget_ms`` at ``bitrate_bps``.
+
+    A keyframe sized for a fast link takes seconds to cross a slow one, and the frames
+    behind it wait; capping it to a few hundred ms of the budget keeps latency bounded.
+    """
+    return max(int(bitrate_bps * budget_ms / 8000), 1)
+
+
+def max_intra_bitrate_pct(fps: float, *, budget_ms: float = KEYFRAME_BUDGET_MS) -> int:
+    """The same cap as libvpx's ``VP8E_SET_MAX_INTRA_BITRATE_PCT`` wants it: a keyframe's
+    size in percent of an average frame's (900 % at 30 fps for 300 ms)."""
+    return max(int(budget_ms / 1000 * fps * 100), 100)
