@@ -5,7 +5,7 @@ Opus fixed at 96 kbit/s) and take every REMB value as their target. Neither libv
 libx264 nor libopus as FFmpeg drives them takes a new bitrate without a restart, and a
 restarted video encoder begins with a keyframe; so the committed bitrate follows the
 controller's target with hysteresis (down quickly, up slowly), and keyframes are held
-to a few frames' worth of bits (libvpx's max-intra-rate) so one fits the link.
+to 300 ms of the budget (libvpx's max-intra-rate) so one crosses the link quickly.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import VIDEO_TIME_BASE, convert_timebase
 from av.frame import Frame
 
+from .congestion.adaptation import max_intra_bitrate_pct
+
 MIN_VIDEO_BPS: Final = 30_000
 DOWN_BELOW: Final = 0.85  # commit a lower target once it is this far below
 UP_ABOVE: Final = 1.25
 DOWN_HOLD_S: Final = 0.5  # each restart costs a keyframe: not more often than this
 UP_HOLD_S: Final = 3.0
-MAX_INTRA_PCT: Final = 300  # a keyframe at most 3 average frames
 
 
 class CommittedBitrate:
@@ -109,7 +110,7 @@ class ControlledVp8Encoder(Vp8Encoder):
             "lag-in-frames": "0",
             "minrate": str(bps),
             "maxrate": str(bps),
-            "max-intra-rate": str(MAX_INTRA_PCT),
+            "max-intra-rate": str(max_intra_bitrate_pct(self.fps)),
             "noise-sensitivity": "4",
             "overshoot-pct": "15",
             "partitions": "0",
