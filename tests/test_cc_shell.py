@@ -8,6 +8,8 @@ two real ``Call``s (aiortc RTCPeerConnections, ICE and DTLS over real UDP on
 from __future__ import annotations
 
 import asyncio
+import fractions
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,10 +20,12 @@ from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtcpRtpfbPacket, RtpPacket
+from av import VideoFrame
 
 from media.synthetic import SyntheticVideoTrack, ToneTrack
 from peer.aiortc_seam import AiortcChanged
 from peer.call import Call
+from peer.cc_encoders import CommittedBitrate
 from peer.cc_packets import (
     nack_count,
     read_transport_sequence,
@@ -30,6 +34,7 @@ from peer.cc_packets import (
 )
 from peer.cc_sdp import offer_with_transport_cc
 from peer.cc_shell import check_aiortc
+from peer.cc_track import AdaptedVideoTrack
 from peer.congestion.twcc import TWCC_URI
 from peer.ice import restrict_host_addresses, rtc_configuration
 
@@ -284,3 +289,56 @@ async def test_stock_offers_what_aiortc_offers_and_a_gcc_peer_falls_back(
         assert figures["target_kbps"] > 0
     finally:
         await end_call(caller, callee)
+
+
+# ---- what the encoder is given ----------------------------------------------------------
+class CountingSource(MediaStreamTrack):
+    """Frames stamped at 30 fps, as fast as they are asked for."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    async def recv(self) -> VideoFrame:
+        frame = VideoFrame(width=640, height=480, format="yuv420p")
+        frame.pts = self.count * 3000
+        frame.time_base = fractions.Fraction(1, 90000)
+        self.count += 1
+        return frame
+
+
+async def next_frame(track: MediaStreamTrack) -> VideoFrame:
+    frame = await track.recv()
+    assert isinstance(frame, VideoFrame)
+    return frame
+
+
+async def test_the_adapted_track_scales_and_thins_to_what_it_is_told() -> None:
+    source = CountingSource()
+    track = AdaptedVideoTrack(source)
+    first = [await next_frame(track) for _ in range(10)]
+    assert all((f.width, f.height) == (640, 480) for f in first)
+    assert track.source_fps == pytest.approx(30, abs=0.1)
+    track.size, track.fps = (320, 240), 15.0
+    before = source.count
+    later = [await next_frame(track) for _ in range(30)]
+    assert all((f.width, f.height) == (320, 240) for f in later)
+    assert source.count - before == pytest.approx(60, abs=2)  # every other frame dropped
+    gaps = {(b.pts or 0) - (a.pts or 0) for a, b in itertools.pairwise(later[1:])}
+    assert gaps == {6000}  # evenly: one frame in two at 90 kHz
+    assert (track.sent.width, track.sent.dropped) == (320, source.count - 40)
+    track.size, track.fps = None, None
+    assert (await next_frame(track)).width == 640
+
+
+def test_the_encoder_bitrate_follows_with_hysteresis() -> None:
+    committed = CommittedBitrate(300_000)
+    assert not committed.request(280_000, 0.0)  # within 15 %: no restart, no keyframe
+    assert committed.request(200_000, 0.0)  # down at once
+    assert not committed.request(150_000, 0.2)  # but not again within half a second
+    assert committed.request(150_000, 0.6)
+    assert not committed.request(400_000, 2.0)  # up only after 3 s
+    assert committed.request(400_000, 3.7)
+    assert committed.bps == 300_000  # and at most doubling
