@@ -153,8 +153,6 @@ class CongestionShell:
         self.rtt_ms: float | None = None
         self._remb_bps: int | None = None
         self._sent = _RateMeter()
-        self._frames = _RateMeter()
-        self._frames_counted = 0
 
     # ---- set-up ------------------------------------------------------------------------
     def negotiated(self, extension_id: int | None) -> None:
@@ -311,6 +309,10 @@ class CongestionShell:
                 self.counters.plis_sent += 1
             elif is_nack(packet):
                 self.counters.nacks_sent += nack_count(packet)
+            elif is_remb(packet) and self.extension_id is not None:
+                # aiortc's receiver estimate; with transport-cc the sender estimates
+                # for itself, and a REMB would only cap it (Chromium sends none then).
+                continue
             kept.append(packet.data)
         return b"".join(kept)
 
@@ -463,9 +465,6 @@ class CongestionShell:
     # ---- reporting ---------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         now = time.monotonic()
-        frames = sum(track.sent.frames for track in self._tracks)
-        self._frames.add(now, frames - self._frames_counted)
-        self._frames_counted = frames
         sent = next((t.sent for t in self._tracks if t.sent.width), None)
         estimate = self.estimator.snapshot()
         return {
@@ -483,7 +482,7 @@ class CongestionShell:
             "pacer_queue": len(self._video) + len(self._retransmissions),
             "sent_width": sent.width if sent else None,
             "sent_height": sent.height if sent else None,
-            "sent_fps": round(self._frames.per_second(now), 1),
+            "sent_fps": round(sent.fps(now), 1) if sent else None,
             **asdict(self.counters),
         }
 

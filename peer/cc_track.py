@@ -8,7 +8,9 @@ on fewer, smaller pictures.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections import deque
+from dataclasses import dataclass, field
 
 from aiortc import MediaStreamTrack
 from av import VideoFrame
@@ -26,6 +28,11 @@ class SentVideo:
     height: int | None = None
     frames: int = 0
     dropped: int = 0
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=128))  # monotonic
+
+    def fps(self, now: float, window: float = 1.0) -> float:
+        """Frames handed to the encoder over the last ``window`` seconds, per second."""
+        return sum(1 for at in self.recent if at > now - window) / window
 
 
 class AdaptedVideoTrack(MediaStreamTrack):
@@ -57,6 +64,7 @@ class AdaptedVideoTrack(MediaStreamTrack):
             frame = scaled
         self.sent.width, self.sent.height = frame.width, frame.height
         self.sent.frames += 1
+        self.sent.recent.append(time.monotonic())
         return frame
 
     def stop(self) -> None:

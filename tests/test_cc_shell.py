@@ -257,6 +257,7 @@ async def test_transport_cc_is_negotiated_and_feedback_flows_both_ways(loopback:
             assert stats["feedback_sent"] > 20  # every 50 ms for ~4 s
             assert stats["feedback_received"] > 20
             assert stats["feedback_malformed"] == 0
+            assert stats["remb_received"] == 0  # with transport-cc, no REMB caps the estimate
             assert stats["send_kbps"] > 0
             assert stats["sent_width"] == 320
             assert len(side.frames) > 30  # video decoded at the other end of each way
