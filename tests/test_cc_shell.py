@@ -19,7 +19,14 @@ import pytest_asyncio
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtcpRtpfbPacket, RtpPacket
+from aiortc.rtp import (
+    HeaderExtensionsMap,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+)
 from av import VideoFrame
 
 from media.synthetic import SyntheticVideoTrack, ToneTrack
@@ -33,7 +40,7 @@ from peer.cc_packets import (
     stamp_transport_sequence,
 )
 from peer.cc_sdp import offer_with_transport_cc
-from peer.cc_shell import check_aiortc
+from peer.cc_shell import CongestionShell, check_aiortc
 from peer.cc_track import AdaptedVideoTrack
 from peer.congestion.twcc import TWCC_URI
 from peer.ice import restrict_host_addresses, rtc_configuration
@@ -343,3 +350,23 @@ def test_the_encoder_bitrate_follows_with_hysteresis() -> None:
     assert not committed.request(400_000, 2.0)  # up only after 3 s
     assert committed.request(400_000, 3.7)
     assert committed.bps == 300_000  # and at most doubling
+
+
+async def test_our_keyframe_requests_are_throttled_and_counted() -> None:
+    pc = RTCPeerConnection()
+    try:
+        shell = CongestionShell(pc)
+        pli = bytes(RtcpPsfbPacket(fmt=1, ssrc=1, media_ssrc=2))
+        nack = bytes(RtcpRtpfbPacket(fmt=1, ssrc=1, media_ssrc=2, lost=[7, 8]))
+        assert shell._outgoing_rtcp(pli + nack) == pli + nack
+        # A second request right after: held back, the NACK beside it still goes.
+        assert shell._outgoing_rtcp(nack + pli) == nack
+        assert shell._outgoing_rtcp(pli) == b""
+        counters = shell.counters
+        assert (counters.plis_sent, counters.plis_suppressed, counters.nacks_sent) == (1, 2, 4)
+        remb = bytes(RtcpPsfbPacket(fmt=15, ssrc=1, media_ssrc=0, fci=pack_remb_fci(500_000, [2])))
+        assert shell._outgoing_rtcp(remb) == remb  # no transport-cc: the peer needs our REMB
+        shell.negotiated(3)
+        assert shell._outgoing_rtcp(remb) == b""
+    finally:
+        await pc.close()
