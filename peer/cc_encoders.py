@@ -25,9 +25,9 @@ from .congestion.adaptation import max_intra_bitrate_pct
 
 MIN_VIDEO_BPS: Final = 30_000
 DOWN_BELOW: Final = 0.85  # commit a lower target once it is this far below
-UP_ABOVE: Final = 1.25
+UP_ABOVE: Final = 1.15
 DOWN_HOLD_S: Final = 0.5  # each restart costs a keyframe: not more often than this
-UP_HOLD_S: Final = 3.0
+UP_HOLD_S: Final = 2.0
 
 
 class CommittedBitrate:
