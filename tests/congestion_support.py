@@ -7,7 +7,8 @@ waits in a drop-tail FIFO in front of a bottleneck of the given capacity (``tbf`
 packet that would wait longer than ``queue_limit_ms`` is dropped) and arrives
 ``one_way_ms`` after leaving it. The receiver's :class:`FeedbackRecorder` reports every
 ``feedback_interval_ms``; its packets travel back (uncongested) to the
-:class:`SendSideEstimator`, whose target the encoder follows.
+:class:`SendSideEstimator`, whose target the encoder follows. With ``use_window`` the
+sender also holds packets while the estimator's congestion window is full.
 
 Everything is deterministic for a given seed: traces replay exactly.
 """
@@ -101,6 +102,7 @@ def simulate(
     fps: float = 30.0,
     seed: int = 1,
     start_sequence: int = 0,
+    use_window: bool = False,
 ) -> Trace:
     rng = random.Random(seed)
     estimator = SendSideEstimator(start_bps=start_bps, min_bps=min_bps, max_bps=max_bps)
@@ -130,6 +132,8 @@ def simulate(
                 frame_bytes -= MAX_PACKET_BYTES
             next_frame_ms += 1000 / fps
         while send_queue and pacer.delay_until_send(send_queue[0], now) == 0:
+            if use_window and not estimator.window_allows(send_queue[0], now):
+                break  # the shell holds video while the window is full
             size = send_queue.popleft()
             pacer.on_sent(size, now)
             estimator.on_packet_sent(sequence, size, now)

@@ -29,6 +29,11 @@ from .twcc import REFERENCE_WRAP_US, SEQUENCE_MODULO, TransportFeedback
 logger = logging.getLogger(__name__)
 
 HISTORY_PACKETS: Final = 1 << 14  # well under half the sequence space: unwrapping stays exact
+# How long data may sit in the network beyond one round trip before the window is full.
+WINDOW_QUEUE_MS: Final = 350.0
+# While the window is full one packet still goes this often: its feedback reveals what
+# was lost and reopens the window (otherwise losses at the tail are never reported).
+WINDOW_KEEPALIVE_MS: Final = 500.0
 DEFAULT_RTT_MS: Final = 100.0
 RTT_SMOOTHING: Final = 0.2
 
@@ -61,6 +66,8 @@ class SendSideEstimator:
         self._rtt_ms: float | None = None
         self._feedback_rtt_ms: float | None = None
         self._target_bps = start
+        self._in_flight_bytes = 0
+        self._last_send_ms: float | None = None
         self.feedbacks = 0
         self.unknown_packets = 0
 
@@ -70,9 +77,17 @@ class SendSideEstimator:
         """A packet carrying transport sequence ``sequence`` left at ``send_ms``."""
         unwrapped = self._unwrap(sequence)
         self._last_sent = unwrapped if self._last_sent is None else max(self._last_sent, unwrapped)
+        previous = self._history.pop(unwrapped, None)
+        if previous is not None and not (previous.acknowledged or previous.reported_lost):
+            self._in_flight_bytes -= previous.size_bytes
         self._history[unwrapped] = _SentPacket(send_ms, size_bytes)
+        self._in_flight_bytes += size_bytes
+        if self._last_send_ms is None or send_ms > self._last_send_ms:
+            self._last_send_ms = send_ms
         while len(self._history) > HISTORY_PACKETS:
-            self._history.popitem(last=False)
+            _, dropped = self._history.popitem(last=False)
+            if not (dropped.acknowledged or dropped.reported_lost):
+                self._in_flight_bytes -= dropped.size_bytes
 
     def on_feedback(self, feedback: TransportFeedback, now_ms: float) -> None:
         """Transport-wide feedback arrived at ``now_ms``."""
@@ -89,6 +104,7 @@ class SendSideEstimator:
             if arrival_us is None:
                 if not packet.reported_lost:
                     packet.reported_lost = True
+                    self._in_flight_bytes -= packet.size_bytes
                     expected += 1
                     lost += 1
                 continue
@@ -96,6 +112,7 @@ class SendSideEstimator:
                 lost -= 1  # it arrived after all (late, or the report was a guess)
             else:
                 expected += 1
+                self._in_flight_bytes -= packet.size_bytes
             packet.acknowledged = True
             acknowledged.append(
                 ((arrival_us + offset_us) / 1000, packet.send_ms, packet.size_bytes)
@@ -158,6 +175,35 @@ class SendSideEstimator:
         return DEFAULT_RTT_MS
 
     @property
+    def in_flight_bytes(self) -> int:
+        """Bytes sent that no feedback has reported yet (received or lost)."""
+        return self._in_flight_bytes
+
+    @property
+    def congestion_window_bytes(self) -> int | None:
+        """How much may be in flight: the target over one RTT + 350 ms of queue.
+
+        A sender holding video back while ``in_flight_bytes`` exceeds this stops filling a
+        link whose feedback has stopped (the link is gone or its queue is huge) instead of
+        trusting an estimate nothing confirms. None until feedback has been seen, so a
+        peer that negotiated transport-cc but never reports does not stall the video.
+        """
+        if not self.feedbacks:
+            return None
+        return int(self._target_bps * (self.rtt_ms + WINDOW_QUEUE_MS) / 8000)
+
+    def window_allows(self, size_bytes: int, now_ms: float) -> bool:
+        """Whether the congestion window lets a paced packet of ``size_bytes`` go now.
+
+        Yes when there is no window yet, when the packet fits, or when nothing has left
+        for 500 ms (a keep-alive whose feedback reports the losses that filled the window).
+        """
+        window = self.congestion_window_bytes
+        if window is None or self._in_flight_bytes + size_bytes <= window:
+            return True
+        return self._last_send_ms is None or now_ms - self._last_send_ms >= WINDOW_KEEPALIVE_MS
+
+    @property
     def delay_state(self) -> BandwidthUsage:
         return self._trendline.state
 
@@ -175,6 +221,8 @@ class SendSideEstimator:
             "rate_state": self._rate_control.state.value,
             "trend_threshold": round(self._trendline.threshold, 2),
             "rtt_ms": round(self.rtt_ms, 1),
+            "in_flight_bytes": self._in_flight_bytes,
+            "window_bytes": self.congestion_window_bytes,
             "feedbacks": self.feedbacks,
             "arrival_resets": self._inter_arrival.resets,
             "delay_decreases": self._rate_control.decreases,

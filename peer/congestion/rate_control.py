@@ -157,8 +157,8 @@ class AimdRateControl:
         raised = self.bitrate_bps + increase
         if acked_bps is not None:
             # Room above what was acknowledged, but no further from an unused estimate.
-            raised = min(raised, max(self.bitrate_bps, ACKED_HEADROOM * acked_bps
-                                     + ACKED_HEADROOM_BPS))  # fmt: skip
+            headroom = ACKED_HEADROOM * acked_bps + ACKED_HEADROOM_BPS
+            raised = min(raised, max(self.bitrate_bps, headroom))
         self.bitrate_bps = raised
         self._changed_ms = now_ms
 

@@ -45,7 +45,9 @@ SMALL_DELTA: Final = 1
 LARGE_DELTA: Final = 2
 _RESERVED_STATUS: Final = 3
 
-_HEADER: Final = struct.Struct("!BBHIIHHI")  # ... reference time (24) + count (8) as one word
+# V/P/FMT, PT, length, sender SSRC, media SSRC, base sequence, status count, and the
+# 24-bit reference time with the 8-bit feedback count read as one word.
+_HEADER: Final = struct.Struct("!BBHIIHHI")
 _HEADER_BYTES: Final = _HEADER.size  # 20
 _MAX_STATUSES: Final = SEQUENCE_MODULO - 1  # the 16-bit packet status count
 _MAX_RUN: Final = (1 << 13) - 1
@@ -78,8 +80,9 @@ def parse_feedback(data: bytes) -> TransportFeedback:
     """Parse one whole RTCP transport-wide feedback packet; ``ValueError`` when malformed."""
     if len(data) < _HEADER_BYTES:
         raise ValueError(f"transport feedback too short: {len(data)} bytes, need {_HEADER_BYTES}")
-    (first, packet_type, length_words, sender_ssrc, media_ssrc, base_sequence, status_count,
-     reference_and_count) = _HEADER.unpack_from(data)  # fmt: skip
+    fields = _HEADER.unpack_from(data)
+    first, packet_type, length_words, sender_ssrc, media_ssrc = fields[:5]
+    base_sequence, status_count, reference_and_count = fields[5:]
     if first >> 6 != RTCP_VERSION:
         raise ValueError(f"RTCP version {first >> 6}, expected {RTCP_VERSION}")
     if packet_type != RTPFB_PACKET_TYPE or first & 0x1F != TWCC_FMT:
