@@ -95,6 +95,7 @@ class CongestionCounters:
     feedback_received: int = 0
     feedback_malformed: int = 0
     remb_received: int = 0
+    core_errors: int = 0  # exceptions from the estimator or adaptation, caught
 
 
 @dataclass
@@ -178,7 +179,7 @@ class CongestionShell:
             senders = [t.sender for t in self._pc.getTransceivers()]
             if senders:
                 self._recorder = FeedbackRecorder(sender_ssrc=senders[0]._ssrc)
-        if not self._tasks:
+        if not self._tasks and not self._closed:
             self._tasks = [
                 asyncio.create_task(self._pace(), name="cc-pacer"),
                 asyncio.create_task(self._send_feedback(), name="cc-feedback"),
@@ -291,7 +292,10 @@ class CongestionShell:
             sequence = self._transport_sequence
             self._transport_sequence = (sequence + 1) & 0xFFFF
             data = stamp_transport_sequence(data, self.extension_id, sequence)
-            self.estimator.on_packet_sent(sequence, len(data), now)
+            try:
+                self.estimator.on_packet_sent(sequence, len(data), now)
+            except Exception as exc:  # the packet goes anyway
+                self._core_failed(exc)
         self._sent.add(now / 1000, len(data))
         await send(data)
 
@@ -357,6 +361,8 @@ class CongestionShell:
                 self._recorder.on_packet(ssrc, sequence, time.monotonic_ns() // 1000)
         except ValueError:
             pass  # aiortc's own parser drops it and says so
+        except Exception as exc:  # never into aiortc's receive loop
+            self._core_failed(exc)
 
     def _arriving_rtcp(self, data: bytes) -> bytes:
         try:
@@ -374,7 +380,10 @@ class CongestionShell:
                     logger.debug("ignoring transport-cc feedback: %s", exc)
                     continue
                 self.counters.feedback_received += 1
-                self.estimator.on_feedback(feedback, now)
+                try:
+                    self.estimator.on_feedback(feedback, now)
+                except Exception as exc:  # never into aiortc's receive loop
+                    self._core_failed(exc)
                 continue  # aiortc would read it as a NACK
             if is_remb(packet):
                 try:
@@ -397,7 +406,12 @@ class CongestionShell:
             await asyncio.sleep(FEEDBACK_INTERVAL_S)
             if self._recorder is None or self._feedback_send is None:
                 continue
-            for packet in self._recorder.build(time.monotonic_ns() // 1000):
+            try:
+                packets = self._recorder.build(time.monotonic_ns() // 1000)
+            except Exception as exc:
+                self._core_failed(exc)
+                continue
+            for packet in packets:
                 try:
                     await self._feedback_send(packet)
                 except ConnectionError:
@@ -410,9 +424,17 @@ class CongestionShell:
         while True:
             await asyncio.sleep(CONTROL_INTERVAL_S)
             rounds += 1
-            if rounds % RTT_EVERY == 0:
-                await self._read_rtt()
-            self._apply(self.target_bps, _now_ms())
+            try:
+                if rounds % RTT_EVERY == 0:
+                    await self._read_rtt()
+                self._apply(self.target_bps, _now_ms())
+            except Exception as exc:  # keep controlling with what works
+                self._core_failed(exc)
+
+    def _core_failed(self, exc: Exception) -> None:
+        self.counters.core_errors += 1
+        if self.counters.core_errors == 1:
+            logger.warning("congestion control: %s: %s", type(exc).__name__, exc)
 
     @property
     def target_bps(self) -> int:
