@@ -263,8 +263,17 @@ class CongestionShell:
         if kind is None or kind == "audio":
             await self._emit(send, data)
             return
-        if kind == "rtx" or self._resent(header.ssrc, header.sequence):
+        resent = kind == "rtx" or self._resent(header.ssrc, header.sequence)
+        if resent:
             self.counters.retransmissions_sent += 1
+        if not self._video and not self._retransmissions:
+            # Nothing waits and the budget has room: no detour through the pacer task.
+            now = _now_ms()
+            if self.budget.delay_until_send(len(data), now) <= 0:
+                self.budget.on_sent(len(data), now)
+                await self._emit(send, data)
+                return
+        if resent:
             if len(self._retransmissions) >= MAX_RETRANSMISSIONS_QUEUED:
                 self._retransmissions.popleft()
                 self.counters.retransmissions_dropped += 1
