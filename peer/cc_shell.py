@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 CONGESTION_MODES: Final = ("gcc", "stock")
 START_BPS: Final = 300_000  # where Chromium starts too
 MIN_BPS: Final = 50_000
-DEFAULT_MAX_BPS: Final = 2_000_000  # VGA at 30 fps gains little above it
+DEFAULT_MAX_BPS: Final = 1_500_000  # aiortc's VP8 ceiling: bigger frames cost latency here
 PACING_FACTOR: Final = 2.5
 # A whole frame (1 / (2.5 x fps) of a second's budget: 13 ms at 30 fps) may leave at
 # once when nothing waits, so a link with room adds no latency; keyframes and
