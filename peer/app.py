@@ -31,6 +31,7 @@ from media.sources import MediaSourceError, is_microphone, open_audio_source, op
 
 from .call import Call, CallState
 from .candidate_pair import PairWatcher
+from .cc_shell import DEFAULT_MAX_BPS
 from .chat import RecentLines
 from .commands import (
     HELP,
@@ -56,7 +57,12 @@ from .signaling_client import (
     SignalingClient,
     SignalingError,
 )
-from .stats import TransportStats, negotiated_video_codec
+from .stats import (
+    TransportStats,
+    congestion_overlay,
+    congestion_stats,
+    negotiated_video_codec,
+)
 from .terminal import Terminal
 from .turn_check import TurnReadiness
 
@@ -78,6 +84,8 @@ class PeerOptions:
     codec: str | None = None
     receive_path: str = "fast"
     sctp_mode: str = "fast"
+    congestion_control: str = "gcc"
+    max_bitrate_bps: int = DEFAULT_MAX_BPS
     window: bool = True
     speaker: bool = True
     speaker_device: str | None = None  # None: the system's default output
@@ -363,6 +371,8 @@ class Peer:
             receive_path=o.receive_path,
             sctp_mode=o.sctp_mode,
             on_data_channel=self._data_channel,
+            congestion_control=o.congestion_control,
+            max_bitrate_bps=o.max_bitrate_bps,
         )
         self._transfers = None
         self.data = CallData(
@@ -659,6 +669,7 @@ class Peer:
             "codec": negotiated_video_codec(call.pc),
             "transfers": dict(self.data.counters) if self.data is not None else self._transfers,
             "sctp": sctp_counters(self.options.sctp_mode, call.pc),
+            "congestion": congestion_stats(call.congestion),
             "setup_ms": {
                 "ice": _ms(call.timings.since_start(call.timings.ice_connected)),
                 "connected": _ms(call.timings.since_start(call.timings.connected)),
@@ -686,6 +697,8 @@ class Peer:
         if self._transport.rtt_ms is not None:
             parts.append(f"RTT {self._transport.rtt_ms:.0f} ms")
         lines = [" ".join(parts)] if parts else ["connecting..."]
+        if self.call is not None and (sending := congestion_overlay(self.call.congestion)):
+            lines.append(sending)
         pair = self._pair.update(self.call.pc) if self.call is not None else self._pair.last
         if pair is not None:
             lines.append(pair.describe())

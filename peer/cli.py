@@ -15,6 +15,8 @@ from signaling.protocol import is_valid_username
 
 from . import consent, ice_checks
 from .aiortc_seam import AiortcChanged
+from .cc_shell import CONGESTION_MODES, DEFAULT_MAX_BPS
+from .cc_shell import check_aiortc as check_congestion_seam
 from .errors import ExitCode
 from .filenames import unreadable_file
 from .ice import IceConfigError, restrict_host_addresses, rtc_configuration, validate_host_addresses
@@ -98,6 +100,16 @@ def _fps(text: str) -> float:
     if not 1 <= fps <= 120:
         raise argparse.ArgumentTypeError(f"fps {text!r} must be between 1 and 120")
     return fps
+
+
+def _kbps(text: str) -> int:
+    try:
+        kbps = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bitrate {text!r} is not a whole number") from None
+    if not 100 <= kbps <= 50_000:
+        raise argparse.ArgumentTypeError(f"bitrate {text!r} must be 100-50000 kbit/s")
+    return kbps
 
 
 def _seconds(text: str) -> float:
@@ -240,6 +252,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="data-channel transport: fast acknowledges in batches and skips aiortc's "
         "per-packet rescans (several times the file throughput); stock is aiortc's own "
         "(default %(default)s)",
+    )
+    media.add_argument(
+        "--congestion-control",
+        choices=CONGESTION_MODES,
+        default="gcc",
+        help="gcc estimates the link from transport-wide feedback, paces what it sends and "
+        "lowers bitrate, resolution and frame rate to fit; stock is aiortc's own (no "
+        "transport-cc, no pacer), kept for comparison (default %(default)s)",
+    )
+    media.add_argument(
+        "--max-bitrate",
+        type=_kbps,
+        default=DEFAULT_MAX_BPS // 1000,
+        metavar="KBPS",
+        help="the most the congestion controller sends, in kbit/s (default %(default)s)",
     )
     media.add_argument(
         "--no-window",
@@ -396,10 +423,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         consent.install(args.consent)
     except RuntimeError as exc:
         parser.error(str(exc))
-    seams = [(args.jitter, check_receive_seam), (args.sctp, check_sctp_seam)]
+    seams = [
+        (args.jitter, check_receive_seam),
+        (args.sctp, check_sctp_seam),
+        (args.congestion_control, check_congestion_seam),
+    ]
     for mode, check_seam in seams:
         try:
-            if mode == "fast":
+            if mode in ("fast", "gcc"):
                 check_seam()
         except AiortcChanged as exc:
             parser.error(str(exc))
@@ -422,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         codec=args.codec,
         receive_path=args.jitter,
         sctp_mode=args.sctp,
+        congestion_control=args.congestion_control,
+        max_bitrate_bps=args.max_bitrate * 1000,
         window=args.window,
         speaker=args.speaker,
         speaker_device=args.speaker_device,

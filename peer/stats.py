@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCPeerConnection
+
+if TYPE_CHECKING:
+    from .cc_shell import CongestionShell
 
 
 @dataclass
@@ -54,6 +57,25 @@ class TransportStats:
             "bitrate_out_kbps": _round(self.bitrate_out_kbps),
             "rtt_ms": _round(self.rtt_ms),
         }
+
+
+def congestion_stats(shell: CongestionShell | None) -> dict[str, Any]:
+    """The stats line's ``congestion`` object: the estimate and what the sender does with it."""
+    if shell is None:
+        return {"mode": "stock"}
+    return shell.snapshot()
+
+
+def congestion_overlay(shell: CongestionShell | None) -> str | None:
+    """The window's line about sending: the estimate and the sent resolution."""
+    if shell is None:
+        return None
+    figures = shell.snapshot()
+    line = f"sending: estimate {figures.get('target_kbps') or 0:.0f} kbit/s"
+    if figures.get("sent_width"):
+        line += f", {figures['sent_width']}x{figures['sent_height']}"
+        line += f" at {figures.get('sent_fps') or 0:.0f} fps"
+    return line
 
 
 def _round(value: float | None) -> float | None:
