@@ -22,6 +22,7 @@ from .jitter import RECEIVE_PATHS
 from .jitter import check_aiortc as check_receive_seam
 from .sctp_speed import SCTP_MODES
 from .sctp_speed import check_aiortc as check_sctp_seam
+from .untrusted import PrintableFormatter
 
 logger = logging.getLogger(__name__)
 
@@ -270,6 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
         "192.168.1.20 (useful with VPNs; tests use 127.0.0.1)",
     )
 
+    ice.add_argument(
+        "--resolve-mdns",
+        action="store_true",
+        help="look up the other side's mDNS .local candidates (browsers hide local "
+        "addresses behind them); off by default: each is a multicast query on your "
+        "network on a stranger's say-so",
+    )
+
     files = parser.add_argument_group("chat and files (type a line during a call to chat)")
     files.add_argument(
         "--send-file",
@@ -322,7 +331,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.wait and not args.call:
         parser.error("--wait goes with --call")
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     if args.verbose < 2:
         for noisy in ("aioice", "aiortc", "aiohttp.access"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -383,6 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         send_files=list(args.send_file),
         download_dir=args.download_dir,
         max_receive_size=args.max_receive_size,
+        resolve_mdns=args.resolve_mdns,
     )
     try:
         peer = Peer(options)

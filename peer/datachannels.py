@@ -27,7 +27,15 @@ from typing import IO, Any, Final
 from aiortc import RTCDataChannel, RTCPeerConnection
 from aiortc.exceptions import InvalidStateError
 
-from .chat import ChatError, ChatIgnored, ChatLine, RecentLines, decode_chat, encode_chat
+from .chat import (
+    ChatError,
+    ChatIgnored,
+    ChatLimiter,
+    ChatLine,
+    RecentLines,
+    decode_chat,
+    encode_chat,
+)
 from .filenames import claim
 from .progress import Progress, make_progress
 from .transfer import (
@@ -46,6 +54,7 @@ from .transfer import (
     Write,
 )
 from .transfer_wire import MAX_CHUNK, Cancel, encode_control
+from .untrusted import shown
 
 logger = logging.getLogger(__name__)
 
@@ -118,14 +127,27 @@ class IncomingTransfer:
         self._temp: Path | None = None
         self._file: IO[bytes] | None = None
         self._progress: Progress | None = None
-        channel.on("message", self._message)
-        channel.on("close", self.closed)
+        channel.on("message", guarded(f"transfer {number}", self._message, self._broken))
+        channel.on("close", guarded(f"transfer {number}", self.closed, self._broken))
 
     def _message(self, message: str | bytes) -> None:
         if isinstance(message, str):
             self._apply(self.receiver.on_text(message))
         else:
             self._apply(self.receiver.on_binary(message))
+
+    def _broken(self) -> None:
+        """Handling a message failed in a way the state table did not foresee: the
+        transfer ends, its temporary file goes, the call goes on."""
+        self._discard()
+        if not self.receiver.finished:
+            self.receiver.state = RecvState.FAILED
+            self.receiver.reason = "protocol-error"
+        with contextlib.suppress(Exception):
+            self.channel.close()
+        if not self.finished.is_set():
+            self._report()
+            self.finished.set()
 
     def cancel(self) -> None:
         self._apply(self.receiver.cancel())
@@ -296,7 +318,7 @@ class OutgoingTransfer:
         self._channel = channel
         channel.bufferedAmountLowThreshold = LOW_WATER
         channel.on("open", lambda: self._apply(sender.start()))
-        channel.on("message", self._message)
+        channel.on("message", guarded(f"transfer {self.number}", self._message, self.cancel))
         channel.on("close", self.closed)
         channel.on("bufferedamountlow", self._wake.set)
         while not sender.finished:
@@ -383,6 +405,23 @@ def _ending(cancelled: bool, by_remote: bool, reason: str | None, other: str) ->
     return f"failed: {reason}"
 
 
+def guarded(
+    what: str, handler: Callable[..., None], on_error: Callable[[], None]
+) -> Callable[..., None]:
+    """``handler`` in an error boundary: a message that breaks it is logged in one line
+    and ``on_error`` ends what it belongs to; nothing reaches aiortc's SCTP loop."""
+
+    def run(*args: Any) -> None:
+        try:
+            handler(*args)
+        except Exception as exc:
+            logger.warning("%s: a message could not be handled: %s", what, shown(repr(exc)))
+            with contextlib.suppress(Exception):
+                on_error()
+
+    return run
+
+
 def _send(channel: RTCDataChannel, message: str | bytes) -> bool:
     """Send if the channel is still open; False when it is not."""
     try:
@@ -421,10 +460,20 @@ class CallData:
         self._incoming: dict[int, IncomingTransfer] = {}
         self._outgoing: dict[int, OutgoingTransfer] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._chat_limit = ChatLimiter()
+        self._flood_report: asyncio.TimerHandle | None = None
         self.counters = {"files_sent": 0, "files_received": 0, "bytes_sent": 0, "bytes_received": 0}
 
     # ---- channels arriving -------------------------------------------------------------
     def channel_arrived(self, channel: RTCDataChannel) -> None:
+        try:
+            self._channel_arrived(channel)
+        except Exception as exc:
+            logger.warning("a data channel from %s could not be set up: %r", self.other, exc)
+            with contextlib.suppress(Exception):
+                channel.close()
+
+    def _channel_arrived(self, channel: RTCDataChannel) -> None:
         if channel.label == "chat":
             self._use_chat(channel)
         elif channel.label == "file":
@@ -436,7 +485,7 @@ class CallData:
             self._incoming[number] = transfer
             self._spawn(self._forget_incoming(transfer))
         else:
-            logger.info("ignoring a data channel %r from %s", channel.label, self.other)
+            logger.info("ignoring a data channel %s from %s", shown(channel.label, 40), self.other)
 
     def _refuse(self, channel: RTCDataChannel) -> None:
         self.say(
@@ -455,7 +504,7 @@ class CallData:
 
     def _use_chat(self, channel: RTCDataChannel) -> None:
         self.chat = channel
-        channel.on("message", self._chat_message)
+        channel.on("message", guarded("chat", self._chat_message, lambda: None))
         channel.on("open", self._chat_opened)
         channel.on("close", self.chat_open.clear)
         if channel.readyState == "open":
@@ -474,6 +523,10 @@ class CallData:
 
     # ---- chat --------------------------------------------------------------------------
     def _chat_message(self, message: str | bytes) -> None:
+        if not self._chat_limit.allow(time.monotonic()):
+            if self._flood_report is None:
+                self._flood_report = asyncio.get_running_loop().call_later(1.0, self._report_flood)
+            return
         received = decode_chat(message, self.other)
         if isinstance(received, ChatLine):
             self.say(f"{self.other}: {received.text}")
@@ -482,6 +535,14 @@ class CallData:
             logger.info("ignoring a chat message of type %r from %s", received.kind, self.other)
         else:
             self.say(received.why)
+
+    def _report_flood(self) -> None:
+        self._flood_report = None
+        if dropped := self._chat_limit.untold():
+            self.say(
+                f"{self.other} sends chat faster than a person types: {dropped} line(s) not shown"
+            )
+            self._flood_report = asyncio.get_running_loop().call_later(1.0, self._report_flood)
 
     def send_chat(self, text: str) -> None:
         try:
@@ -560,6 +621,11 @@ class CallData:
     async def close(self) -> None:
         """The call ended: every unfinished transfer fails, temporary files go."""
         self.ended.set()
+        if self._flood_report is not None:
+            self._flood_report.cancel()
+            self._report_flood()
+            if self._flood_report is not None:
+                self._flood_report.cancel()
         for incoming in list(self._incoming.values()):
             incoming.closed()
         for outgoing in list(self._outgoing.values()):
