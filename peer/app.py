@@ -28,6 +28,7 @@ from media.echo import EchoTrack
 from media.measure import VideoReceiveMeter
 from media.sources import MediaSourceError, open_audio_source, open_video_source
 
+from .answering import ASK_WITHIN, Answer, AnswerPolicy
 from .call import Call, CallState, IllegalTransition
 from .candidate_pair import PairWatcher
 from .chat import RecentLines
@@ -84,6 +85,8 @@ class PeerOptions:
     record: Path | None = None
     once: bool = False
     ask: bool = False
+    auto_answer: bool = False
+    answer_from: list[str] = field(default_factory=list)
     stats_interval: float = 0.0
     answer_timeout: float = 30.0
     configuration: RTCConfiguration = field(default_factory=lambda: RTCConfiguration([]))
@@ -139,6 +142,8 @@ class Peer:
         self._recovery_news: asyncio.Queue[JSONObject] = asyncio.Queue()
         self._replaced: Call | None = None  # the call a fresh offer from the partner ended
         self._gate = CandidateGate()  # the current call's remote candidates
+        self._ringing: str | None = None  # the caller being asked about
+        self._ringing_stopped = asyncio.Event()  # ...hung up before the answer
 
     # ---- lifecycle -------------------------------------------------------------
     async def run(self) -> int:
@@ -305,14 +310,20 @@ class Peer:
 
     # ---- incoming calls ----------------------------------------------------------
     async def _incoming(self, caller: str, offer: JSONObject) -> ExitCode:
-        say(f"incoming call from {caller}")
-        if self.options.ask and not await ask_yes_no(
-            self.terminal, f"answer the call from {caller}? [y/n] "
-        ):
-            await self.signaling.send(
+        o = self.options
+        policy = AnswerPolicy.of(o.auto_answer, o.answer_from, o.ask)
+        decision = policy.decide(caller, self.terminal.interactive)
+        if decision is Answer.DECLINE:
+            say(
+                f"declined the call from {caller}: nobody at a terminal to ask "
+                f"(--auto-answer, or --answer-from {caller}, answers calls unattended)"
+            )
+            await self._send_quietly(
                 {"type": "close", "otherUsername": caller, "reason": "declined"}
             )
-            say(f"declined the call from {caller}")
+            return ExitCode.OK
+        say(f"incoming call from {caller}")
+        if decision is Answer.ASK and not await self._ask_to_answer(caller):
             return ExitCode.OK
         call = self._new_call(caller)
         try:
@@ -326,6 +337,35 @@ class Peer:
             self.call = None
             return ExitCode.OK
         return await self._in_call(call)
+
+    async def _ask_to_answer(self, caller: str) -> bool:
+        """y/n at the terminal, unless the caller hangs up first; True to answer."""
+        self._ringing = caller
+        self._ringing_stopped.clear()
+        question = asyncio.ensure_future(
+            ask_yes_no(self.terminal, f"answer the call from {caller}? [y/n] ", ASK_WITHIN)
+        )
+        stopped = asyncio.ensure_future(self._ringing_stopped.wait())
+        try:
+            await self._until_quit(
+                asyncio.wait({question, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            )
+        finally:
+            self._ringing = None
+            stopped.cancel()
+            if not question.done():
+                question.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await question
+        if question.cancelled() or self.quit.is_set():
+            if self._ringing_stopped.is_set():
+                say(f"{caller} hung up before the call was answered")
+            return False
+        if question.result():
+            return True
+        await self._send_quietly({"type": "close", "otherUsername": caller, "reason": "declined"})
+        say(f"declined the call from {caller}")
+        return False
 
     # ---- a call in progress ------------------------------------------------------
     def _new_call(self, other: str) -> Call:
@@ -841,6 +881,8 @@ class Peer:
         elif kind == "candidate" and from_partner:
             assert call is not None
             await self._remote_candidate(call, message.get("candidate"))
+        elif kind == "close" and sender is not None and sender == self._ringing:
+            self._ringing_stopped.set()
         elif kind == "close" and from_partner:
             assert call is not None
             reason = message.get("reason")

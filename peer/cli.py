@@ -34,12 +34,13 @@ other side shown in a window.
 
 EPILOG = """\
 examples:
-  webcam-peer --login bob                         # wait for calls, answer them
+  webcam-peer --login bob                         # wait for calls; asks y/n for each
+  webcam-peer --login bob --answer-from alice     # ...answers alice's without asking
   webcam-peer --login alice --call bob            # call bob (he must be online)
   webcam-peer --login alice --call bob --wait     # ...or wait until he logs in
-  webcam-peer --login bot --video synthetic --audio synthetic --no-window --stats-interval 1
-                                                  # a headless bot printing JSON stats
-  webcam-peer --login echo --video echo --audio echo --no-window
+  webcam-peer --login bot --video synthetic --audio synthetic --no-window --stats-interval 1 \\
+      --auto-answer                               # a headless bot printing JSON stats
+  webcam-peer --login echo --video echo --audio echo --no-window --auto-answer
                                                   # send back whatever is received
   webcam-peer --login alice --call bob --send-file report.pdf
                                                   # send a file once the call is up; during
@@ -159,9 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --call: if OTHER is not online yet, wait until they log in",
     )
     who.add_argument(
+        "--auto-answer",
+        action="store_true",
+        help="answer every call without asking (bots, scripts); by default a person at "
+        "a terminal is asked y/n, and with no terminal calls are declined",
+    )
+    who.add_argument(
+        "--answer-from",
+        action="append",
+        default=[],
+        type=_username,
+        metavar="NAME",
+        help="answer calls from NAME without asking, repeatable; others are asked or declined",
+    )
+    who.add_argument(
         "--ask",
         action="store_true",
-        help="ask y/n on the terminal before answering a call (default: answer)",
+        help="ask y/n on standard input before answering, even when it is not a terminal "
+        "(and even with --auto-answer)",
     )
     who.add_argument(
         "--once", action="store_true", help="when waiting for calls: quit after the first call ends"
@@ -387,6 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         record=args.record,
         once=args.once,
         ask=args.ask,
+        auto_answer=args.auto_answer,
+        answer_from=list(args.answer_from),
         stats_interval=args.stats_interval,
         answer_timeout=args.answer_timeout,
         configuration=configuration,

@@ -32,7 +32,7 @@ done
 
 bot=(--server "ws://127.0.0.1:$port/ws" --video synthetic --no-window --no-speaker
      --ice-host 127.0.0.1 --stats-interval 1)
-.venv/bin/webcam-peer --login bob --audio synthetic:660 --once "${bot[@]}" 2>&1 | sed -u 's/^/[bob]   /' &
+.venv/bin/webcam-peer --login bob --audio synthetic:660 --once --auto-answer "${bot[@]}" 2>&1 | sed -u 's/^/[bob]   /' &
 pids+=($!)
 sleep 1
 echo "demo: open http://127.0.0.1:$port/ in a browser to call alice or bob yourself"
