@@ -41,7 +41,14 @@ from .commands import (
     SendCommand,
     parse_command,
 )
-from .datachannels import CallData, ReceiveOptions, remove_stale_partials
+from .datachannels import (
+    DEFAULT_CALL_BUDGET,
+    DEFAULT_MAX_RECEIVE,
+    CallData,
+    ReceiveOptions,
+    default_download_dir,
+    remove_stale_partials,
+)
 from .errors import ExitCode, PeerError
 from .filenames import unreadable_file
 from .ice import call_configuration, servers_from_login
@@ -92,8 +99,9 @@ class PeerOptions:
     configuration: RTCConfiguration = field(default_factory=lambda: RTCConfiguration([]))
     verify_tls: bool = True
     send_files: list[Path] = field(default_factory=list)
-    download_dir: Path = Path(".")
-    max_receive_size: int | None = None
+    download_dir: Path = field(default_factory=default_download_dir)
+    max_receive_size: int | None = DEFAULT_MAX_RECEIVE
+    max_receive_per_call: int | None = DEFAULT_CALL_BUDGET
     resolve_mdns: bool = False
 
 
@@ -396,7 +404,7 @@ class Peer:
             self.call.pc,
             o.login,
             other,
-            ReceiveOptions(o.download_dir, o.max_receive_size),
+            ReceiveOptions(o.download_dir, o.max_receive_size, o.max_receive_per_call),
             say,
             self._chat_lines,
         )

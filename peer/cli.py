@@ -15,6 +15,7 @@ from signaling.protocol import is_valid_username
 
 from . import consent, ice_checks
 from .aiortc_seam import AiortcChanged
+from .datachannels import DEFAULT_CALL_BUDGET, DEFAULT_MAX_RECEIVE, default_download_dir
 from .errors import ExitCode
 from .filenames import unreadable_file
 from .ice import IceConfigError, restrict_host_addresses, rtc_configuration, validate_host_addresses
@@ -308,16 +309,24 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument(
         "--download-dir",
         type=Path,
-        default=Path("."),
         metavar="DIR",
-        help="save received files here, never overwriting (default: the current "
+        help="save received files here, never overwriting (default: ~/Downloads/webcam-peer, "
+        "under the desktop's Downloads folder if it names one; never the current "
         "directory; created if missing)",
     )
     files.add_argument(
         "--max-receive-size",
         type=_byte_size,
+        default=DEFAULT_MAX_RECEIVE,
         metavar="SIZE",
-        help="refuse files larger than this, e.g. 500M or 2G (default: no limit)",
+        help="refuse files larger than this, e.g. 500M or 2G (default 1G)",
+    )
+    files.add_argument(
+        "--max-receive-per-call",
+        type=_byte_size,
+        default=DEFAULT_CALL_BUDGET,
+        metavar="SIZE",
+        help="refuse files once those accepted in one call add up to this (default 4G)",
     )
 
     report = parser.add_argument_group("reporting")
@@ -364,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in args.send_file:
         if problem := unreadable_file(path):
             parser.error(f"--send-file {problem}")
-    if problem := _prepare_download_dir(args.download_dir):
+    if args.download_dir is not None and (problem := _prepare_download_dir(args.download_dir)):
         parser.error(problem)
     restrict_host_addresses(args.ice_host)
     ice_checks.install()
@@ -410,8 +419,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         configuration=configuration,
         verify_tls=not args.insecure,
         send_files=list(args.send_file),
-        download_dir=args.download_dir,
+        download_dir=args.download_dir or default_download_dir(),
         max_receive_size=args.max_receive_size,
+        max_receive_per_call=args.max_receive_per_call,
         resolve_mdns=args.resolve_mdns,
     )
     try:

@@ -16,11 +16,12 @@ import contextlib
 import itertools
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -81,10 +82,46 @@ MAX_INCOMING_AT_ONCE: Final = 8
 STALE_PARTIAL_AFTER: Final = 600.0
 
 
+# What one call may bring in at most, and what every file leaves free on the disk.
+DEFAULT_MAX_RECEIVE: Final = 1024**3
+DEFAULT_CALL_BUDGET: Final = 4 * 1024**3
+FREE_SPACE_MARGIN: Final = 256 * 1024 * 1024
+# An open file channel holds a transfer slot; one whose header does not come in this
+# long gives it back.
+HEADER_WITHIN: Final = 30.0
+
+
+def default_download_dir(home: Path | None = None, environ: dict[str, str] | None = None) -> Path:
+    """``~/Downloads/webcam-peer``, or under the folder the desktop calls Downloads
+    (``XDG_DOWNLOAD_DIR``): never the current directory, where a received
+    ``conftest.py`` or ``Makefile`` would be run by the next command typed there."""
+    home = home or Path.home()
+    environ = dict(os.environ) if environ is None else environ
+    xdg = environ.get("XDG_DOWNLOAD_DIR", "").replace("$HOME", str(home))
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / "Downloads"
+    return base / "webcam-peer"
+
+
+class CallBudget:
+    """The bytes a call's accepted files may add up to."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.remaining = limit
+
+    def take(self, size: int) -> bool:
+        if self.remaining is None:
+            return True
+        if size > self.remaining:
+            return False
+        self.remaining -= size
+        return True
+
+
 @dataclass(frozen=True)
 class ReceiveOptions:
-    download_dir: Path = Path(".")
-    max_size: int | None = None
+    download_dir: Path = field(default_factory=default_download_dir)
+    max_size: int | None = DEFAULT_MAX_RECEIVE
+    call_budget: int | None = DEFAULT_CALL_BUDGET
 
 
 def remove_stale_partials(directory: Path, now: float | None = None) -> list[Path]:
@@ -115,8 +152,10 @@ class IncomingTransfer:
         other: str,
         options: ReceiveOptions,
         say: Say,
+        budget: CallBudget | None = None,
     ) -> None:
         self.number = number
+        self.budget = budget or CallBudget(None)
         self.channel = channel
         self.other = other
         self.options = options
@@ -129,6 +168,17 @@ class IncomingTransfer:
         self._progress: Progress | None = None
         channel.on("message", guarded(f"transfer {number}", self._message, self._broken))
         channel.on("close", guarded(f"transfer {number}", self.closed, self._broken))
+        self._header_timer = asyncio.get_running_loop().call_later(
+            HEADER_WITHIN, guarded(f"transfer {number}", self._no_header, self._broken)
+        )
+
+    def _no_header(self) -> None:
+        if self.receiver.state is RecvState.HEADER:
+            self.say(
+                f"a file channel from {self.other} sent no file header within "
+                f"{HEADER_WITHIN:.0f} s: closed"
+            )
+            self._apply(self.receiver.no_header())
 
     def _message(self, message: str | bytes) -> None:
         if isinstance(message, str):
@@ -161,6 +211,7 @@ class IncomingTransfer:
         while pending:
             pending.extend(self._do(pending.popleft()))
         if self.receiver.finished and not self.finished.is_set():
+            self._header_timer.cancel()
             self._report()
             self.finished.set()
 
@@ -181,6 +232,24 @@ class IncomingTransfer:
 
     def _open(self, action: OpenFile) -> list[Action]:
         directory = self.options.download_dir
+        try:
+            directory.mkdir(parents=True, exist_ok=True)  # the default one, made on first use
+            free = shutil.disk_usage(directory).free
+        except OSError as exc:
+            self.say(f"cannot receive {action.name}: {exc.strerror or exc} in {directory}")
+            return self.receiver.disk_error()
+        if action.size > free - FREE_SPACE_MARGIN:
+            self.say(
+                f"refused {action.name} ({action.size} bytes) from {self.other}: only "
+                f"{free} bytes free in {directory}"
+            )
+            return self.receiver.refuse("too-large")
+        if not self.budget.take(action.size):
+            self.say(
+                f"refused {action.name} ({action.size} bytes) from {self.other}: over what "
+                f"one call may bring in (--max-receive-per-call)"
+            )
+            return self.receiver.refuse("too-large")
         try:
             fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
         except OSError as exc:
@@ -461,6 +530,7 @@ class CallData:
         self._outgoing: dict[int, OutgoingTransfer] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._chat_limit = ChatLimiter()
+        self._budget = CallBudget(receive.call_budget)
         self._flood_report: asyncio.TimerHandle | None = None
         self.counters = {"files_sent": 0, "files_received": 0, "bytes_sent": 0, "bytes_received": 0}
 
@@ -481,7 +551,9 @@ class CallData:
                 self._refuse(channel)
                 return
             number = next(self._numbers)
-            transfer = IncomingTransfer(number, channel, self.other, self.receive, self.say)
+            transfer = IncomingTransfer(
+                number, channel, self.other, self.receive, self.say, self._budget
+            )
             self._incoming[number] = transfer
             self._spawn(self._forget_incoming(transfer))
         else:

@@ -3,9 +3,12 @@ rate, and the one printable filter (docs/security.md)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from peer.chat import CHAT_BURST, ChatLimiter
+from peer.datachannels import CallBudget, default_download_dir
 from peer.intake import BadMessage, CandidateGate, candidate_address, description
 from peer.untrusted import shown, shown_lines, username_from_server
 
@@ -67,3 +70,17 @@ def test_chat_limiter() -> None:
     assert allowed == CHAT_BURST and limiter.untold() == 100 - CHAT_BURST
     assert limiter.untold() == 0
     assert limiter.allow(0.2) and not limiter.allow(0.2)  # one token back after 0.2 s
+
+
+def test_the_default_download_dir_is_never_the_current_one(tmp_path: Path) -> None:
+    assert default_download_dir(tmp_path, {}) == tmp_path / "Downloads" / "webcam-peer"
+    xdg = {"XDG_DOWNLOAD_DIR": "$HOME/Téléchargements"}
+    assert default_download_dir(tmp_path, xdg) == tmp_path / "Téléchargements" / "webcam-peer"
+    relative = {"XDG_DOWNLOAD_DIR": "somewhere"}  # not absolute: not trusted
+    assert default_download_dir(tmp_path, relative) == tmp_path / "Downloads" / "webcam-peer"
+
+
+def test_the_call_budget() -> None:
+    budget = CallBudget(100)
+    assert budget.take(60) and not budget.take(41) and budget.take(40) and not budget.take(1)
+    assert CallBudget(None).take(2**53)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -21,13 +22,14 @@ import pytest
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from peer.datachannels import MAX_INCOMING_AT_ONCE
 from peer.ice import restrict_host_addresses
 from peer.intake import MAX_REMOTE_CANDIDATES
 
-from .datachannel_peer import scripted_call
-from .peer_support import BOT_FLAGS, NO_MEDIA, start_peer
+from .datachannel_peer import Channel, ScriptedPeer, scripted_call
+from .peer_support import BOT_FLAGS, NO_MEDIA, files_in, start_peer
 from .server_support import Client, JSONObject
-from .support import BIN, Process, SignalingServer, free_port
+from .support import BIN, ROOT, Process, SignalingServer, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -243,3 +245,86 @@ async def test_escapes_and_bad_usernames_from_a_hostile_server_are_filtered() ->
         await runner.cleanup()
     no_escapes(bob)
     assert not any("incoming call" in line for line in bob.lines)
+
+
+# ---- files: limits that hold before any consent --------------------------------------
+async def offer_file(peer: ScriptedPeer, name: str, size: int) -> Channel:
+    channel = peer.open("file")
+    await channel.wait_open()
+    channel.send({"type": "file", "name": name, "size": size})
+    return channel
+
+
+async def test_files_go_to_a_dedicated_folder_within_the_default_limits(
+    signaling_server: SignalingServer, tmp_path: Path
+) -> None:
+    """No --download-dir, no --max-receive-size: ~/Downloads/webcam-peer, 1 GiB a file,
+    never more than the disk can spare, and a per-call budget."""
+    home = tmp_path / "home"
+    home.mkdir()
+    bob = start_peer(
+        signaling_server,
+        *("--login", "bob", *NO_MEDIA, "--max-receive-per-call", "100"),
+        env={"HOME": str(home), "XDG_DOWNLOAD_DIR": ""},
+    )
+    data = b"x" * 60
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        await expect(bob, "waiting for calls")
+        async with scripted_call(signaling_server, "mallory", "bob") as peer:
+            channel = await offer_file(peer, "big.bin", 1024**3 + 1)
+            assert await channel.receive() == {"type": "cancel", "reason": "too-large"}
+            channel = await offer_file(peer, "conftest.py", len(data))
+            assert await channel.receive() == {"type": "accept"}
+            channel.send(data)
+            channel.send({"type": "end", "sha256": digest})
+            assert await channel.receive() == {"type": "done", "sha256": digest}
+            # 60 of the call's 100 bytes are spent.
+            channel = await offer_file(peer, "more.bin", len(data))
+            assert await channel.receive() == {"type": "cancel", "reason": "too-large"}
+            await expect(bob, r"refused more\.bin \(60 bytes\) from mallory: over what one call")
+    finally:
+        bob.stop()
+    saved = home / "Downloads" / "webcam-peer" / "conftest.py"
+    assert saved.read_bytes() == data
+    assert not (ROOT / "conftest.py").exists() or (ROOT / "conftest.py").read_bytes() != data
+    assert files_in(home / "Downloads" / "webcam-peer") == ["conftest.py"]
+
+
+async def test_a_file_larger_than_the_free_space_is_refused(
+    signaling_server: SignalingServer, tmp_path: Path
+) -> None:
+    (tmp_path / "dl").mkdir()
+    bob = start_peer(
+        signaling_server,
+        *("--login", "bob", *NO_MEDIA, "--download-dir", str(tmp_path / "dl")),
+        *("--max-receive-size", "8000T", "--max-receive-per-call", "8000T"),
+    )
+    try:
+        await expect(bob, "waiting for calls")
+        async with scripted_call(signaling_server, "mallory", "bob") as peer:
+            channel = await offer_file(peer, "disk-filler.bin", 2**52)
+            assert await channel.receive() == {"type": "cancel", "reason": "too-large"}
+            await expect(bob, r"refused disk-filler\.bin \(\d+ bytes\) from mallory: only \d+")
+    finally:
+        bob.stop()
+    assert files_in(tmp_path / "dl") == []
+
+
+async def test_a_file_channel_without_a_header_gives_its_slot_back(
+    signaling_server: SignalingServer, bob: Process, tmp_path: Path
+) -> None:
+    async with scripted_call(signaling_server, "mallory", "bob") as peer:
+        silent = [peer.open("file") for _ in range(MAX_INCOMING_AT_ONCE)]
+        for channel in silent:
+            await channel.wait_open()
+        extra = await offer_file(peer, "extra.bin", 5)
+        assert await extra.receive() == {"type": "cancel", "reason": "too-many"}
+        await expect(bob, "sent no file header within 30 s: closed", within=45)
+        for channel in silent:
+            assert await asyncio.wait_for(channel.inbox.get(), 20) == json.dumps(
+                {"type": "cancel", "reason": "protocol-error"}
+            )
+        again = await offer_file(peer, "again.bin", 5)
+        assert await again.receive() == {"type": "accept"}
+    assert [f for f in files_in(tmp_path / "dl") if not f.startswith(".webcam-peer-")] == []
