@@ -29,7 +29,8 @@ from media.echo import EchoTrack
 from media.measure import VideoReceiveMeter
 from media.sources import MediaSourceError, is_microphone, open_audio_source, open_video_source
 
-from .call import Call, CallState
+from .answering import ASK_WITHIN, Answer, AnswerPolicy
+from .call import Call, CallState, IllegalTransition
 from .candidate_pair import PairWatcher
 from .cc_shell import DEFAULT_MAX_BPS
 from .chat import RecentLines
@@ -42,10 +43,18 @@ from .commands import (
     SendCommand,
     parse_command,
 )
-from .datachannels import CallData, ReceiveOptions, remove_stale_partials
+from .datachannels import (
+    DEFAULT_CALL_BUDGET,
+    DEFAULT_MAX_RECEIVE,
+    CallData,
+    ReceiveOptions,
+    default_download_dir,
+    remove_stale_partials,
+)
 from .errors import ExitCode, PeerError
 from .filenames import unreadable_file
 from .ice import call_configuration, servers_from_login
+from .intake import BadMessage, CandidateGate, description
 from .progress import above_progress_bars
 from .prompt import ask_yes_no
 from .recovery import RECOVERY_TIMEOUT, Ending, Recovery, Step, is_fresh_negotiation
@@ -65,6 +74,7 @@ from .stats import (
 )
 from .terminal import Terminal
 from .turn_check import TurnReadiness
+from .untrusted import shown, shown_lines, username_from_server
 
 logger = logging.getLogger(__name__)
 
@@ -93,19 +103,23 @@ class PeerOptions:
     record: Path | None = None
     once: bool = False
     ask: bool = False
+    auto_answer: bool = False
+    answer_from: list[str] = field(default_factory=list)
     stats_interval: float = 0.0
     answer_timeout: float = 30.0
     configuration: RTCConfiguration = field(default_factory=lambda: RTCConfiguration([]))
     verify_tls: bool = True
     send_files: list[Path] = field(default_factory=list)
-    download_dir: Path = Path(".")
-    max_receive_size: int | None = None
+    download_dir: Path = field(default_factory=default_download_dir)
+    max_receive_size: int | None = DEFAULT_MAX_RECEIVE
+    max_receive_per_call: int | None = DEFAULT_CALL_BUDGET
+    resolve_mdns: bool = False
 
 
 def say(text: str) -> None:
     """A line for the person at the terminal (stdout, so scripts can read it too)."""
     with above_progress_bars():
-        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+        print(f"[{time.strftime('%H:%M:%S')}] {shown_lines(text)}", flush=True)
 
 
 class Peer:
@@ -148,6 +162,9 @@ class Peer:
         self._recovery_news: asyncio.Queue[JSONObject] = asyncio.Queue()
         self._replaced: Call | None = None  # the call a fresh offer from the partner ended
         self._reader_crashed = False
+        self._gate = CandidateGate()  # the current call's remote candidates
+        self._ringing: str | None = None  # the caller being asked about
+        self._ringing_stopped = asyncio.Event()  # ...hung up before the answer
 
     # ---- lifecycle -------------------------------------------------------------
     async def run(self) -> int:
@@ -336,18 +353,62 @@ class Peer:
 
     # ---- incoming calls ----------------------------------------------------------
     async def _incoming(self, caller: str, offer: JSONObject) -> ExitCode:
-        say(f"incoming call from {caller}")
-        if self.options.ask and not await ask_yes_no(
-            self.terminal, f"answer the call from {caller}? [y/n] "
-        ):
-            await self.signaling.send(
+        o = self.options
+        policy = AnswerPolicy.of(o.auto_answer, o.answer_from, o.ask)
+        decision = policy.decide(caller, self.terminal.interactive)
+        if decision is Answer.DECLINE:
+            say(
+                f"declined the call from {caller}: nobody at a terminal to ask "
+                f"(--auto-answer, or --answer-from {caller}, answers calls unattended)"
+            )
+            await self._send_quietly(
                 {"type": "close", "otherUsername": caller, "reason": "declined"}
             )
-            say(f"declined the call from {caller}")
+            return ExitCode.OK
+        say(f"incoming call from {caller}")
+        if decision is Answer.ASK and not await self._ask_to_answer(caller):
             return ExitCode.OK
         call = self._new_call(caller)
-        await call.offer_received(offer)
+        try:
+            await call.offer_received(self._admitted(offer, "offer"))
+        except Exception as exc:  # a stranger's offer must not end the program
+            why = _why(exc)
+            logger.warning("the offer from %s could not be applied: %s", caller, why)
+            say(f"refused the call from {caller}: their offer could not be applied ({why})")
+            await call.hang_up("bad-offer")
+            await self._close_data()
+            self.call = None
+            return ExitCode.OK
         return await self._in_call(call)
+
+    async def _ask_to_answer(self, caller: str) -> bool:
+        """y/n at the terminal, unless the caller hangs up first; True to answer."""
+        self._ringing = caller
+        self._ringing_stopped.clear()
+        question = asyncio.ensure_future(
+            ask_yes_no(self.terminal, f"answer the call from {caller}? [y/n] ", ASK_WITHIN)
+        )
+        stopped = asyncio.ensure_future(self._ringing_stopped.wait())
+        try:
+            await self._until_quit(
+                asyncio.wait({question, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            )
+        finally:
+            self._ringing = None
+            stopped.cancel()
+            if not question.done():
+                question.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await question
+        if question.cancelled() or self.quit.is_set():
+            if self._ringing_stopped.is_set():
+                say(f"{caller} hung up before the call was answered")
+            return False
+        if question.result():
+            return True
+        await self._send_quietly({"type": "close", "otherUsername": caller, "reason": "declined"})
+        say(f"declined the call from {caller}")
+        return False
 
     # ---- a call in progress ------------------------------------------------------
     def _new_call(self, other: str) -> Call:
@@ -375,11 +436,12 @@ class Peer:
             max_bitrate_bps=o.max_bitrate_bps,
         )
         self._transfers = None
+        self._gate = CandidateGate(allow_mdns=o.resolve_mdns)
         self.data = CallData(
             self.call.pc,
             o.login,
             other,
-            ReceiveOptions(o.download_dir, o.max_receive_size),
+            ReceiveOptions(o.download_dir, o.max_receive_size, o.max_receive_per_call),
             say,
             self._chat_lines,
         )
@@ -494,12 +556,15 @@ class Peer:
         if news is None or news.get("type") != "offer":
             return None, f"{other} hung up"
         call = self._new_call(other)
-        await call.offer_received(news["offer"])
+        try:
+            await call.offer_received(self._admitted(news["offer"], "offer"))
+        except Exception as exc:  # as in _incoming: only this call ends
+            await self._abandon(call)
+            return None, f"their offer could not be applied ({_why(exc)})"
         while not self._recovery_news.empty():  # trickled after the offer
             late = self._recovery_news.get_nowait()
             if late.get("type") == "candidate":
-                candidate = late.get("candidate")
-                await call.candidate_received(candidate if isinstance(candidate, dict) else None)
+                await self._remote_candidate(call, late.get("candidate"))
         return call, ""
 
     async def _until_connected(self, call: Call) -> tuple[Call | None, str]:
@@ -763,10 +828,12 @@ class Peer:
 
     # ---- signaling ---------------------------------------------------------------
     async def _read_signaling(self) -> None:
+        """Every message in its own error boundary: only the connection ending stops
+        reading (docs/security.md)."""
         try:
             while True:
                 message = await self.signaling.receive()
-                await self._dispatch(message)
+                await self._handle(message)
         except SignalingError as exc:
             say(f"error: lost the signaling server: {exc}")
             self.quit_code = ExitCode.SERVER_UNREACHABLE
@@ -777,8 +844,49 @@ class Peer:
                 await call.ended.wait()
             self.quit.set()
 
+    async def _handle(self, message: JSONObject) -> None:
+        """One message; whatever it does wrong ends at most the call it belongs to."""
+        kind = shown(message.get("type"), 20)
+        sender = message.get("username")
+        try:
+            await self._dispatch(message)
+        except SignalingError:
+            raise  # the connection itself: the reader's business
+        except IllegalTransition as exc:
+            logger.warning("ignored %s from %s: %s", kind, shown(sender, 40), exc)
+        except Exception as exc:
+            why = _why(exc)
+            logger.warning("ignored %s from %s: %s", kind, shown(sender, 40), why)
+            call = self.call
+            if call is not None and call.live and sender == call.other:
+                say(f"ending the call with {call.other}: their {kind} could not be applied ({why})")
+                await call.hang_up("bad-message")
+
+    def _admitted(self, data: object, kind: str) -> JSONObject:
+        """A description from the other side, its refused candidates taken out."""
+        checked = description(data, kind)
+        checked["sdp"], refusals = self._gate.filter_sdp(checked["sdp"])
+        if refusals:
+            logger.info("left out %d candidate(s) of the %s: %s", len(refusals), kind, refusals[0])
+        return checked
+
+    async def _remote_candidate(self, call: Call, candidate: object) -> None:
+        why = self._gate.admit(candidate)
+        if why is not None:
+            if self._gate.first_time(why):
+                say(f"ignoring candidates from {call.other}: {why}")
+            return
+        await call.candidate_received(candidate if isinstance(candidate, dict) else None)
+
     async def _dispatch(self, message: JSONObject) -> None:
         kind = message.get("type")
+        if "username" in message and username_from_server(message["username"]) is None:
+            # Relayed messages carry a name the server checked; anything else is not
+            # from a user of this protocol.
+            logger.warning(
+                "ignored %s with the username %s", shown(kind, 20), shown(message["username"], 40)
+            )
+            return
         sender = message.get("username")
         call = self.call
         from_partner = call is not None and call.live and sender == call.other
@@ -787,17 +895,18 @@ class Peer:
             # Between two calls of a conversation (re-establishing): for _re_establish.
             self._recovery_news.put_nowait(message)
             return
-        if kind == "offer" and isinstance(message.get("offer"), dict):
+        if kind == "offer" and sender is not None:
             if from_partner:
                 assert call is not None
-                if is_fresh_negotiation(call.remote_sdp, str(message["offer"].get("sdp"))):
+                offer = description(message.get("offer"), "offer")
+                if is_fresh_negotiation(call.remote_sdp, offer["sdp"]):
                     # The partner noticed the media failure first and starts over on a
                     # new connection: this one gives way to it.
                     self._replaced = call
                     self._recovery_news.put_nowait(message)
                     await call.hang_up("replaced by a fresh negotiation", notify=False)
                 else:
-                    await call.offer_received(message["offer"])
+                    await call.offer_received(self._admitted(offer, "offer"))
             elif call is not None and call.live:
                 say(f"{sender} called while we are in a call; answering busy")
                 await self.signaling.send(
@@ -809,28 +918,39 @@ class Peer:
                     {"type": "close", "otherUsername": sender, "reason": "busy"}
                 )
             else:
-                await self._offers.put((str(sender), message["offer"]))
-        elif kind == "answer" and from_partner and isinstance(message.get("answer"), dict):
+                try:
+                    offer = description(message.get("offer"), "offer")
+                except BadMessage as exc:
+                    # The server now has us ringing with them: the close frees both.
+                    say(f"refused the call from {sender}: {exc}")
+                    await self.signaling.send(
+                        {"type": "close", "otherUsername": sender, "reason": "bad-offer"}
+                    )
+                    return
+                await self._offers.put((str(sender), offer))
+        elif kind == "answer" and from_partner:
             assert call is not None
-            await call.answer_received(message["answer"])
+            await call.answer_received(self._admitted(message.get("answer"), "answer"))
         elif kind == "candidate" and from_partner:
             assert call is not None
-            candidate = message.get("candidate")
-            await call.candidate_received(candidate if isinstance(candidate, dict) else None)
+            await self._remote_candidate(call, message.get("candidate"))
+        elif kind == "close" and sender is not None and sender == self._ringing:
+            self._ringing_stopped.set()
         elif kind == "close" and from_partner:
             assert call is not None
             reason = message.get("reason")
-            await call.remote_closed(reason if isinstance(reason, str) else None)
+            await call.remote_closed(shown(reason, 80) if isinstance(reason, str) else None)
         elif kind == "users" and isinstance(message.get("users"), list):
-            await self._online.put([str(u) for u in message["users"]])
+            users = message["users"]
+            await self._online.put([u for u in users if username_from_server(u) is not None])
         elif kind == "error":
-            logger.info("server error: %s", message)
+            logger.info("server error: %s", shown(message, 400))
             if call is not None and call.state is CallState.OFFERING:
                 await self._outgoing_errors.put(message)
             elif message.get("reason") not in ("not-in-call",):
-                say(f"server says: {message.get('message') or message.get('reason')}")
+                say(f"server says: {shown(message.get('message') or message.get('reason'))}")
         else:
-            logger.debug("ignoring %s from %s", kind, sender)
+            logger.debug("ignoring %s from %s", shown(kind, 20), shown(sender, 40))
 
 
 def _receive_path_counters(path: str, call: Call) -> dict[str, Any]:
@@ -848,8 +968,13 @@ def _refusal(other: str, error: JSONObject) -> PeerError | None:
     if reason == "busy":
         return PeerError(ExitCode.BUSY, f"{other} is busy in another call")
     if reason in ("in-another-call", "self-call", "invalid-username"):
-        return PeerError(ExitCode.ERROR, str(error.get("message") or reason))
+        return PeerError(ExitCode.ERROR, shown(error.get("message") or reason))
     return None
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as a one-line reason (aiortc's assertions carry no message)."""
+    return shown(str(exc) or type(exc).__name__, 160)
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -17,6 +17,7 @@ from . import consent, ice_checks
 from .aiortc_seam import AiortcChanged
 from .cc_shell import CONGESTION_MODES, DEFAULT_MAX_BPS
 from .cc_shell import check_aiortc as check_congestion_seam
+from .datachannels import DEFAULT_CALL_BUDGET, DEFAULT_MAX_RECEIVE, default_download_dir
 from .errors import ExitCode
 from .filenames import unreadable_file
 from .ice import IceConfigError, restrict_host_addresses, rtc_configuration, validate_host_addresses
@@ -24,6 +25,7 @@ from .jitter import RECEIVE_PATHS
 from .jitter import check_aiortc as check_receive_seam
 from .sctp_speed import SCTP_MODES
 from .sctp_speed import check_aiortc as check_sctp_seam
+from .untrusted import PrintableFormatter
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +37,13 @@ other side shown in a window.
 
 EPILOG = """\
 examples:
-  webcam-peer --login bob                         # wait for calls, answer them
+  webcam-peer --login bob                         # wait for calls; asks y/n for each
+  webcam-peer --login bob --answer-from alice     # ...answers alice's without asking
   webcam-peer --login alice --call bob            # call bob (he must be online)
   webcam-peer --login alice --call bob --wait     # ...or wait until he logs in
-  webcam-peer --login bot --video synthetic --audio synthetic --no-window --stats-interval 1
-                                                  # a headless bot printing JSON stats
-  webcam-peer --login echo --video echo --audio echo --no-window
+  webcam-peer --login bot --video synthetic --audio synthetic --no-window --stats-interval 1 \\
+      --auto-answer                               # a headless bot printing JSON stats
+  webcam-peer --login echo --video echo --audio echo --no-window --auto-answer
                                                   # send back whatever is received
   webcam-peer --login alice --call bob --send-file report.pdf
                                                   # send a file once the call is up; during
@@ -191,9 +194,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --call: if OTHER is not online yet, wait until they log in",
     )
     who.add_argument(
+        "--auto-answer",
+        action="store_true",
+        help="answer every call without asking (bots, scripts); by default a person at "
+        "a terminal is asked y/n, and with no terminal calls are declined",
+    )
+    who.add_argument(
+        "--answer-from",
+        action="append",
+        default=[],
+        type=_username,
+        metavar="NAME",
+        help="answer calls from NAME without asking, repeatable; others are asked or declined",
+    )
+    who.add_argument(
         "--ask",
         action="store_true",
-        help="ask y/n on the terminal before answering a call (default: answer)",
+        help="ask y/n on standard input before answering, even when it is not a terminal "
+        "(and even with --auto-answer)",
     )
     who.add_argument(
         "--once", action="store_true", help="when waiting for calls: quit after the first call ends"
@@ -348,6 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default %(default)s)",
     )
 
+    ice.add_argument(
+        "--resolve-mdns",
+        action="store_true",
+        help="look up the other side's mDNS .local candidates (browsers hide local "
+        "addresses behind them); off by default: each is a multicast query on your "
+        "network on a stranger's say-so",
+    )
+
     files = parser.add_argument_group("chat and files (type a line during a call to chat)")
     files.add_argument(
         "--send-file",
@@ -361,16 +387,24 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument(
         "--download-dir",
         type=Path,
-        default=Path("."),
         metavar="DIR",
-        help="save received files here, never overwriting (default: the current "
+        help="save received files here, never overwriting (default: ~/Downloads/webcam-peer, "
+        "under the desktop's Downloads folder if it names one; never the current "
         "directory; created if missing)",
     )
     files.add_argument(
         "--max-receive-size",
         type=_byte_size,
+        default=DEFAULT_MAX_RECEIVE,
         metavar="SIZE",
-        help="refuse files larger than this, e.g. 500M or 2G (default: no limit)",
+        help="refuse files larger than this, e.g. 500M or 2G (default 1G)",
+    )
+    files.add_argument(
+        "--max-receive-per-call",
+        type=_byte_size,
+        default=DEFAULT_CALL_BUDGET,
+        metavar="SIZE",
+        help="refuse files once those accepted in one call add up to this (default 4G)",
     )
 
     report = parser.add_argument_group("reporting")
@@ -400,7 +434,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.wait and not args.call:
         parser.error("--wait goes with --call")
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     if args.verbose < 2:
         for noisy in ("aioice", "aiortc", "aiohttp.access"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -415,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in args.send_file:
         if problem := unreadable_file(path):
             parser.error(f"--send-file {problem}")
-    if problem := _prepare_download_dir(args.download_dir):
+    if args.download_dir is not None and (problem := _prepare_download_dir(args.download_dir)):
         parser.error(problem)
     restrict_host_addresses(args.ice_host)
     ice_checks.install()
@@ -462,13 +498,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         record=args.record,
         once=args.once,
         ask=args.ask,
+        auto_answer=args.auto_answer,
+        answer_from=list(args.answer_from),
         stats_interval=args.stats_interval,
         answer_timeout=args.answer_timeout,
         configuration=configuration,
         verify_tls=not args.insecure,
         send_files=list(args.send_file),
-        download_dir=args.download_dir,
+        download_dir=args.download_dir or default_download_dir(),
         max_receive_size=args.max_receive_size,
+        max_receive_per_call=args.max_receive_per_call,
+        resolve_mdns=args.resolve_mdns,
     )
     try:
         peer = Peer(options)

@@ -95,8 +95,8 @@ done
 
 bot=(--server "ws://127.0.0.1:$port/ws" --video synthetic --no-window --no-speaker
      --ice-host 127.0.0.1 --stats-interval 1)
-# The callee's answering policy. Once webcam-peer asks before answering, add --auto-answer here.
-answering=(--once)
+# The callee's answering policy: a bot answers without asking (webcam-peer asks a person).
+answering=(--once --auto-answer)
 spawn bob "[bob]   " .venv/bin/webcam-peer --login bob --audio synthetic:660 "${answering[@]}" "${bot[@]}"
 bob=$spawned
 for _ in $(seq 100); do

@@ -13,7 +13,8 @@ from typing import Any
 
 from .support import BIN, Process, SignalingServer
 
-BOT_FLAGS = ("--no-window", "--no-speaker", "--ice-host", "127.0.0.1")
+# Bots answer every call: without --auto-answer (and no terminal) a webcam-peer declines.
+BOT_FLAGS = ("--no-window", "--no-speaker", "--ice-host", "127.0.0.1", "--auto-answer")
 # For calls that are about the data channels: no media, and the machine is shared.
 NO_MEDIA = ("--video", "none", "--audio", "none")
 

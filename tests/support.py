@@ -32,6 +32,7 @@ class Process:
 
     argv: Sequence[str]
     env: dict[str, str] | None = None
+    stdin: int | None = None  # a file descriptor (a pseudo-terminal, say); default a pipe
     popen: subprocess.Popen[str] = field(init=False)
     lines: list[str] = field(default_factory=list)
     # When each of ``lines`` was read (time.monotonic()): rates over a window need it.
@@ -44,7 +45,7 @@ class Process:
             list(self.argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.PIPE,
+            stdin=subprocess.PIPE if self.stdin is None else self.stdin,
             text=True,
             env=env,
             cwd=ROOT,
