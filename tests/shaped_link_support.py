@@ -176,7 +176,7 @@ class ShapedLink:
         return [
             str(BIN / "webcam-peer"),
             *("--server", f"ws://{end.server_ip}:{SIGNALING_PORT}/ws"),
-            *("--ice-host", end.link_ip, "--no-window", "--no-speaker"),
+            *("--ice-host", end.link_ip, "--no-window", "--no-speaker", "--auto-answer"),
             *args,
         ]
 
