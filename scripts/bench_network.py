@@ -102,10 +102,19 @@ class Second:
     def text(self) -> str:
         fps = "-" if self.fps is None else f"{self.fps:4.1f}"
         lat = f"{_fmt(self.p50_ms)}/{_fmt(self.p95_ms)}"
+        congestion = self.extra.get("congestion") or {}
+        if congestion.get("target_kbps") is not None:  # ours, with congestion control
+            lat += f" ms est {congestion['target_kbps']:.0f} kbit/s"
+            if congestion.get("sent_width"):
+                lat += f" sent {congestion['sent_width']}x{congestion['sent_height']}"
+        elif self.extra.get("available_kbps") is not None:  # Chromium's own estimate
+            lat += f" ms est {self.extra['available_kbps']:.0f} kbit/s"
+        else:
+            lat += " ms"
         return (
             f"{fps} fps {self.width}x{self.height} send {_fmt(self.send_kbps)} "
             f"(link {self.capacity_kbps}, through {_fmt(self.through_kbps)}) kbit/s "
-            f"lat {lat} ms frz {self.freezes}{'' if self.held else ' DOWN'}"
+            f"lat {lat} frz {self.freezes}{'' if self.held else ' DOWN'}"
         )
 
 
@@ -516,8 +525,9 @@ def profile_table(runs: list[Run]) -> str:
 METHOD = """\
 Each call runs in a fresh lab (`tests/shaped_link.py`): two network namespaces
 joined by a veth pair, each end limited by `tc qdisc ... root tbf rate R burst B
-latency Q` (Q: how long a packet may queue before it is dropped) and losing UDP
-at random in its namespace's OUTPUT chain (`iptables -m statistic --mode random`);
+latency Q` (Q: how long a packet may queue before it is dropped); each side loses
+arriving UDP at random (`iptables -A INPUT -m statistic --mode random`: in OUTPUT
+the sender's `sendto` would fail with EPERM and tell it of every loss);
 the signaling server sits in a third namespace reached over paths that carry no
 UDP, so ICE can only use the shaped link (checked on the nominated pair of every
 call). This kernel has no `sch_netem`, so the link adds no delay of its own: what

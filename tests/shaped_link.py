@@ -8,9 +8,11 @@
                      10.78.1.1  "sig"  10.78.2.1
                      the signaling server on 0.0.0.0 (no forwarding)
 
-Each end of ``media`` sends through ``tbf`` (rate, a queue of so many milliseconds)
-and loses UDP at random in its namespace's OUTPUT chain (iptables ``statistic``),
-so each direction is shaped by the side that sends into it. This kernel has no
+Each end of ``media`` sends through ``tbf`` (rate, a queue of so many milliseconds),
+so each direction is shaped by the side that sends into it, and each side loses
+arriving UDP at random in its INPUT chain (iptables ``statistic``). Not in OUTPUT:
+a packet dropped there fails the sender's ``sendto`` with EPERM, and a sender told
+of its losses at once is not on a real lossy link. This kernel has no
 ``sch_netem``; where it exists, a netem root adds the profile's delay and jitter
 (:func:`netem_available`), and where it does not the link has no delay but its queue.
 
@@ -305,7 +307,7 @@ class ShapedLab:
             self.sh(side, "iptables", "-A", "OUTPUT", "-o", "media", "-p", "tcp", "-j", "DROP")
             self.sh(side, "iptables", "-N", LOSS_CHAIN)
             self.sh(side, "iptables", "-A", LOSS_CHAIN, *loss_rule(self.profile.start))
-            self.sh(side, "iptables", "-A", "OUTPUT", "-o", "media", "-p", "udp", "-j", LOSS_CHAIN)
+            self.sh(side, "iptables", "-A", "INPUT", "-i", "media", "-p", "udp", "-j", LOSS_CHAIN)
             if self.netem:
                 self.sh(side, *netem_argv("add", self.profile.start))
             self.sh(side, *tbf_argv("add", self.profile.start, self.netem))
