@@ -355,6 +355,7 @@ def bots_run(profile: Profile, config: str, seconds: float, cc_flag: bool, netem
                 break
         run.seconds_run = round(schedule.elapsed(), 1)
         lab.stop_schedule()
+        failures = {side: bot.failures() for side, bot in bots.items()}  # not our hang-up
         for side in ("a", "b"):
             bots[side].stop()
         for side, bot in bots.items():
@@ -365,8 +366,8 @@ def bots_run(profile: Profile, config: str, seconds: float, cc_flag: bool, netem
             run.pair[side] = f"{pair.get('local_address')} <-> {pair.get('remote_address')}"
             if not str(pair.get("local_address", "")).startswith(LINK_IP[side] + ":"):
                 run.notes.append(f"{side}'s pair is not on the shaped link: {run.pair[side]}")
-            run.notes += [f"{side}: {line}" for line in bot.failures()]
-        run.held = _held(run) and not any(bot.failures() for bot in bots.values())
+            run.notes += [f"{side}: {line}" for line in failures[side]]
+        run.held = _held(run) and not any(failures.values())
     except RuntimeError as exc:
         run.error = str(exc).splitlines()[0] + "".join(
             f"\n    {line}" for line in str(exc).splitlines()[1:6]
@@ -619,7 +620,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--profile", default="weak", choices=[*PROFILES, "all"])
+    parser.add_argument(
+        "--profile", default="weak", help=f"{'|'.join(PROFILES)}|all, or several: weak,dsl"
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="per call, once connected")
     parser.add_argument("--only", action="append", choices=CONFIGS, help="these calls only")
     parser.add_argument("--json", type=Path, help="also write every per-second figure here")
@@ -632,7 +635,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seconds must be at least 10")
     if os.geteuid() != 0:
         parser.error("the lab makes network namespaces: run it as root")
-    names = list(PROFILES) if args.profile == "all" else [args.profile]
+    names = list(PROFILES) if args.profile == "all" else args.profile.split(",")
+    if unknown := [name for name in names if name not in PROFILES]:
+        parser.error(f"no profile {', '.join(unknown)}; there are {', '.join(PROFILES)} and all")
     configs = args.only or list(CONFIGS)
     signal.signal(signal.SIGTERM, _interrupt)
     cc_flag = congestion_flag()
