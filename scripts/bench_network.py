@@ -617,6 +617,16 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Each lab and its processes are removed by the code that made them, on the way out.
+        print("interrupted: every lab namespace and process removed", flush=True)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -639,7 +649,6 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := [name for name in names if name not in PROFILES]:
         parser.error(f"no profile {', '.join(unknown)}; there are {', '.join(PROFILES)} and all")
     configs = args.only or list(CONFIGS)
-    signal.signal(signal.SIGTERM, _interrupt)
     cc_flag = congestion_flag()
     print(
         "webcam-peer has --congestion-control: stock runs add --congestion-control stock"
@@ -670,9 +679,6 @@ def main(argv: list[str] | None = None) -> int:
                     if run.error:
                         print(f"{name} {config}: error: {run.error}", flush=True)
                 print(profile_table([run for run in runs if run.profile == name]), flush=True)
-        except KeyboardInterrupt:
-            print("interrupted: labs and processes removed", flush=True)
-            return 130
         finally:
             remove_stale_labs()
     command = "scripts/bench_network.py " + " ".join(sys.argv[1:] if argv is None else argv)
