@@ -333,3 +333,18 @@ def test_capture_queue_drops_the_oldest_when_the_reader_lags() -> None:
 
     newest = asyncio.run(lagging_reader())
     assert newest == [48, 49, None]  # only the newest two survive, then the end
+
+
+def test_meter_counts_long_freezes_and_the_last_second_of_latency() -> None:
+    now = [0.0]
+    meter = VideoReceiveMeter(clock=lambda: now[0])
+    for number, gap in [(0, 0), (1, 0.3), (2, 0.6), (3, 1.2), (4, 0.1)]:
+        now[0] += gap
+        meter.on_frame(_gray_frame(number))
+    snapshot = meter.snapshot()
+    assert snapshot["freezes"] == 3  # over 200 ms
+    assert snapshot["long_freezes"] == 2  # over 500 ms: the 0.6 s and 1.2 s gaps
+    assert snapshot["long_freeze_ms"] == 1800.0
+    assert snapshot["latency_recent_ms"]["p50"] is not None  # frames 3 and 4, within 1 s
+    now[0] += 1.5
+    assert meter.snapshot()["latency_recent_ms"] == {"p50": None, "p95": None}
