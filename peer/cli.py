@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import os
 import re
@@ -131,6 +132,13 @@ def _prepare_download_dir(directory: Path) -> str | None:
     return None
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("webcam-peer")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="webcam-peer",
@@ -138,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     who = parser.add_argument_group("who")
     who.add_argument(
         "--login",

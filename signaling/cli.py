@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import ssl
 import sys
@@ -14,6 +15,7 @@ from aiohttp import web
 from . import badrequests
 from .cluster import DEFAULT_PRESENCE_TTL
 from .ice_servers import IceServerConfigError, IceServers
+from .origin import normalize_origin
 from .server import ServerConfig, create_app
 from .turn_credentials import DEFAULT_TTL
 
@@ -75,6 +77,13 @@ def _redis_url(text: str) -> str:
     return text
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("webcam-peer")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="signaling-server",
@@ -83,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
     )
@@ -97,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--key", type=Path, help="TLS private key (PEM)")
     parser.add_argument("--token", help="shared secret every login must carry as 'token'")
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web origin (https://calls.example.org) whose pages may open a WebSocket "
+        "here besides the server's own page (repeatable); other browser pages get 403, "
+        "clients that send no Origin (webcam-peer, scripts) are let in",
+    )
     parser.add_argument(
         "--ice-server",
         action="append",
@@ -202,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         IceServers(tuple(args.ice_server), turn_secret, args.turn_ttl)
     except IceServerConfigError as exc:
         parser.error(str(exc))
+    for origin in args.allowed_origin:
+        if normalize_origin(origin) is None:
+            parser.error(f"--allowed-origin {origin!r} is not an origin like https://host[:port]")
     if args.redis_ttl < 1:
         parser.error("--redis-ttl must be at least 1 second")
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose + 1, 2)]
@@ -224,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_burst=args.rate_burst,
         redis_url=args.redis,
         redis_ttl=args.redis_ttl,
+        allowed_origins=tuple(args.allowed_origin),
     )
     try:
         ssl_context = config.ssl_context()

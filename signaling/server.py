@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,8 +21,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import protocol
 from .cluster import DEFAULT_PRESENCE_TTL, ClusterRouter
+from .headers import security_headers
 from .ice_servers import IceServers, with_ice_servers
 from .metrics import Metrics
+from .origin import host_allowed, origin_allowed
 from .outbox import Flusher, Outbox
 from .protocol import MAX_MESSAGE_BYTES, Reason
 from .ratelimit import TokenBucket
@@ -60,6 +62,8 @@ class ServerConfig:
     rate_burst: int = 200
     redis_url: str | None = None
     redis_ttl: float = DEFAULT_PRESENCE_TTL
+    # Web origins besides the server's own whose pages may open a WebSocket here.
+    allowed_origins: tuple[str, ...] = ()
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.cert is None:
@@ -124,6 +128,14 @@ def _slow_reader(connection: int) -> None:
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    origin = request.headers.get("Origin")
+    if not origin_allowed(origin, request.host, request.secure, state.config.allowed_origins):
+        logger.warning(
+            "refusing a WebSocket from %s: page origin %r is not allowed (--allowed-origin)",
+            request.remote,
+            origin[:100] if origin else origin,
+        )
+        raise web.HTTPForbidden(text="this page's origin may not connect (--allowed-origin)\n")
     if len(state.sockets) >= state.config.max_connections:
         logger.warning("refusing connection from %s: limit reached", request.remote)
         raise web.HTTPServiceUnavailable(text="too many connections\n")
@@ -264,6 +276,26 @@ async def _close_sockets(app: web.Application) -> None:
     await asyncio.gather(*handlers, return_exceptions=True)
 
 
+@web.middleware
+async def _check_host(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    # request.host falls back to the server's own address when Host is missing;
+    # the header itself is what a rebound name shows up in.
+    if not host_allowed(request.headers.get("Host"), request.app[STATE].config.host):
+        logger.warning(
+            "refusing a request from %s for host %r: a loopback server answers loopback names",
+            request.remote,
+            request.headers.get("Host", "")[:100],
+        )
+        raise web.HTTPForbidden(text="unknown host\n")
+    return await handler(request)
+
+
+async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(security_headers(request.app[STATE].config.cert is not None))
+
+
 def create_app(config: ServerConfig | None = None) -> web.Application:
     config = config or ServerConfig()
     router = (
@@ -271,7 +303,8 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
         if config.redis_url is None
         else ClusterRouter(token=config.token)
     )
-    app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
+    app = web.Application(client_max_size=MAX_MESSAGE_BYTES, middlewares=[_check_host])
+    app.on_response_prepare.append(_add_security_headers)
     ice = IceServers(config.ice_servers, config.turn_secret, config.turn_ttl)
     app[STATE] = SignalingState(config, router, Metrics(router), ice=ice)
     app.router.add_get("/", index_or_websocket)

@@ -1,0 +1,176 @@
+"""The signaling server on the open internet (issue 16): each attack a real process refuses.
+
+Every test runs a real ``signaling-server`` process and acts as the attacker does,
+over real sockets; docs/security.md lists each promise next to its test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+from collections.abc import Callable
+from html.parser import HTMLParser
+from pathlib import Path
+
+import aiohttp
+import pytest
+from multidict import CIMultiDictProxy
+
+from .server_support import Client
+from .support import BIN, ROOT, SignalingServer
+from .test_server import connected, logged_in, make_cert
+
+StartServer = Callable[..., SignalingServer]
+
+
+async def _handshake_status(
+    url: str, origin: str | None = None, headers: dict[str, str] | None = None
+) -> int:
+    """The HTTP status a WebSocket upgrade gets (101 when it opens)."""
+    async with aiohttp.ClientSession() as session:
+        try:
+            ws = await session.ws_connect(url, origin=origin, headers=headers)
+        except aiohttp.WSServerHandshakeError as exc:
+            return exc.status
+        await ws.close()
+        return 101
+
+
+# ---- Origin and Host --------------------------------------------------------------------
+
+
+async def test_a_foreign_web_page_cannot_open_a_socket(start_server: StartServer) -> None:
+    server = start_server("--allowed-origin", "https://calls.example.org")
+    own = f"http://127.0.0.1:{server.port}"
+    root = server.ws_url.removesuffix("/ws")
+    for url in (server.ws_url, root):
+        assert await _handshake_status(url, origin="https://evil.example") == 403
+        assert await _handshake_status(url, origin="null") == 403
+        # The server's own page, as the browser reached it.
+        assert await _handshake_status(url, origin=own) == 101
+        assert await _handshake_status(url, origin="https://calls.example.org") == 101
+        # webcam-peer and scripts send no Origin at all.
+        assert await _handshake_status(url) == 101
+    # The same host on another port is another origin.
+    assert await _handshake_status(server.ws_url, origin="http://127.0.0.1:1") == 403
+    assert "page origin 'https://evil.example' is not allowed" in "\n".join(server.process.drain())
+
+
+async def test_a_rebound_dns_name_gets_nothing_from_a_loopback_server(
+    start_server: StartServer,
+) -> None:
+    server = start_server()
+    async with aiohttp.ClientSession() as session:
+        for path in ("/", "/config", "/healthz", "/static/app.js"):
+            async with session.get(
+                server.http_url + path, headers={"Host": f"evil.example:{server.port}"}
+            ) as response:
+                assert response.status == 403, path
+            async with session.get(
+                server.http_url + path, headers={"Host": f"localhost:{server.port}"}
+            ) as response:
+                assert response.status == 200, path
+    # The rebound page's socket: same-origin with itself, refused by its Host.
+    status = await _handshake_status(
+        server.ws_url,
+        origin=f"http://evil.example:{server.port}",
+        headers={"Host": f"evil.example:{server.port}"},
+    )
+    assert status == 403
+
+
+async def test_a_server_bound_to_all_addresses_answers_any_host_name(
+    start_server: StartServer,
+) -> None:
+    server = start_server("--host", "0.0.0.0")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            server.http_url + "/", headers={"Host": f"calls.example.org:{server.port}"}
+        ) as response:
+            assert response.status == 200
+    # ... and still refuses foreign pages.
+    assert await _handshake_status(server.ws_url, origin="https://evil.example") == 403
+
+
+# ---- headers ---------------------------------------------------------------------------
+
+
+async def _headers(url: str, **options: object) -> CIMultiDictProxy[str]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, **options) as response:  # type: ignore[arg-type]
+            assert response.status == 200
+            return response.headers
+
+
+async def test_the_page_is_served_with_security_headers(start_server: StartServer) -> None:
+    server = start_server()
+    for path in ("/", "/static/app.js", "/config"):
+        headers = await _headers(server.http_url + path)
+        csp = headers["Content-Security-Policy"]
+        for directive in (
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+        ):
+            assert directive in csp, (path, csp)
+        assert "unsafe" not in csp
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "no-referrer"
+        assert headers["Permissions-Policy"] == (
+            "camera=(self), microphone=(self), display-capture=(self)"
+        )
+        assert headers["Server"] == "signaling-server"
+        assert "Strict-Transport-Security" not in headers  # plain http: nothing to pin
+    status = await _handshake_status(server.ws_url)
+    assert status == 101
+
+
+async def test_hsts_with_a_certificate(start_server: StartServer, tmp_path: Path) -> None:
+    import ssl
+
+    cert, key = make_cert(tmp_path / "certs")
+    server = start_server("--cert", str(cert), "--key", str(key))
+    trust = ssl.create_default_context(cafile=str(cert))
+    headers = await _headers(server.http_url + "/", ssl=trust)
+    assert headers["Strict-Transport-Security"].startswith("max-age=")
+    assert not re.search(r"\d", headers["Server"])
+
+
+class _InlineFinder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inline: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = {name for name, _ in attrs}
+        if tag == "style":
+            self.inline.append("<style>")
+        if tag == "script" and "src" not in names:
+            self.inline.append("<script> without src")
+        self.inline += [f"{tag} {name}=" for name in names if name == "style" or name[:2] == "on"]
+
+
+def test_the_page_has_no_inline_script_or_style() -> None:
+    finder = _InlineFinder()
+    finder.feed((ROOT / "signaling" / "static" / "index.html").read_text())
+    assert finder.inline == []
+
+
+# ---- the command line ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["signaling-server", "webcam-peer"])
+def test_version(command: str) -> None:
+    done = subprocess.run(
+        [str(BIN / command), "--version"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(rf"{command} \d+\.\d+\.\d+\S*\n", done.stdout), done.stdout
+
+
+# ---- keep the imports honest ----------------------------------------------------------------
+__all__ = ["Client", "asyncio", "connected", "logged_in"]
