@@ -13,10 +13,17 @@ from pathlib import Path
 from aiohttp import web
 
 from . import badrequests
+from .clientaddr import parse_network
 from .cluster import DEFAULT_PRESENCE_TTL
 from .ice_servers import IceServerConfigError, IceServers
 from .origin import normalize_origin
-from .server import ServerConfig, create_app
+from .server import (
+    DEFAULT_LOGIN_TIMEOUT,
+    DEFAULT_MAX_PER_ADDRESS,
+    HTTP_REQUEST_TIMEOUT,
+    ServerConfig,
+    create_app,
+)
 from .turn_credentials import DEFAULT_TTL
 
 logger = logging.getLogger(__name__)
@@ -65,6 +72,15 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port {port} is outside 0-65535")
     return port
+
+
+def _network(text: str) -> object:
+    try:
+        return parse_network(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an IP address or network (10.0.0.5, 10.0.0.0/8)"
+        ) from None
 
 
 def _redis_url(text: str) -> str:
@@ -149,6 +165,31 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive(int),
         default=10_000,
         help="refuse new WebSocket connections beyond this many (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-per-ip",
+        type=_positive(int),
+        default=DEFAULT_MAX_PER_ADDRESS,
+        metavar="N",
+        help="refuse (HTTP 429) WebSocket connections from one address beyond this many "
+        "(default %(default)s: an office behind one NAT address)",
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        type=_network,
+        metavar="ADDRESS[/BITS]",
+        help="a reverse proxy whose X-Forwarded-For names the client (repeatable); "
+        "without it the header is ignored",
+    )
+    parser.add_argument(
+        "--login-timeout",
+        type=_positive(float),
+        default=DEFAULT_LOGIN_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection that has not logged in this long after it opened "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--heartbeat",
@@ -247,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         redis_url=args.redis,
         redis_ttl=args.redis_ttl,
         allowed_origins=tuple(args.allowed_origin),
+        login_timeout=args.login_timeout,
+        max_per_address=args.max_per_ip,
+        trusted_proxies=tuple(args.trusted_proxy),
     )
     try:
         ssl_context = config.ssl_context()
@@ -273,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             print=announce,
             handle_signals=True,
             shutdown_timeout=5.0,
+            keepalive_timeout=HTTP_REQUEST_TIMEOUT,
         )
     except unavailable as exc:
         print(f"signaling-server: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import protocol
+from .clientaddr import Network, client_address
 from .cluster import DEFAULT_PRESENCE_TTL, ClusterRouter
 from .headers import security_headers
 from .ice_servers import IceServers, with_ice_servers
@@ -38,8 +39,21 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(str(resources.files("signaling") / "static"))
 # Frames between the protocol limit and this get a polite "too-large" error and the
-# connection stays open; beyond it aiohttp closes the socket with 1009.
-HARD_FRAME_LIMIT = 1024 * 1024
+# connection stays open; beyond it aiohttp closes the socket with 1009. aiohttp checks
+# a frame's declared length before reading its payload, so a connection never holds
+# more than this of a frame it is still receiving.
+HARD_FRAME_LIMIT = 128 * 1024
+# A connection that has not logged in by then is closed: idle sockets would take
+# the places of real users under --max-connections.
+DEFAULT_LOGIN_TIMEOUT = 10.0
+# Connections from one address (NAT'd offices and campuses share one).
+DEFAULT_MAX_PER_ADDRESS = 256
+# How long a client may take to send a whole HTTP request (the upgrade included),
+# counted from its connection; also how long an idle keep-alive connection stays.
+# aiohttp's default is 75 s, which lets a slowloris hold sockets for that long.
+HTTP_REQUEST_TIMEOUT = 10.0
+# Failed token attempts one connection may make.
+MAX_TOKEN_FAILURES = 3
 # How long a close waits for the client's answering close frame (aiohttp's default is
 # 10 s): a client that never answers holds up the server's shutdown this long.
 CLOSE_TIMEOUT = 3.0
@@ -64,6 +78,10 @@ class ServerConfig:
     redis_ttl: float = DEFAULT_PRESENCE_TTL
     # Web origins besides the server's own whose pages may open a WebSocket here.
     allowed_origins: tuple[str, ...] = ()
+    login_timeout: float = DEFAULT_LOGIN_TIMEOUT
+    max_per_address: int = DEFAULT_MAX_PER_ADDRESS
+    # Reverse proxies whose X-Forwarded-For names the client.
+    trusted_proxies: tuple[Network, ...] = ()
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.cert is None:
@@ -93,6 +111,8 @@ class SignalingState:
     # nobody's partner is told "disconnected" (calls go on peer to peer, and both
     # peers log in again to the next server: docs/reliability.md).
     shutting_down: bool = False
+    # Open WebSockets per client address (see clientaddr), for --max-per-ip.
+    per_address: dict[str, int] = field(default_factory=dict)
 
 
 STATE = web.AppKey("signaling_state", SignalingState)
@@ -139,6 +159,30 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     if len(state.sockets) >= state.config.max_connections:
         logger.warning("refusing connection from %s: limit reached", request.remote)
         raise web.HTTPServiceUnavailable(text="too many connections\n")
+    address = client_address(
+        request.remote, request.headers.getall("X-Forwarded-For", ()), state.config.trusted_proxies
+    )
+    if state.per_address.get(address, 0) >= state.config.max_per_address:
+        logger.warning(
+            "refusing connection from %s: %d already open from there (--max-per-ip)",
+            address,
+            state.config.max_per_address,
+        )
+        raise web.HTTPTooManyRequests(text="too many connections from your address\n")
+    state.per_address[address] = state.per_address.get(address, 0) + 1
+    try:
+        return await _serve_websocket(request, state, address)
+    finally:
+        left = state.per_address[address] - 1
+        if left:
+            state.per_address[address] = left
+        else:
+            del state.per_address[address]
+
+
+async def _serve_websocket(
+    request: web.Request, state: SignalingState, address: str
+) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         heartbeat=state.config.heartbeat or None,
         max_msg_size=HARD_FRAME_LIMIT,
@@ -174,12 +218,22 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     )
     state.router.connect(connection)
     bucket = TokenBucket(state.config.rate_limit, state.config.rate_burst)
-    logger.debug("connection %s opened from %s", connection, request.remote)
+    logger.debug("connection %s opened from %s", connection, address)
+    login = _LoginWatch(asyncio.get_running_loop().time() + state.config.login_timeout)
     try:
         while True:
             # receive() rather than `async for`: one coroutine less per message, 4% of
             # a relayed message's CPU in the profile.
-            frame = await ws.receive()
+            if login.done:
+                frame = await ws.receive()
+            else:
+                remaining = login.deadline - asyncio.get_running_loop().time()
+                try:
+                    frame = await ws.receive(timeout=max(remaining, 0.001))
+                except TimeoutError:
+                    logger.info("connection %s from %s did not log in in time", connection, address)
+                    await _refuse(state, connection, ws, b"log in first")
+                    break
             if frame.type is WSMsgType.TEXT:
                 payload: str | bytes = frame.data
             elif frame.type is WSMsgType.BINARY:
@@ -198,6 +252,9 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             else:
                 outgoing = await state.cluster.handle_frame(connection, payload)
             _deliver(state, connection, outgoing)
+            if not login.done and login.check(state, connection, outgoing, address):
+                await _refuse(state, connection, ws, b"wrong token")
+                break
             # Not kept while waiting for the next frame: 10,000 idle connections
             # would otherwise hold on to 10,000 last messages.
             del frame, payload, outgoing
@@ -229,6 +286,46 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             _deliver(state, connection, left)
         logger.debug("connection %s closed (code %s)", connection, ws.close_code)
     return ws
+
+
+async def _refuse(
+    state: SignalingState, connection: int, ws: web.WebSocketResponse, why: bytes
+) -> None:
+    """Close with 1008 (policy violation), after what is queued for it (its last reply)."""
+    outbox = state.outboxes.get(connection)
+    if outbox is not None:
+        outbox.flush()
+    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=why)
+
+
+@dataclass
+class _LoginWatch:
+    """Until a connection has logged in: its deadline and its failed token attempts."""
+
+    deadline: float
+    done: bool = False
+    token_failures: int = 0
+
+    def check(
+        self, state: SignalingState, connection: int, outgoing: list[Outgoing], address: str
+    ) -> bool:
+        """After a frame: True when the connection has failed the token too often."""
+        if state.router.username_of(connection) is not None:
+            self.done = True
+            return False
+        for destination, message in outgoing:
+            if destination == connection and message.get("reason") == Reason.UNAUTHORIZED:
+                self.token_failures += 1
+                logger.warning(
+                    "wrong token from %s (attempt %d of %d)",
+                    address,
+                    self.token_failures,
+                    MAX_TOKEN_FAILURES,
+                )
+        if self.token_failures >= MAX_TOKEN_FAILURES:
+            logger.warning("closing connection from %s: too many wrong tokens", address)
+            return True
+        return False
 
 
 async def index_or_websocket(request: web.Request) -> web.StreamResponse:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+import time
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,7 +18,8 @@ import aiohttp
 import pytest
 from multidict import CIMultiDictProxy
 
-from .server_support import Client
+from wsraw import OP_CLOSE, client_frame, open_websocket, read_frame
+
 from .support import BIN, ROOT, SignalingServer
 from .test_server import connected, logged_in, make_cert
 
@@ -160,6 +162,125 @@ def test_the_page_has_no_inline_script_or_style() -> None:
     assert finder.inline == []
 
 
+# ---- connection limits ----------------------------------------------------------------------
+
+
+async def test_a_socket_that_never_logs_in_is_closed_after_10_s(
+    start_server: StartServer,
+) -> None:
+    server = start_server()
+    async with connected(server.ws_url, 2) as [idle, user]:
+        opened = time.monotonic()
+        assert await user.login("deadline-user") == {"type": "login", "success": True}
+        # A wrong message does not count as logging in.
+        assert (await idle.request({"type": "list"}))["reason"] == "not-logged-in"
+        assert await idle.close_frame(within=20) == 1008  # policy violation
+        # The default deadline, not earlier (a floor, not a speed claim).
+        assert time.monotonic() - opened >= 9.5
+        # The one who logged in is still there, well past the deadline.
+        assert await user.users() == ["deadline-user"]
+    assert "did not log in in time" in "\n".join(server.process.drain())
+
+
+async def test_connections_per_address_are_capped(start_server: StartServer) -> None:
+    server = start_server("--max-per-ip", "3")
+    async with connected(server.ws_url, 3) as clients:
+        assert await _handshake_status(server.ws_url) == 429
+        # X-Forwarded-For from an untrusted peer changes nothing.
+        headers = {"X-Forwarded-For": "203.0.113.9"}
+        assert await _handshake_status(server.ws_url, headers=headers) == 429
+        # Those inside carry on.
+        assert (await clients[0].login("cap-a"))["success"] is True
+    # Closed sockets give their places back.
+    assert await _handshake_status(server.ws_url) == 101
+
+
+async def test_x_forwarded_for_counts_only_from_a_trusted_proxy(
+    start_server: StartServer,
+) -> None:
+    server = start_server("--max-per-ip", "2", "--trusted-proxy", "127.0.0.0/8")
+    office = {"X-Forwarded-For": "198.51.100.7"}
+    # The client wrote a first entry itself; the proxy appended the real address.
+    spoofed_office = {"X-Forwarded-For": "10.9.9.9, 198.51.100.7"}
+    async with (
+        connected(server.ws_url, 1, headers=office),
+        connected(server.ws_url, 1, headers=spoofed_office),
+    ):
+        assert await _handshake_status(server.ws_url, headers=office) == 429
+        # Another client behind the same proxy has its own count.
+        assert (
+            await _handshake_status(server.ws_url, headers={"X-Forwarded-For": "192.0.2.1"}) == 101
+        )
+        assert await _handshake_status(server.ws_url) == 101  # the proxy itself
+
+
+async def test_a_frame_over_128_kib_is_refused_before_its_payload(
+    start_server: StartServer,
+) -> None:
+    server = start_server()
+    reader, writer = await open_websocket("127.0.0.1", server.port)
+    try:
+        # Announce 1 MiB, send only 8 KiB of it, and wait: the server must not wait
+        # for (and hold) the rest.
+        frame = client_frame(b"x" * 8192, b"abcd", declared=1024 * 1024)
+        writer.write(frame)
+        await writer.drain()
+        opcode, payload = await asyncio.wait_for(read_frame(reader), 5)
+        assert opcode == OP_CLOSE and int.from_bytes(payload[:2], "big") == 1009
+    finally:
+        writer.close()
+    # 127 KiB (over the protocol's 64 KiB) gets the polite error, the socket stays.
+    async with logged_in(server, "frame-ok") as [client]:
+        await client.send_raw('{"type":"list","pad":"' + "x" * (127 * 1024) + '"}')
+        assert (await client.recv())["reason"] == "too-large"
+        assert await client.users() == ["frame-ok"]
+
+
+async def test_a_slow_http_request_is_cut_off(start_server: StartServer) -> None:
+    server = start_server()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    opened = time.monotonic()
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        # One header line every 2 s, never the blank line that ends the request.
+        while time.monotonic() - opened < 40:
+            await asyncio.sleep(2)
+            writer.write(b"X-Slow: 1\r\n")
+            try:
+                await writer.drain()
+            except ConnectionError:
+                break
+            if reader.at_eof():
+                break
+            try:
+                await asyncio.wait_for(reader.read(1), 0.01)
+            except TimeoutError:
+                continue
+            if reader.at_eof():
+                break
+        held = time.monotonic() - opened
+    finally:
+        writer.close()
+    # aiohttp's own default held it 75 s; the server's request timeout is 10 s.
+    assert held < 30, f"a slowloris request was held {held:.0f} s"
+
+
+async def test_three_wrong_tokens_close_the_socket_and_are_logged(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = start_server("--token", "right-token")
+    async with connected(server.ws_url) as [guesser]:
+        for attempt in range(3):
+            reply = await guesser.login("guesser", token=f"guess-{attempt}")
+            assert reply["reason"] == "unauthorized"
+        assert await guesser.close_frame() == 1008
+    log = "\n".join(server.process.drain())
+    assert log.count("wrong token from 127.0.0.1") == 3, log
+    # The right token still works, first time.
+    async with connected(server.ws_url) as [user]:
+        assert (await user.login("guesser", token="right-token"))["success"] is True
+
+
 # ---- the command line ---------------------------------------------------------------------
 
 
@@ -170,7 +291,3 @@ def test_version(command: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(rf"{command} \d+\.\d+\.\d+\S*\n", done.stdout), done.stdout
-
-
-# ---- keep the imports honest ----------------------------------------------------------------
-__all__ = ["Client", "asyncio", "connected", "logged_in"]
