@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import logging
+import os
 import ssl
 import sys
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from . import badrequests
 from .clientaddr import parse_network
 from .cluster import DEFAULT_PRESENCE_TTL
 from .ice_servers import IceServerConfigError, IceServers
-from .origin import normalize_origin
+from .origin import is_loopback_host, normalize_origin
 from .server import (
     DEFAULT_LOGIN_TIMEOUT,
     DEFAULT_MAX_PER_ADDRESS,
@@ -38,8 +39,9 @@ examples:
   signaling-server --ice-server stun:stun.example.org:3478
                                            # handed to the browser page through GET /config
   signaling-server --ice-server stun:turn.example.org:3478 --ice-server \\
-      'turn:turn.example.org:3478?transport=udp' --turn-secret-file /etc/turn-secret
-                                           # every login gets TURN credentials valid 24 h,
+      'turn:turn.example.org:3478?transport=udp' --turn-secret-file /etc/turn-secret \\
+      --token-file /etc/signaling-token
+                                           # every login gets TURN credentials valid 1 h,
                                            # signed with coturn's static-auth-secret
                                            # (docs/nat.md: running coturn beside the server)
   signaling-server --port 8080 --redis redis://10.0.0.5:6379/0   # and on another process or
@@ -110,19 +112,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+        "--host",
+        default=os.environ.get("SIGNALING_HOST", "127.0.0.1"),
+        help="address to listen on (default %(default)s; env SIGNALING_HOST)",
     )
     parser.add_argument(
         "--port",
         type=_port,
-        default=8080,
-        help="TCP port (default %(default)s; 0 picks a free one)",
+        default=os.environ.get("SIGNALING_PORT", "8080"),
+        help="TCP port (default %(default)s; 0 picks a free one; env SIGNALING_PORT)",
     )
     parser.add_argument(
         "--cert", type=Path, help="TLS certificate (PEM); with --key serves https/wss"
     )
     parser.add_argument("--key", type=Path, help="TLS private key (PEM)")
-    parser.add_argument("--token", help="shared secret every login must carry as 'token'")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("SIGNALING_TOKEN"),
+        help="shared secret every login must carry as 'token' (env SIGNALING_TOKEN; "
+        "on the command line it shows in ps: prefer --token-file)",
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=os.environ.get("SIGNALING_TOKEN_FILE"),
+        metavar="FILE",
+        help="read the token from FILE, its first line (env SIGNALING_TOKEN_FILE)",
+    )
     parser.add_argument(
         "--allowed-origin",
         action="append",
@@ -150,8 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--turn-secret-file",
         type=Path,
+        default=os.environ.get("SIGNALING_TURN_SECRET_FILE"),
         metavar="FILE",
-        help="read the TURN secret from FILE (its first line)",
+        help="read the TURN secret from FILE, its first line (env SIGNALING_TURN_SECRET_FILE)",
+    )
+    parser.add_argument(
+        "--allow-anonymous-turn",
+        action="store_true",
+        help="hand TURN credentials to logins without a --token: anyone who can reach "
+        "the server may then relay through your TURN server (refused without this flag)",
     )
     parser.add_argument(
         "--turn-ttl",
@@ -216,10 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--redis",
         type=_redis_url,
+        default=os.environ.get("SIGNALING_REDIS"),
         metavar="URL",
         help="share users with every server process started with the same Redis URL "
         "(redis://HOST:PORT/DB, rediss:// for TLS, unix:///path.sock): a username is "
-        "unique across them and anyone can call anyone (default: this process alone)",
+        "unique across them and anyone can call anyone (default: this process alone; "
+        "env SIGNALING_REDIS)",
     )
     parser.add_argument(
         "--redis-ttl",
@@ -235,19 +260,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _turn_secret(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
-    if args.turn_secret_file is None:
-        secret: str | None = args.turn_secret
-        return secret
-    if args.turn_secret is not None:
-        parser.error("--turn-secret and --turn-secret-file: give one of them")
+def _secret(
+    parser: argparse.ArgumentParser, flag: str, given: str | None, path: Path | None
+) -> str | None:
+    """A secret from ``--FLAG`` or the first line of ``--FLAG-file``."""
+    if path is None:
+        return given
+    if given is not None:
+        parser.error(f"--{flag} and --{flag}-file: give one of them")
     try:
-        lines = args.turn_secret_file.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        parser.error(f"cannot read --turn-secret-file {args.turn_secret_file}: {exc}")
+        parser.error(f"cannot read --{flag}-file {path}: {exc}")
     if not lines or not lines[0].strip():
-        parser.error(f"--turn-secret-file {args.turn_secret_file} is empty")
+        parser.error(f"--{flag}-file {path} is empty")
     return lines[0].strip()
+
+
+def config_is_cleartext(host: str, cert: Path | None) -> bool:
+    """Would secrets cross a network unencrypted (plain ws:// on a reachable address)?"""
+    return cert is None and not is_loopback_host(host)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,11 +289,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--cert and --key go together")
     if args.rate_burst < 1:
         parser.error("--rate-burst must be at least 1")
-    turn_secret = _turn_secret(parser, args)
+    turn_secret = _secret(parser, "turn-secret", args.turn_secret, args.turn_secret_file)
+    token = _secret(parser, "token", args.token, args.token_file)
     try:
         IceServers(tuple(args.ice_server), turn_secret, args.turn_ttl)
     except IceServerConfigError as exc:
         parser.error(str(exc))
+    if turn_secret is not None and not token and not args.allow_anonymous_turn:
+        parser.error(
+            "TURN credentials for anonymous logins make your TURN server an open relay: "
+            "give --token (or --token-file), or --allow-anonymous-turn if you mean it"
+        )
     for origin in args.allowed_origin:
         if normalize_origin(origin) is None:
             parser.error(f"--allowed-origin {origin!r} is not an origin like https://host[:port]")
@@ -271,13 +309,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     badrequests.install()
+    if token and config_is_cleartext(args.host, args.cert) and not args.trusted_proxy:
+        logger.warning(
+            "the token travels in clear text over ws:// to %s, which is not a loopback "
+            "address: give --cert/--key (wss://) or put a TLS proxy in front",
+            args.host,
+        )
 
     config = ServerConfig(
         host=args.host,
         port=args.port,
         cert=args.cert,
         key=args.key,
-        token=args.token,
+        token=token,
         ice_servers=tuple(args.ice_server),
         turn_secret=turn_secret,
         turn_ttl=args.turn_ttl,

@@ -7,6 +7,7 @@ over real sockets; docs/security.md lists each promise next to its test.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import time
@@ -20,7 +21,7 @@ from multidict import CIMultiDictProxy
 
 from wsraw import OP_CLOSE, client_frame, open_websocket, read_frame
 
-from .support import BIN, ROOT, SignalingServer
+from .support import BIN, ROOT, SignalingServer, free_port, start_signaling_server
 from .test_server import connected, logged_in, make_cert
 
 StartServer = Callable[..., SignalingServer]
@@ -279,6 +280,127 @@ async def test_three_wrong_tokens_close_the_socket_and_are_logged(
     # The right token still works, first time.
     async with connected(server.ws_url) as [user]:
         assert (await user.login("guesser", token="right-token"))["success"] is True
+
+
+# ---- TURN ----------------------------------------------------------------------------------
+
+
+def _run_server(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """A server command that must exit by itself (a refusal to start)."""
+    return subprocess.run(
+        [str(BIN / "signaling-server"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_anonymous_turn_is_refused_unless_asked_for(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    secret = tmp_path / "turn-secret"
+    secret.write_text("shared-with-coturn\n")
+    turn = ("--ice-server", "turn:127.0.0.1:3478?transport=udp", "--turn-secret-file", str(secret))
+    done = _run_server(*turn)
+    assert done.returncode == 2
+    assert "open relay" in done.stderr and "--allow-anonymous-turn" in done.stderr
+    assert "Traceback" not in done.stderr
+    start_server(*turn, "--allow-anonymous-turn")
+    start_server(*turn, "--token", "t")
+
+
+async def test_turn_credentials_last_an_hour_and_need_the_token(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    secret = tmp_path / "turn-secret"
+    secret.write_text("shared-with-coturn\n")
+    token = tmp_path / "token"
+    token.write_text("team-token\n")
+    server = start_server(
+        "--ice-server",
+        "turn:127.0.0.1:3478?transport=udp",
+        "--turn-secret-file",
+        str(secret),
+        "--token-file",
+        str(token),
+    )
+    async with connected(server.ws_url) as [client]:
+        refused = await client.login("turner", token="guess")
+        assert refused["reason"] == "unauthorized" and "iceServers" not in refused
+        before = time.time()
+        reply = await client.login("turner", token="team-token")
+        assert reply["success"] is True
+        [turn] = reply["iceServers"]
+        expiry = int(turn["username"].split(":")[0])
+        assert before + 3600 - 5 <= expiry <= time.time() + 3600 + 5
+
+
+# ---- secrets and configuration --------------------------------------------------------------
+
+
+async def test_token_from_the_environment_or_a_file(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("from-a-file\n")
+    for server, right in (
+        (start_server("--token-file", str(token)), "from-a-file"),
+        (start_signaling_server(env={"SIGNALING_TOKEN": "from-env"}), "from-env"),
+    ):
+        try:
+            # Not on the command line, where ps shows it.
+            assert right not in " ".join(server.process.argv)
+            async with connected(server.ws_url) as [client]:
+                assert (await client.login("env-user", token="wrong"))["reason"] == "unauthorized"
+                assert (await client.login("env-user", token=right))["success"] is True
+        finally:
+            server.process.stop()
+    done = _run_server("--token", "a", "--token-file", str(token))
+    assert done.returncode == 2 and "give one of them" in done.stderr
+
+
+def test_settings_from_the_environment(start_server: StartServer) -> None:
+    port = free_port()
+    server = start_signaling_server(port=port, env={"SIGNALING_HOST": "0.0.0.0"})
+    try:
+        server.process.wait_for(r"listening on http://0\.0\.0\.0:")
+    finally:
+        server.process.stop()
+
+
+def test_a_token_over_plain_ws_on_a_public_address_is_warned_about(
+    start_server: StartServer,
+) -> None:
+    loud = start_server("--host", "0.0.0.0", "--token", "t")
+    loud.process.wait_for("the token travels in clear text over ws://")
+    quiet = start_server("--token", "t")  # loopback: nothing crosses a network
+    assert "clear text" not in "\n".join(quiet.process.drain())
+
+
+def test_webcam_peer_warns_about_a_token_over_plain_ws(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("peer-token\n")
+    done = subprocess.run(
+        [
+            str(BIN / "webcam-peer"),
+            "--login",
+            "alice",
+            "--token-file",
+            str(token),
+            "--server",
+            "ws://192.0.2.1:9/ws",  # TEST-NET: never answers; the warning comes first
+            "--video",
+            "none",
+            "--audio",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "the token travels in clear text to ws://192.0.2.1:9/ws" in done.stderr
+    assert done.returncode != 0
 
 
 # ---- the command line ---------------------------------------------------------------------
