@@ -18,6 +18,7 @@ from .clientaddr import parse_network
 from .cluster import DEFAULT_PRESENCE_TTL
 from .ice_servers import IceServerConfigError, IceServers
 from .origin import is_loopback_host, normalize_origin
+from .router import DEFAULT_RING_TIMEOUT
 from .server import (
     DEFAULT_LOGIN_TIMEOUT,
     DEFAULT_MAX_PER_ADDRESS,
@@ -215,6 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(default %(default)s)",
     )
     parser.add_argument(
+        "--ring-timeout",
+        type=_positive(float),
+        default=DEFAULT_RING_TIMEOUT,
+        metavar="SECONDS",
+        help="end a call whose offer is not answered in this time; both sides get "
+        "close with reason no-answer (default %(default)s)",
+    )
+    parser.add_argument(
+        "--no-list",
+        action="store_true",
+        help="do not tell anybody who is online: 'list' gets an empty reply "
+        "(users call names they know)",
+    )
+    parser.add_argument(
         "--heartbeat",
         type=_positive(float),
         default=20.0,
@@ -303,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     for origin in args.allowed_origin:
         if normalize_origin(origin) is None:
             parser.error(f"--allowed-origin {origin!r} is not an origin like https://host[:port]")
+    if args.ring_timeout < 1:
+        parser.error("--ring-timeout must be at least 1 second")
     if args.redis_ttl < 1:
         parser.error("--redis-ttl must be at least 1 second")
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose + 1, 2)]
@@ -333,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         redis_ttl=args.redis_ttl,
         allowed_origins=tuple(args.allowed_origin),
         login_timeout=args.login_timeout,
+        ring_timeout=args.ring_timeout,
+        listing=not args.no_list,
         max_per_address=args.max_per_ip,
         trusted_proxies=tuple(args.trusted_proxy),
     )

@@ -8,6 +8,7 @@ returns, and serves the page, ``/config``, ``/healthz`` and ``/metrics``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import ssl
@@ -29,7 +30,7 @@ from .origin import host_allowed, origin_allowed
 from .outbox import Flusher, Outbox
 from .protocol import MAX_MESSAGE_BYTES, Reason
 from .ratelimit import TokenBucket
-from .router import Connection, Outgoing, Router
+from .router import DEFAULT_RING_TIMEOUT, Connection, Outgoing, Router
 from .turn_credentials import DEFAULT_TTL
 
 if TYPE_CHECKING:
@@ -52,6 +53,10 @@ DEFAULT_MAX_PER_ADDRESS = 256
 # counted from its connection; also how long an idle keep-alive connection stays.
 # aiohttp's default is 75 s, which lets a slowloris hold sockets for that long.
 HTTP_REQUEST_TIMEOUT = 10.0
+# `list` per connection: the page asks every 3 s; a reply may hold 200 names (and
+# costs a Redis SCAN with --redis), so a client gets no more than this.
+LIST_RATE = 1.0
+LIST_BURST = 5
 # Failed token attempts one connection may make.
 MAX_TOKEN_FAILURES = 3
 # How long a close waits for the client's answering close frame (aiohttp's default is
@@ -79,6 +84,8 @@ class ServerConfig:
     # Web origins besides the server's own whose pages may open a WebSocket here.
     allowed_origins: tuple[str, ...] = ()
     login_timeout: float = DEFAULT_LOGIN_TIMEOUT
+    ring_timeout: float = DEFAULT_RING_TIMEOUT
+    listing: bool = True
     max_per_address: int = DEFAULT_MAX_PER_ADDRESS
     # Reverse proxies whose X-Forwarded-For names the client.
     trusted_proxies: tuple[Network, ...] = ()
@@ -113,6 +120,7 @@ class SignalingState:
     shutting_down: bool = False
     # Open WebSockets per client address (see clientaddr), for --max-per-ip.
     per_address: dict[str, int] = field(default_factory=dict)
+    list_buckets: dict[Connection, TokenBucket] = field(default_factory=dict)
 
 
 STATE = web.AppKey("signaling_state", SignalingState)
@@ -275,6 +283,7 @@ async def _serve_websocket(
         handler.uncancel()
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
     finally:
+        state.list_buckets.pop(connection, None)
         del state.handlers[connection]
         del state.sockets[connection]
         del state.outboxes[connection]
@@ -403,7 +412,11 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_MESSAGE_BYTES, middlewares=[_check_host])
     app.on_response_prepare.append(_add_security_headers)
     ice = IceServers(config.ice_servers, config.turn_secret, config.turn_ttl)
-    app[STATE] = SignalingState(config, router, Metrics(router), ice=ice)
+    state = SignalingState(config, router, Metrics(router), ice=ice)
+    app[STATE] = state
+    router.list_disabled = not config.listing
+    router.list_gate = lambda connection: _may_list(state, connection)
+    app.cleanup_ctx.append(_ring_timeouts)
     app.router.add_get("/", index_or_websocket)
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/config", config_handler)
@@ -414,6 +427,31 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     if config.redis_url is not None:
         app.cleanup_ctx.append(_share_through_redis)
     return app
+
+
+def _may_list(state: SignalingState, connection: Connection) -> bool:
+    bucket = state.list_buckets.get(connection)
+    if bucket is None:
+        bucket = state.list_buckets[connection] = TokenBucket(LIST_RATE, LIST_BURST)
+    return bucket.allow()
+
+
+async def _ring_timeouts(app: web.Application) -> AsyncIterator[None]:
+    """End the calls nobody answers: the caller is told, and so is the callee whose
+    page or peer would otherwise ring on."""
+    state = app[STATE]
+    timeout = state.config.ring_timeout
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(min(1.0, timeout / 4))
+            _deliver(state, None, state.router.expire_ringing(timeout))
+
+    task = asyncio.create_task(watch(), name="ring-timeouts")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _share_through_redis(app: web.Application) -> AsyncIterator[None]:

@@ -403,6 +403,93 @@ def test_webcam_peer_warns_about_a_token_over_plain_ws(tmp_path: Path) -> None:
     assert done.returncode != 0
 
 
+# ---- requests ------------------------------------------------------------------------------
+
+
+async def test_list_has_its_own_small_rate_limit_and_a_cap(start_server: StartServer) -> None:
+    server = start_server()
+    # Three sessions: one aiohttp session opens at most 100 connections.
+    async with (
+        connected(server.ws_url, 70) as some,
+        connected(server.ws_url, 70) as more,
+        connected(server.ws_url, 70) as most,
+    ):
+        clients = some + more + most
+        for number, client in enumerate(clients):
+            assert (await client.login(f"crowd{number:03}"))["success"] is True
+        lister = clients[0]
+        for _ in range(20):
+            await lister.send({"type": "list"})
+        replies = [await lister.recv() for _ in range(20)]
+        listed = [r for r in replies if r["type"] == "users"]
+        limited = [r for r in replies if r.get("reason") == "rate-limited"]
+        # A burst of 5, then 1 a second: nowhere near 20 lists of the crowd.
+        assert 5 <= len(listed) <= 8 and len(listed) + len(limited) == 20, replies
+        assert {len(r["users"]) for r in listed} == {200}
+        # Other messages are not held back by it.
+        await lister.send(
+            {"type": "offer", "offer": {"type": "offer", "sdp": "v=0"}, "otherUsername": "crowd001"}
+        )
+        assert (await clients[1].recv())["type"] == "offer"
+
+
+async def test_no_list(start_server: StartServer) -> None:
+    server = start_server("--no-list")
+    async with logged_in(server, "hidden-a", "hidden-b") as [a, _]:
+        assert await a.request({"type": "list"}) == {
+            "type": "users",
+            "users": [],
+            "listDisabled": True,
+        }
+
+
+async def test_an_unanswered_call_stops_ringing_and_both_sides_are_told(
+    start_server: StartServer,
+) -> None:
+    server = start_server("--ring-timeout", "2")
+    async with logged_in(server, "ringer", "away") as [ringer, away]:
+        await ringer.send(
+            {"type": "offer", "offer": {"type": "offer", "sdp": "v=0"}, "otherUsername": "away"}
+        )
+        assert (await away.recv())["type"] == "offer"
+        assert await ringer.recv(within=10) == {
+            "type": "close",
+            "username": "away",
+            "reason": "no-answer",
+        }
+        assert await away.recv(within=10) == {
+            "type": "close",
+            "username": "ringer",
+            "reason": "no-answer",
+        }
+        # The call is gone on the server: a late answer is refused, a new call works.
+        await away.send(
+            {
+                "type": "answer",
+                "answer": {"type": "answer", "sdp": "v=0"},
+                "otherUsername": "ringer",
+            }
+        )
+        assert (await away.recv())["reason"] == "not-in-call"
+
+
+def test_the_default_ring_timeout_is_60_s() -> None:
+    from signaling.router import DEFAULT_RING_TIMEOUT, Router
+
+    router = Router()
+    for connection, name in ((1, "a"), (2, "b")):
+        router.connect(connection)
+        router.handle_frame(connection, f'{{"type":"login","username":"{name}"}}')
+    router.handle_frame(
+        1, '{"type":"offer","offer":{"type":"offer","sdp":"v=0"},"otherUsername":"b"}'
+    )
+    assert DEFAULT_RING_TIMEOUT == 60.0
+    call = router._users["a"].call
+    assert call is not None
+    assert router.expire_ringing(60.0, now=call.rang_at + 59.0) == []
+    assert len(router.expire_ringing(60.0, now=call.rang_at + 60.0)) == 2
+
+
 # ---- the command line ---------------------------------------------------------------------
 
 
