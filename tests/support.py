@@ -143,8 +143,10 @@ class SignalingServer:
         return f"{'wss' if self.scheme == 'https' else 'ws'}://{self.host}:{self.port}/ws"
 
 
-def start_signaling_server(*extra: str, port: int | None = None) -> SignalingServer:
+def start_signaling_server(
+    *extra: str, port: int | None = None, env: dict[str, str] | None = None
+) -> SignalingServer:
     port = port or free_port()
-    process = Process([str(BIN / "signaling-server"), "--port", str(port), "-v", *extra])
+    process = Process([str(BIN / "signaling-server"), "--port", str(port), "-v", *extra], env)
     match = process.wait_for(r"listening on (https?)://")
     return SignalingServer(process, "127.0.0.1", port, match.group(1))
