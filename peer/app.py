@@ -26,8 +26,10 @@ from av import VideoFrame
 
 from media.echo import EchoTrack
 from media.measure import VideoReceiveMeter
-from media.sources import MediaSourceError, open_audio_source, open_video_source
+from media.sources import MediaSourceError
 
+from .av_commands import AvCommand
+from .av_controls import describe_change, window_key_command
 from .call import Call, CallState
 from .candidate_pair import PairWatcher
 from .chat import RecentLines
@@ -44,6 +46,8 @@ from .datachannels import CallData, ReceiveOptions, remove_stale_partials
 from .errors import ExitCode, PeerError
 from .filenames import unreadable_file
 from .ice import call_configuration, servers_from_login
+from .local_media import LocalMedia
+from .media_state import MEDIA_TYPE, MediaState, decode_media_state, encode_media_state
 from .progress import above_progress_bars
 from .prompt import ask_yes_no
 from .recovery import RECOVERY_TIMEOUT, Ending, Recovery, Step, is_fresh_negotiation
@@ -135,6 +139,16 @@ class Peer:
         self._partner: str | None = None
         self._recovery_news: asyncio.Queue[JSONObject] = asyncio.Queue()
         self._replaced: Call | None = None  # the call a fresh offer from the partner ended
+        self.media = LocalMedia(
+            options.video,
+            options.audio,
+            (options.width, options.height),
+            options.fps,
+            options.login,
+            say,
+            self._local_media_changed,
+        )
+        self._remote_media: MediaState | None = None  # what the partner says they send
 
     # ---- lifecycle -------------------------------------------------------------
     async def run(self) -> int:
@@ -180,6 +194,7 @@ class Peer:
             await self.call.hang_up()
         await self._close_data()
         await self._stop_call_tasks()
+        await self.media.close()
         for track in (self._local_video, self._local_audio, *self._echo.values()):
             if track is not None:
                 track.stop()
@@ -190,14 +205,10 @@ class Peer:
         try:
             if o.video == "echo":
                 self._echo["video"] = EchoTrack("video")
-            else:
-                self._local_video = open_video_source(
-                    o.video, o.width, o.height, o.fps, label=o.login
-                )
             if o.audio == "echo":
                 self._echo["audio"] = EchoTrack("audio")
-            else:
-                self._local_audio = open_audio_source(o.audio)
+            self.media.open(video=o.video != "echo", audio=o.audio != "echo")
+            self._local_video, self._local_audio = self.media.video, self.media.audio
         except MediaSourceError as exc:
             raise PeerError(ExitCode.MEDIA_DEVICE, str(exc)) from exc
         except ValueError as exc:  # a source spec that does not parse
@@ -346,6 +357,8 @@ class Peer:
             say,
             self._chat_lines,
         )
+        self.data.on_extension = self._extension_message
+        self._remote_media = None
         return self.call
 
     async def _in_call(self, call: Call) -> ExitCode:
@@ -394,6 +407,7 @@ class Peer:
         if self.options.stats_interval > 0:
             self._spawn(self._report_stats(call), "stats")
         self._spawn(self._announce_connected(call), "announce")
+        self._spawn(self._announce_media(), "media-state")
         if self.options.record is not None:
             self._spawn(self._record(call), "recorder")
         for path in self._files_to_send:
@@ -560,6 +574,7 @@ class Peer:
             self._relay.subscribe(remote, buffered=False),
             local=preview,
             overlay=overlay,
+            on_key=self._window_key,
         )
 
         async def show() -> None:
@@ -627,6 +642,10 @@ class Peer:
             "receive_path": _receive_path_counters(self.options.receive_path, call),
             "transfers": dict(self.data.counters) if self.data is not None else self._transfers,
             "sctp": sctp_counters(self.options.sctp_mode, call.pc),
+            "media": {
+                "sending": vars(self.media.state),
+                "remote": vars(self._remote_media) if self._remote_media else None,
+            },
             "setup_ms": {
                 "ice": _ms(call.timings.since_start(call.timings.ice_connected)),
                 "connected": _ms(call.timings.since_start(call.timings.connected)),
@@ -657,8 +676,39 @@ class Peer:
         pair = self._pair.update(self.call.pc) if self.call is not None else self._pair.last
         if pair is not None:
             lines.append(pair.describe())
+        if self._remote_media is not None and self._remote_media.describe():
+            lines.append(
+                f"{self.call.other if self.call else 'they'}: {self._remote_media.describe()}"
+            )
         lines.extend(self._chat_lines.visible(time.monotonic()))
         return lines
+
+    # ---- mute, camera off, screen (docs/datachannels.md, "Media state") ----------------
+    def _local_media_changed(self, state: MediaState) -> None:
+        if self.data is not None:
+            self.data.send_extension(encode_media_state(state))
+
+    async def _announce_media(self) -> None:
+        data = self.data
+        if data is not None:
+            await data.chat_open.wait()
+            data.send_extension(encode_media_state(self.media.state))
+
+    def _extension_message(self, kind: str, message: str) -> None:
+        if kind != MEDIA_TYPE or self.call is None:
+            return
+        state = decode_media_state(message)
+        if state is None:
+            say(f"ignored a malformed media-state message from {self.call.other}")
+            return
+        for line in describe_change(self._remote_media, state, self.call.other):
+            say(line)
+        self._remote_media = state
+
+    def _window_key(self, key: str) -> None:
+        command = window_key_command(key, self.media.state)
+        if command is not None:
+            self.media.command(command)
 
     # ---- chat and files ----------------------------------------------------------
     def _data_channel(self, channel: RTCDataChannel) -> None:
@@ -672,6 +722,8 @@ class Peer:
             return
         if isinstance(command, HelpCommand):
             say(HELP)
+        elif isinstance(command, AvCommand):
+            self.media.command(command)
         elif isinstance(command, BadCommand):
             say(command.why)
         elif self.data is None:
