@@ -32,7 +32,7 @@ def list_monitors() -> list[dict[str, int]]:
     import mss
 
     try:
-        with mss.mss() as grabber:
+        with mss.MSS() as grabber:
             return [dict(m) for m in grabber.monitors]
     except Exception as exc:  # mss raises its own ScreenShotError, or OSError without X
         raise MediaSourceError(f"cannot reach the screen: {exc}") from exc
@@ -63,7 +63,7 @@ class ScreenTrack(DeviceTrack):
         import mss
 
         if self._grabber is None:
-            self._grabber = mss.mss()
+            self._grabber = mss.MSS()
         delay = self._next_grab - time.monotonic()
         if delay > 0:
             time.sleep(delay)

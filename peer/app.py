@@ -22,9 +22,10 @@ from typing import Any
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
-from av import VideoFrame
+from av import AudioFrame, VideoFrame
 
 from media.echo import EchoTrack
+from media.level import AudioLevel
 from media.measure import VideoReceiveMeter
 from media.sources import MediaSourceError
 
@@ -124,6 +125,7 @@ class Peer:
         self._online: asyncio.Queue[list[str]] = asyncio.Queue()
         self._meter: VideoReceiveMeter | None = None
         self._audio_frames = 0
+        self._audio_level = AudioLevel()
         self._transport = TransportStats()
         self._calls_made = 0
         self._remote_tracks: dict[str, MediaStreamTrack] = {}
@@ -330,6 +332,7 @@ class Peer:
         self._calls_made += 1
         self._meter = VideoReceiveMeter()
         self._audio_frames = 0
+        self._audio_level = AudioLevel()
         self._transport = TransportStats()
         self._pair = PairWatcher()
         local_tracks: list[MediaStreamTrack] = []
@@ -549,8 +552,10 @@ class Peer:
     async def _consume_audio(self, track: MediaStreamTrack) -> None:
         try:
             while True:
-                await track.recv()
+                frame = await track.recv()
                 self._audio_frames += 1
+                if isinstance(frame, AudioFrame):
+                    self._audio_level.on_frame(frame)
         except MediaStreamError:
             return
 
@@ -637,6 +642,7 @@ class Peer:
             "state": call.state.value,
             "video": video,
             "audio_frames": self._audio_frames,
+            "audio_level_dbfs": self._audio_level.dbfs,
             **self._transport.as_dict(),
             "pair": pair.as_dict() if (pair := self._pair.update(call.pc)) else None,
             "receive_path": _receive_path_counters(self.options.receive_path, call),

@@ -117,7 +117,7 @@ def test_sources_for_camera_and_screen() -> None:
 def test_media_state_round_trips() -> None:
     for audio in AUDIO_VALUES:
         for video in VIDEO_VALUES:
-            state = MediaState(audio, video)  # type: ignore[arg-type]
+            state = MediaState(audio, video)
             message = encode_media_state(state)
             assert json.loads(message)["type"] == "media"
             assert decode_media_state(message) == state
@@ -188,7 +188,7 @@ async def test_video_off_sends_black_and_on_resumes_with_forward_timestamps() ->
         await track.switch_to("synthetic")
         after = await _frames(track, 3)
         assert all(read_stamp(luma_plane(f)) is not None for f in after)
-        pts = [f.pts for f in before + off + after]
+        pts = [int(f.pts or 0) for f in before + off + after]
         assert pts == sorted(pts) and len(set(pts)) == len(pts)
     finally:
         track.stop()
@@ -202,7 +202,8 @@ async def test_a_source_that_fails_to_open_leaves_the_current_one() -> None:
         with pytest.raises(ValueError):
             await track.switch_to("nonsense:1")
         assert track.is_on and track.spec == "synthetic"
-        assert read_stamp(luma_plane(await track.recv())) is not None
+        frame = await track.recv()
+        assert isinstance(frame, VideoFrame) and read_stamp(luma_plane(frame)) is not None
     finally:
         track.stop()
 
