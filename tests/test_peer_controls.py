@@ -5,13 +5,14 @@ picture again; a pattern drawn on a real X screen (Xvfb) read back from the fram
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import pytest
 
 from .peer_support import connected_pair, start_peer, stats_lines, wait_for_stats
-from .support import ROOT, Process
-from .xvfb_support import SCREEN, Xvfb
+from .support import BIN, ROOT, Process
+from .xvfb_support import SCREEN, Xvfb, find_stamp
 
 pytestmark = pytest.mark.slow
 
@@ -195,3 +196,47 @@ def test_video_screen_without_a_display_is_one_clear_error(signaling_server: Any
     assert alice.wait() == 8
     assert any("cannot reach the screen" in line for line in alice.lines)
     assert not any("Traceback" in line for line in alice.lines)
+
+
+def test_window_keys_m_and_v_mute_and_turn_the_camera_off(
+    signaling_server: Any, xvfb: Xvfb
+) -> None:
+    bob = start_peer(signaling_server, "--login", "bob", *SYNTHETIC, *STATS)
+    alice = Process(
+        [
+            str(BIN / "webcam-peer"),
+            "--server",
+            signaling_server.ws_url,
+            "--login",
+            "alice",
+            "--call",
+            "bob",
+            *SYNTHETIC,
+            "--no-speaker",
+            "--ice-host",
+            "127.0.0.1",
+        ],
+        env={"DISPLAY": xvfb.display},
+    )
+    try:
+        alice.wait_for("call with bob connected")
+        wait_for_stats(bob, lambda s: _stamped(s) >= 10)
+        time.sleep(1.0)  # the window is up and showing bob
+        found = find_stamp(xvfb.screenshot(), 320 // 40)
+        assert found is not None, "alice's window is not on the screen"
+        _, top, left = found
+        xvfb.xdotool("mousemove", str(left + 160), str(top + 120))
+        xvfb.xdotool("key", "m")
+        bob.wait_for("alice muted the microphone")
+        xvfb.xdotool("key", "v")
+        bob.wait_for("alice turned the camera off")
+        wait_for_stats(bob, lambda s: _level(s) < SILENT_DBFS and s["video"]["black_frames"] >= 2)
+        xvfb.xdotool("key", "m")
+        xvfb.xdotool("key", "v")
+        bob.wait_for("alice unmuted the microphone")
+        bob.wait_for("alice turned the camera on")
+        wait_for_stats(bob, lambda s: _level(s) > LOUD_DBFS)
+    finally:
+        alice.stop()
+        bob.stop()
+    assert not any("Traceback" in line for line in alice.lines + bob.lines)
