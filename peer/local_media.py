@@ -106,7 +106,7 @@ class LocalMedia:
             state = self._actual()
             if state != self.state:
                 self.state = state
-                self._say(_now_sending(state))
+                self._say(_now_sending(state, self.audio is not None, self.video is not None))
                 self._on_change(state)
             if self._wanted != state and not self._tasks - {asyncio.current_task()}:
                 self._wanted = state  # a source that failed to open stays as it was
@@ -148,11 +148,16 @@ def _already(state: MediaState) -> str:
     return f"already so: microphone {state.audio}, video {state.video}"
 
 
-def _now_sending(state: MediaState) -> str:
-    microphone = "microphone muted (released)" if state.audio == "muted" else "microphone on"
-    video = {
-        "on": "camera on",
-        "off": "camera off (released; the other side sees black)",
-        "screen": "sharing the screen",
-    }[state.video]
-    return f"{microphone}; {video}"
+def _now_sending(state: MediaState, has_audio: bool, has_video: bool) -> str:
+    parts = []
+    if has_audio:
+        parts.append("microphone muted (released)" if state.audio == "muted" else "microphone on")
+    if has_video:
+        parts.append(
+            {
+                "on": "camera on",
+                "off": "camera off (released; the other side sees black)",
+                "screen": "sharing the screen",
+            }[state.video]
+        )
+    return "; ".join(parts)
