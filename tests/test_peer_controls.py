@@ -104,6 +104,7 @@ def test_share_the_screen_mid_call_and_back_to_the_camera(
     pattern = _pattern(xvfb)
     on_screen = {"DISPLAY": xvfb.display}
     bob = start_peer(signaling_server, "--login", "bob", *SYNTHETIC, *STATS)
+    bob.wait_for("waiting for calls")
     alice = start_peer(
         signaling_server, "--login", "alice", "--call", "bob", *SYNTHETIC, *STATS, env=on_screen
     )
@@ -157,6 +158,7 @@ def test_video_screen_sends_the_chosen_monitor_from_the_start(
     bob = start_peer(
         signaling_server, "--login", "bob", "--video", "none", "--audio", "none", *STATS
     )
+    bob.wait_for("waiting for calls")
     alice = start_peer(
         signaling_server,
         "--login",
@@ -202,6 +204,7 @@ def test_window_keys_m_and_v_mute_and_turn_the_camera_off(
     signaling_server: Any, xvfb: Xvfb
 ) -> None:
     bob = start_peer(signaling_server, "--login", "bob", *SYNTHETIC, *STATS)
+    bob.wait_for("waiting for calls")
     alice = Process(
         [
             str(BIN / "webcam-peer"),
