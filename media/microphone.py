@@ -1,68 +1,154 @@
-"""The microphone, through PyAV's capture devices (ALSA, AVFoundation, DirectShow)."""
+"""The microphone: PortAudio (``sounddevice``) on every OS, or ALSA through FFmpeg.
+
+The device is read in 10 ms blocks of 48 kHz mono, the unit of the audio processing
+module (:mod:`media.audio_processing`), which takes the speaker's echo, the room's
+noise and the level differences out in the capture thread when one is given. Two
+blocks make one 20 ms frame, what Opus packs.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 from collections.abc import Iterator
-from typing import Final
+from typing import Any, Final, Protocol
 
 import av
+import numpy as np
+import numpy.typing as npt
 from av import AudioFrame
 
 from .alsa import use_system_alsa_config
+from .audio_processing import BLOCK_SAMPLES, PROCESSING_RATE, AudioProcessor
 from .capture import CaptureThread, DeviceTrack
 from .clock import MediaClock
+from .devices import ALSA_PREFIX, audio_devices, portaudio, resolve
 from .errors import MediaSourceError
 
 logger = logging.getLogger(__name__)
 
-AUDIO_RATE: Final = 48000
-FRAME_SAMPLES: Final = 960  # 20 ms, what Opus packs
+AUDIO_RATE: Final = PROCESSING_RATE
+FRAME_SAMPLES: Final = 2 * BLOCK_SAMPLES  # 20 ms, what Opus packs
+ADVICE: Final = "try --audio synthetic to call without one"
 
-# (PyAV input format, default device) per OS.
-_DEVICES: Final = {
-    "linux": ("alsa", "default"),
-    "darwin": ("avfoundation", ":0"),
-    "win32": ("dshow", "audio=Microphone"),
-}
+Block = npt.NDArray[np.int16]
 
 
-def default_device() -> tuple[str, str]:
-    return _DEVICES.get(sys.platform, ("alsa", "default"))
+class _Input(Protocol):
+    name: str
+    latency_ms: float
+
+    def read(self) -> Block | None: ...  # one 10 ms block; None at the end
+
+    def close(self) -> None: ...
+
+
+class _PortAudioInput:
+    def __init__(self, spec: str | None) -> None:
+        sd = portaudio()
+        device = resolve(spec, audio_devices(), "input")
+        self.name = f"{device.index} {device.name!r} [{device.host_api}]"
+        extra: Any = None
+        if device.host_api == "Windows WASAPI":
+            extra = sd.WasapiSettings(auto_convert=True)  # shared mode runs at the mixer's rate
+        try:
+            self._stream = sd.InputStream(
+                device=device.index,
+                samplerate=PROCESSING_RATE,
+                channels=1,
+                dtype="int16",
+                blocksize=BLOCK_SAMPLES,
+                latency="low",
+                extra_settings=extra,
+            )
+            self._stream.start()
+        except sd.PortAudioError as exc:
+            raise MediaSourceError(f"cannot open microphone {self.name}: {exc}; {ADVICE}") from exc
+        self.latency_ms = float(self._stream.latency) * 1000
+
+    def read(self) -> Block | None:
+        data, _overflowed = self._stream.read(BLOCK_SAMPLES)
+        return np.asarray(data, dtype=np.int16).reshape(-1)
+
+    def close(self) -> None:
+        self._stream.close(ignore_errors=True)
+
+
+class _AlsaInput:
+    """ALSA through FFmpeg: the path that needs no PortAudio."""
+
+    def __init__(self, pcm: str) -> None:
+        self.name = f"{ALSA_PREFIX}{pcm}"
+        self.latency_ms = 0.0  # FFmpeg does not say; the canceller estimates it
+        use_system_alsa_config()
+        try:
+            self._container = av.open(pcm, format="alsa", mode="r")
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise MediaSourceError(
+                f"cannot open microphone {pcm!r} (alsa): {exc}; {ADVICE}"
+            ) from exc
+        self._blocks = self._resampled()
+
+    def _resampled(self) -> Iterator[Block]:
+        resampler = av.AudioResampler(
+            format="s16", layout="mono", rate=PROCESSING_RATE, frame_size=BLOCK_SAMPLES
+        )
+        for frame in self._container.decode(audio=0):
+            for block in resampler.resample(frame):
+                yield np.asarray(block.to_ndarray(), dtype=np.int16).reshape(-1)
+
+    def read(self) -> Block | None:
+        return next(self._blocks, None)
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def open_input(spec: str | None) -> _Input:
+    if spec and spec.lower().startswith(ALSA_PREFIX):
+        return _AlsaInput(spec[len(ALSA_PREFIX) :])
+    try:
+        return _PortAudioInput(spec)
+    except MediaSourceError as exc:
+        if spec is None and sys.platform.startswith("linux"):
+            logger.info("%s; trying ALSA's default directly", exc)
+            return _AlsaInput("default")
+        raise MediaSourceError(f"{exc}; {ADVICE}") from exc
 
 
 class MicrophoneTrack(DeviceTrack):
-    """20 ms frames of 48 kHz mono from a capture device."""
+    """20 ms frames of 48 kHz mono from a microphone, through ``processor`` if given."""
 
     kind = "audio"
 
-    def __init__(self, device: str | None = None, input_format: str | None = None) -> None:
+    def __init__(self, device: str | None = None, processor: AudioProcessor | None = None) -> None:
         super().__init__()
-        default_format, default_name = default_device()
-        self.device = device or default_name
-        self.input_format = input_format or default_format
-        use_system_alsa_config()
-        try:
-            self._container = av.open(self.device, format=self.input_format, mode="r")
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise MediaSourceError(
-                f"cannot open microphone {self.device!r} ({self.input_format}): {exc}; "
-                "try --audio synthetic to call without one"
-            ) from exc
-        logger.info("microphone %s (%s) opened", self.device, self.input_format)
+        self._input = open_input(device)
+        self.device = self._input.name
+        self.processor = processor
+        if processor is not None and self._input.latency_ms:
+            processor.set_input_latency_ms(self._input.latency_ms)
+        logger.info(
+            "microphone %s opened%s",
+            self.device,
+            " with echo cancellation" if processor else "",
+        )
         self._clock = MediaClock(AUDIO_RATE, FRAME_SAMPLES / AUDIO_RATE)
-        self._samples = self._resampled()
         self._frames = CaptureThread(
-            f"microphone {self.device}", self._read, self._container.close, depth=10
+            f"microphone {self.device}", self._read, self._input.close, depth=10
         )
-
-    def _resampled(self) -> Iterator[AudioFrame]:
-        resampler = av.AudioResampler(
-            format="s16", layout="mono", rate=AUDIO_RATE, frame_size=FRAME_SAMPLES
-        )
-        for frame in self._container.decode(audio=0):
-            yield from resampler.resample(frame)
 
     def _read(self) -> AudioFrame | None:
-        return next(self._samples, None)
+        blocks = []
+        for _ in range(FRAME_SAMPLES // BLOCK_SAMPLES):
+            block = self._input.read()
+            if block is None:
+                return None
+            if self.processor is not None:
+                block = self.processor.near_end(block)
+            blocks.append(block)
+        frame = AudioFrame.from_ndarray(
+            np.concatenate(blocks).reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = AUDIO_RATE
+        return frame

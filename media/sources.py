@@ -2,8 +2,9 @@
 
     --video camera | camera:N | camera:/dev/videoN | screen | screen:N | synthetic
             | file:PATH | none
-    --audio mic | mic:DEVICE | synthetic | synthetic:FREQ | file:PATH | none
+    --audio mic | mic:N | mic:NAME | mic:alsa:PCM | synthetic | synthetic:FREQ | file:PATH | none
 
+Microphone names are those ``webcam-peer --list-devices`` shows (:mod:`media.devices`).
 (``echo`` is the peer's business: it needs the call's remote track.) A value that
 does not parse raises ValueError; a device or file that cannot be used raises
 :class:`MediaSourceError`, naming it.
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from aiortc import MediaStreamTrack
 
+from .audio_processing import AudioProcessor
 from .errors import MediaSourceError
 
 __all__ = ["MediaSourceError", "open_audio_source", "open_video_source"]
@@ -22,7 +24,9 @@ __all__ = ["MediaSourceError", "open_audio_source", "open_video_source"]
 VIDEO_CHOICES = (
     "camera, camera:N, camera:/dev/videoN, screen, screen:N, synthetic, file:PATH, echo or none"
 )
-AUDIO_CHOICES = "mic, mic:DEVICE, synthetic, synthetic:FREQ, file:PATH, echo or none"
+AUDIO_CHOICES = (
+    "mic, mic:N, mic:NAME, mic:alsa:PCM, synthetic, synthetic:FREQ, file:PATH, echo or none"
+)
 
 
 def _split(spec: str) -> tuple[str, str | None]:
@@ -58,7 +62,14 @@ def open_video_source(
     raise ValueError(f"--video {spec!r} is not a video source; use {VIDEO_CHOICES}")
 
 
-def open_audio_source(spec: str) -> MediaStreamTrack | None:
+def is_microphone(spec: str) -> bool:
+    return _split(spec)[0] == "mic"
+
+
+def open_audio_source(
+    spec: str, processor: AudioProcessor | None = None
+) -> MediaStreamTrack | None:
+    """``processor`` (echo cancellation etc.) applies to a microphone only."""
     kind, argument = _split(spec)
     if kind == "none" and argument is None:
         return None
@@ -77,7 +88,7 @@ def open_audio_source(spec: str) -> MediaStreamTrack | None:
     if kind == "mic":
         from .microphone import MicrophoneTrack
 
-        return MicrophoneTrack(argument or None)
+        return MicrophoneTrack(argument or None, processor=processor)
     if kind == "file" and argument:
         from .file import FileAudioTrack
 

@@ -24,15 +24,18 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
+from media.audio_processing import AudioProcessingUnavailable, AudioProcessor
 from media.echo import EchoTrack
 from media.level import AudioLevel
 from media.measure import VideoReceiveMeter
-from media.sources import MediaSourceError
+from media.sources import MediaSourceError, is_microphone
 
+from .answering import ASK_WITHIN, Answer, AnswerPolicy
 from .av_commands import AvCommand
 from .av_controls import describe_change, window_key_command
-from .call import Call, CallState
+from .call import Call, CallState, IllegalTransition
 from .candidate_pair import PairWatcher
+from .cc_shell import DEFAULT_MAX_BPS
 from .chat import RecentLines
 from .commands import (
     HELP,
@@ -43,10 +46,18 @@ from .commands import (
     SendCommand,
     parse_command,
 )
-from .datachannels import CallData, ReceiveOptions, remove_stale_partials
+from .datachannels import (
+    DEFAULT_CALL_BUDGET,
+    DEFAULT_MAX_RECEIVE,
+    CallData,
+    ReceiveOptions,
+    default_download_dir,
+    remove_stale_partials,
+)
 from .errors import ExitCode, PeerError
 from .filenames import unreadable_file
 from .ice import call_configuration, servers_from_login
+from .intake import BadMessage, CandidateGate, description
 from .local_media import LocalMedia
 from .media_state import MEDIA_TYPE, MediaState, decode_media_state, encode_media_state
 from .progress import above_progress_bars
@@ -60,9 +71,15 @@ from .signaling_client import (
     SignalingClient,
     SignalingError,
 )
-from .stats import TransportStats
+from .stats import (
+    TransportStats,
+    congestion_overlay,
+    congestion_stats,
+    negotiated_video_codec,
+)
 from .terminal import Terminal
 from .turn_check import TurnReadiness
+from .untrusted import shown, shown_lines, username_from_server
 
 logger = logging.getLogger(__name__)
 
@@ -82,24 +99,32 @@ class PeerOptions:
     codec: str | None = None
     receive_path: str = "fast"
     sctp_mode: str = "fast"
+    congestion_control: str = "gcc"
+    max_bitrate_bps: int = DEFAULT_MAX_BPS
     window: bool = True
     speaker: bool = True
+    speaker_device: str | None = None  # None: the system's default output
+    audio_processing: bool = True  # echo cancellation etc. on the mic while the speaker plays
     record: Path | None = None
     once: bool = False
     ask: bool = False
+    auto_answer: bool = False
+    answer_from: list[str] = field(default_factory=list)
     stats_interval: float = 0.0
     answer_timeout: float = 30.0
     configuration: RTCConfiguration = field(default_factory=lambda: RTCConfiguration([]))
     verify_tls: bool = True
     send_files: list[Path] = field(default_factory=list)
-    download_dir: Path = Path(".")
-    max_receive_size: int | None = None
+    download_dir: Path = field(default_factory=default_download_dir)
+    max_receive_size: int | None = DEFAULT_MAX_RECEIVE
+    max_receive_per_call: int | None = DEFAULT_CALL_BUDGET
+    resolve_mdns: bool = False
 
 
 def say(text: str) -> None:
     """A line for the person at the terminal (stdout, so scripts can read it too)."""
     with above_progress_bars():
-        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+        print(f"[{time.strftime('%H:%M:%S')}] {shown_lines(text)}", flush=True)
 
 
 class Peer:
@@ -118,6 +143,7 @@ class Peer:
         self._relay = MediaRelay()
         self._local_video: MediaStreamTrack | None = None
         self._local_audio: MediaStreamTrack | None = None
+        self._audio_processor: AudioProcessor | None = None
         self._echo: dict[str, EchoTrack] = {}
         self._call_tasks: set[asyncio.Task[Any]] = set()
         self._offers: asyncio.Queue[tuple[str, JSONObject]] = asyncio.Queue()
@@ -151,6 +177,10 @@ class Peer:
             self._local_media_changed,
         )
         self._remote_media: MediaState | None = None  # what the partner says they send
+        self._reader_crashed = False
+        self._gate = CandidateGate()  # the current call's remote candidates
+        self._ringing: str | None = None  # the caller being asked about
+        self._ringing_stopped = asyncio.Event()  # ...hung up before the answer
 
     # ---- lifecycle -------------------------------------------------------------
     async def run(self) -> int:
@@ -165,17 +195,28 @@ class Peer:
             await self._connect()
             await self._turn.check(self._call_configuration())
             reader = asyncio.create_task(self._read_signaling(), name="signaling-reader")
+            reader.add_done_callback(self._reader_done)
             try:
-                return int(await self._main())
+                code = await self._main()
             finally:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reader
+                    await reader  # a crash was logged, and fails the run, in _reader_done
+            return int(ExitCode.ERROR if self._reader_crashed else code)
         except PeerError as exc:
             say(f"error: {exc}")
             return int(exc.code)
         finally:
             await self._shutdown()
+
+    def _reader_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        # A bug, not the server going away (that is SignalingError, handled in the reader):
+        # logged with its traceback so no test or user mistakes it for a clean run.
+        logger.error("the signaling reader crashed", exc_info=task.exception())
+        self._reader_crashed = True
+        self.quit.set()
 
     def _clean_download_dir(self) -> None:
         removed = remove_stale_partials(self.options.download_dir)
@@ -209,12 +250,26 @@ class Peer:
                 self._echo["video"] = EchoTrack("video")
             if o.audio == "echo":
                 self._echo["audio"] = EchoTrack("audio")
-            self.media.open(video=o.video != "echo", audio=o.audio != "echo")
+            else:
+                self._audio_processor = self._make_audio_processor()
+            self.media.open(
+                video=o.video != "echo", audio=o.audio != "echo", processor=self._audio_processor
+            )
             self._local_video, self._local_audio = self.media.video, self.media.audio
         except MediaSourceError as exc:
             raise PeerError(ExitCode.MEDIA_DEVICE, str(exc)) from exc
         except ValueError as exc:  # a source spec that does not parse
             raise PeerError(ExitCode.USAGE, str(exc)) from exc
+
+    def _make_audio_processor(self) -> AudioProcessor | None:
+        o = self.options
+        if not (o.audio_processing and o.speaker and is_microphone(o.audio)):
+            return None
+        try:
+            return AudioProcessor()
+        except AudioProcessingUnavailable as exc:
+            logger.warning("%s; the microphone goes out unprocessed", exc)
+            return None
 
     async def _connect(self) -> None:
         try:
@@ -314,18 +369,62 @@ class Peer:
 
     # ---- incoming calls ----------------------------------------------------------
     async def _incoming(self, caller: str, offer: JSONObject) -> ExitCode:
-        say(f"incoming call from {caller}")
-        if self.options.ask and not await ask_yes_no(
-            self.terminal, f"answer the call from {caller}? [y/n] "
-        ):
-            await self.signaling.send(
+        o = self.options
+        policy = AnswerPolicy.of(o.auto_answer, o.answer_from, o.ask)
+        decision = policy.decide(caller, self.terminal.interactive)
+        if decision is Answer.DECLINE:
+            say(
+                f"declined the call from {caller}: nobody at a terminal to ask "
+                f"(--auto-answer, or --answer-from {caller}, answers calls unattended)"
+            )
+            await self._send_quietly(
                 {"type": "close", "otherUsername": caller, "reason": "declined"}
             )
-            say(f"declined the call from {caller}")
+            return ExitCode.OK
+        say(f"incoming call from {caller}")
+        if decision is Answer.ASK and not await self._ask_to_answer(caller):
             return ExitCode.OK
         call = self._new_call(caller)
-        await call.offer_received(offer)
+        try:
+            await call.offer_received(self._admitted(offer, "offer"))
+        except Exception as exc:  # a stranger's offer must not end the program
+            why = _why(exc)
+            logger.warning("the offer from %s could not be applied: %s", caller, why)
+            say(f"refused the call from {caller}: their offer could not be applied ({why})")
+            await call.hang_up("bad-offer")
+            await self._close_data()
+            self.call = None
+            return ExitCode.OK
         return await self._in_call(call)
+
+    async def _ask_to_answer(self, caller: str) -> bool:
+        """y/n at the terminal, unless the caller hangs up first; True to answer."""
+        self._ringing = caller
+        self._ringing_stopped.clear()
+        question = asyncio.ensure_future(
+            ask_yes_no(self.terminal, f"answer the call from {caller}? [y/n] ", ASK_WITHIN)
+        )
+        stopped = asyncio.ensure_future(self._ringing_stopped.wait())
+        try:
+            await self._until_quit(
+                asyncio.wait({question, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            )
+        finally:
+            self._ringing = None
+            stopped.cancel()
+            if not question.done():
+                question.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await question
+        if question.cancelled() or self.quit.is_set():
+            if self._ringing_stopped.is_set():
+                say(f"{caller} hung up before the call was answered")
+            return False
+        if question.result():
+            return True
+        await self._send_quietly({"type": "close", "otherUsername": caller, "reason": "declined"})
+        say(f"declined the call from {caller}")
+        return False
 
     # ---- a call in progress ------------------------------------------------------
     def _new_call(self, other: str) -> Call:
@@ -350,13 +449,16 @@ class Peer:
             receive_path=o.receive_path,
             sctp_mode=o.sctp_mode,
             on_data_channel=self._data_channel,
+            congestion_control=o.congestion_control,
+            max_bitrate_bps=o.max_bitrate_bps,
         )
         self._transfers = None
+        self._gate = CandidateGate(allow_mdns=o.resolve_mdns)
         self.data = CallData(
             self.call.pc,
             o.login,
             other,
-            ReceiveOptions(o.download_dir, o.max_receive_size),
+            ReceiveOptions(o.download_dir, o.max_receive_size, o.max_receive_per_call),
             say,
             self._chat_lines,
         )
@@ -474,12 +576,15 @@ class Peer:
         if news is None or news.get("type") != "offer":
             return None, f"{other} hung up"
         call = self._new_call(other)
-        await call.offer_received(news["offer"])
+        try:
+            await call.offer_received(self._admitted(news["offer"], "offer"))
+        except Exception as exc:  # as in _incoming: only this call ends
+            await self._abandon(call)
+            return None, f"their offer could not be applied ({_why(exc)})"
         while not self._recovery_news.empty():  # trickled after the offer
             late = self._recovery_news.get_nowait()
             if late.get("type") == "candidate":
-                candidate = late.get("candidate")
-                await call.candidate_received(candidate if isinstance(candidate, dict) else None)
+                await self._remote_candidate(call, late.get("candidate"))
         return call, ""
 
     async def _until_connected(self, call: Call) -> tuple[Call | None, str]:
@@ -592,7 +697,11 @@ class Peer:
     def _play(self, remote: MediaStreamTrack) -> None:
         from media.speaker import Speaker
 
-        speaker = Speaker(self._relay.subscribe(remote, buffered=False))
+        speaker = Speaker(
+            self._relay.subscribe(remote, buffered=False),
+            device=self.options.speaker_device,
+            processor=self._audio_processor,
+        )
         self._spawn(speaker.run(), "speaker")
 
     async def _record(self, call: Call) -> None:
@@ -646,8 +755,10 @@ class Peer:
             **self._transport.as_dict(),
             "pair": pair.as_dict() if (pair := self._pair.update(call.pc)) else None,
             "receive_path": _receive_path_counters(self.options.receive_path, call),
+            "codec": negotiated_video_codec(call.pc),
             "transfers": dict(self.data.counters) if self.data is not None else self._transfers,
             "sctp": sctp_counters(self.options.sctp_mode, call.pc),
+            "congestion": congestion_stats(call.congestion),
             "media": {
                 "sending": vars(self.media.state),
                 "remote": vars(self._remote_media) if self._remote_media else None,
@@ -679,6 +790,8 @@ class Peer:
         if self._transport.rtt_ms is not None:
             parts.append(f"RTT {self._transport.rtt_ms:.0f} ms")
         lines = [" ".join(parts)] if parts else ["connecting..."]
+        if self.call is not None and (sending := congestion_overlay(self.call.congestion)):
+            lines.append(sending)
         pair = self._pair.update(self.call.pc) if self.call is not None else self._pair.last
         if pair is not None:
             lines.append(pair.describe())
@@ -776,11 +889,13 @@ class Peer:
 
     # ---- signaling ---------------------------------------------------------------
     async def _read_signaling(self) -> None:
+        """Every message in its own error boundary: only the connection ending stops
+        reading (docs/security.md)."""
         try:
             while True:
                 message = await self.signaling.receive()
-                await self._dispatch(message)
-        except Exception as exc:
+                await self._handle(message)
+        except SignalingError as exc:
             say(f"error: lost the signaling server: {exc}")
             self.quit_code = ExitCode.SERVER_UNREACHABLE
             call = self.call
@@ -790,8 +905,49 @@ class Peer:
                 await call.ended.wait()
             self.quit.set()
 
+    async def _handle(self, message: JSONObject) -> None:
+        """One message; whatever it does wrong ends at most the call it belongs to."""
+        kind = shown(message.get("type"), 20)
+        sender = message.get("username")
+        try:
+            await self._dispatch(message)
+        except SignalingError:
+            raise  # the connection itself: the reader's business
+        except IllegalTransition as exc:
+            logger.warning("ignored %s from %s: %s", kind, shown(sender, 40), exc)
+        except Exception as exc:
+            why = _why(exc)
+            logger.warning("ignored %s from %s: %s", kind, shown(sender, 40), why)
+            call = self.call
+            if call is not None and call.live and sender == call.other:
+                say(f"ending the call with {call.other}: their {kind} could not be applied ({why})")
+                await call.hang_up("bad-message")
+
+    def _admitted(self, data: object, kind: str) -> JSONObject:
+        """A description from the other side, its refused candidates taken out."""
+        checked = description(data, kind)
+        checked["sdp"], refusals = self._gate.filter_sdp(checked["sdp"])
+        if refusals:
+            logger.info("left out %d candidate(s) of the %s: %s", len(refusals), kind, refusals[0])
+        return checked
+
+    async def _remote_candidate(self, call: Call, candidate: object) -> None:
+        why = self._gate.admit(candidate)
+        if why is not None:
+            if self._gate.first_time(why):
+                say(f"ignoring candidates from {call.other}: {why}")
+            return
+        await call.candidate_received(candidate if isinstance(candidate, dict) else None)
+
     async def _dispatch(self, message: JSONObject) -> None:
         kind = message.get("type")
+        if "username" in message and username_from_server(message["username"]) is None:
+            # Relayed messages carry a name the server checked; anything else is not
+            # from a user of this protocol.
+            logger.warning(
+                "ignored %s with the username %s", shown(kind, 20), shown(message["username"], 40)
+            )
+            return
         sender = message.get("username")
         call = self.call
         from_partner = call is not None and call.live and sender == call.other
@@ -800,17 +956,18 @@ class Peer:
             # Between two calls of a conversation (re-establishing): for _re_establish.
             self._recovery_news.put_nowait(message)
             return
-        if kind == "offer" and isinstance(message.get("offer"), dict):
+        if kind == "offer" and sender is not None:
             if from_partner:
                 assert call is not None
-                if is_fresh_negotiation(call.remote_sdp, str(message["offer"].get("sdp"))):
+                offer = description(message.get("offer"), "offer")
+                if is_fresh_negotiation(call.remote_sdp, offer["sdp"]):
                     # The partner noticed the media failure first and starts over on a
                     # new connection: this one gives way to it.
                     self._replaced = call
                     self._recovery_news.put_nowait(message)
                     await call.hang_up("replaced by a fresh negotiation", notify=False)
                 else:
-                    await call.offer_received(message["offer"])
+                    await call.offer_received(self._admitted(offer, "offer"))
             elif call is not None and call.live:
                 say(f"{sender} called while we are in a call; answering busy")
                 await self.signaling.send(
@@ -822,28 +979,39 @@ class Peer:
                     {"type": "close", "otherUsername": sender, "reason": "busy"}
                 )
             else:
-                await self._offers.put((str(sender), message["offer"]))
-        elif kind == "answer" and from_partner and isinstance(message.get("answer"), dict):
+                try:
+                    offer = description(message.get("offer"), "offer")
+                except BadMessage as exc:
+                    # The server now has us ringing with them: the close frees both.
+                    say(f"refused the call from {sender}: {exc}")
+                    await self.signaling.send(
+                        {"type": "close", "otherUsername": sender, "reason": "bad-offer"}
+                    )
+                    return
+                await self._offers.put((str(sender), offer))
+        elif kind == "answer" and from_partner:
             assert call is not None
-            await call.answer_received(message["answer"])
+            await call.answer_received(self._admitted(message.get("answer"), "answer"))
         elif kind == "candidate" and from_partner:
             assert call is not None
-            candidate = message.get("candidate")
-            await call.candidate_received(candidate if isinstance(candidate, dict) else None)
+            await self._remote_candidate(call, message.get("candidate"))
+        elif kind == "close" and sender is not None and sender == self._ringing:
+            self._ringing_stopped.set()
         elif kind == "close" and from_partner:
             assert call is not None
             reason = message.get("reason")
-            await call.remote_closed(reason if isinstance(reason, str) else None)
+            await call.remote_closed(shown(reason, 80) if isinstance(reason, str) else None)
         elif kind == "users" and isinstance(message.get("users"), list):
-            await self._online.put([str(u) for u in message["users"]])
+            users = message["users"]
+            await self._online.put([u for u in users if username_from_server(u) is not None])
         elif kind == "error":
-            logger.info("server error: %s", message)
+            logger.info("server error: %s", shown(message, 400))
             if call is not None and call.state is CallState.OFFERING:
                 await self._outgoing_errors.put(message)
             elif message.get("reason") not in ("not-in-call",):
-                say(f"server says: {message.get('message') or message.get('reason')}")
+                say(f"server says: {shown(message.get('message') or message.get('reason'))}")
         else:
-            logger.debug("ignoring %s from %s", kind, sender)
+            logger.debug("ignoring %s from %s", shown(kind, 20), shown(sender, 40))
 
 
 def _receive_path_counters(path: str, call: Call) -> dict[str, Any]:
@@ -861,8 +1029,13 @@ def _refusal(other: str, error: JSONObject) -> PeerError | None:
     if reason == "busy":
         return PeerError(ExitCode.BUSY, f"{other} is busy in another call")
     if reason in ("in-another-call", "self-call", "invalid-username"):
-        return PeerError(ExitCode.ERROR, str(error.get("message") or reason))
+        return PeerError(ExitCode.ERROR, shown(error.get("message") or reason))
     return None
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as a one-line reason (aiortc's assertions carry no message)."""
+    return shown(str(exc) or type(exc).__name__, 160)
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -20,6 +20,9 @@ from aiortc import (
 )
 
 from .candidates import CandidateError, candidate_from_json
+from .cc_sdp import adopt_remote_transport_cc, offer_with_transport_cc
+from .cc_shell import CONGESTION_MODES, DEFAULT_MAX_BPS, CongestionShell
+from .cc_track import AdaptedVideoTrack
 from .jitter import FrameCompletionBuffer, install_receive_path
 from .sctp_speed import install_sctp
 
@@ -134,7 +137,14 @@ class Call:
         receive_video: bool = True,
         receive_audio: bool = True,
         on_data_channel: Callable[[RTCDataChannel], None] | None = None,
+        congestion_control: str = "gcc",
+        max_bitrate_bps: int = DEFAULT_MAX_BPS,
     ) -> None:
+        if congestion_control not in CONGESTION_MODES:
+            raise ValueError(
+                f"congestion control must be one of {', '.join(CONGESTION_MODES)}, "
+                f"not {congestion_control!r}"
+            )
         self.other = other
         self._on_data_channel = on_data_channel
         self._send = send
@@ -157,6 +167,13 @@ class Call:
         self._lock = asyncio.Lock()
         self._watchdog: asyncio.Task[None] | None = None
         self.pc = RTCPeerConnection(configuration)
+        self.congestion: CongestionShell | None = None
+        if congestion_control == "gcc":
+            self.congestion = CongestionShell(self.pc, max_bps=max_bitrate_bps)
+            # Scaled and thinned before the encoder when the link is tight.
+            self._local_tracks = [
+                AdaptedVideoTrack(t) if t.kind == "video" else t for t in local_tracks
+            ]
         self.pc.on("connectionstatechange", self._connection_state_changed)
         self.pc.on("iceconnectionstatechange", self._ice_state_changed)
         self.pc.on("track", self._track_arrived)
@@ -193,6 +210,8 @@ class Call:
             self._on_data_channel(self.pc.createDataChannel("chat", ordered=True))
         install_sctp(self.pc, self._sctp_mode)  # the chat channel made the transport
         offer = await self.pc.createOffer()
+        if self.congestion is not None:
+            offer = RTCSessionDescription(sdp=offer_with_transport_cc(offer.sdp), type="offer")
         await self.pc.setLocalDescription(offer)
         await self._send(
             {
@@ -210,6 +229,7 @@ class Call:
                 return
             self._fire(CallEvent.ANSWER_RECEIVED)
             await self.pc.setRemoteDescription(_description(answer))
+            self._negotiate_congestion_control()
             self.described.set()
             await self._apply_held_candidates()
 
@@ -226,6 +246,7 @@ class Call:
                 # aiortc made a transceiver per offered m-line; ours go onto those.
                 self._attach_to_offered_transceivers()
                 self._tracks_attached = True
+            self._negotiate_congestion_control()
             await self._apply_held_candidates()
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
@@ -284,10 +305,20 @@ class Call:
         self.end_reason = reason
         if self._watchdog is not None and self._watchdog is not asyncio.current_task():
             self._watchdog.cancel()
+        if self.congestion is not None:
+            await self.congestion.close()  # first: aiortc's senders may wait on its pacer
         await self.pc.close()
         self.ended.set()
 
     # ---- internals ---------------------------------------------------------------
+    def _negotiate_congestion_control(self) -> None:
+        """After a remote description: keep transport-cc where both sides have it, and
+        hook the congestion controller into the (now bundled) transports and senders."""
+        if self.congestion is None:
+            return
+        self.congestion.negotiated(adopt_remote_transport_cc(self.pc))
+        self.congestion.attach()
+
     def _add_transceivers(self) -> None:
         for kind in ("audio", "video"):
             track = next((t for t in self._local_tracks if t.kind == kind), None)

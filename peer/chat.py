@@ -11,10 +11,15 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
+from .untrusted import shown
+
 MAX_CHAT_BYTES: Final = 4096
 # A message may carry JSON escapes, so its raw size may exceed the text's; past this
 # it is refused unread.
 MAX_RAW_CHAT_BYTES: Final = 8192
+# Received chat lines shown: a burst of 20 (a pasted paragraph), then 5 a second.
+CHAT_LINES_PER_SECOND: Final = 5.0
+CHAT_BURST: Final = 20
 
 
 class ChatError(ValueError):
@@ -86,8 +91,40 @@ def decode_chat(message: str | bytes, sender: str) -> ChatReceived:
 
 def printable(text: str) -> str:
     """``text`` without control characters, so it cannot move the cursor or clear the
-    screen of the person reading it."""
-    return "".join(c if c.isprintable() or c == " " else "\N{REPLACEMENT CHARACTER}" for c in text)
+    screen of the person reading it (the peer's one filter, peer/untrusted.py)."""
+    return shown(text, None)
+
+
+class ChatLimiter:
+    """A token bucket for received chat lines: ``rate`` a second, bursts of ``burst``.
+
+    A person types a line every few seconds; a stranger's script sends thousands. What
+    is over the limit is counted, not shown, and the count is told once the flood
+    stops (``dropped_since_told``). Time is passed in, so this stays pure.
+    """
+
+    def __init__(self, rate: float = CHAT_LINES_PER_SECOND, burst: int = CHAT_BURST) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._last: float | None = None
+        self.dropped = 0
+        self._told = 0
+
+    def allow(self, now: float) -> bool:
+        if self._last is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        self.dropped += 1
+        return False
+
+    def untold(self) -> int:
+        """Lines dropped since the last time this was asked; resets the count."""
+        count, self._told = self.dropped - self._told, self.dropped
+        return count
 
 
 class RecentLines:

@@ -15,6 +15,9 @@ from signaling.protocol import is_valid_username
 
 from . import consent, ice_checks
 from .aiortc_seam import AiortcChanged
+from .cc_shell import CONGESTION_MODES, DEFAULT_MAX_BPS
+from .cc_shell import check_aiortc as check_congestion_seam
+from .datachannels import DEFAULT_CALL_BUDGET, DEFAULT_MAX_RECEIVE, default_download_dir
 from .errors import ExitCode
 from .filenames import unreadable_file
 from .ice import IceConfigError, restrict_host_addresses, rtc_configuration, validate_host_addresses
@@ -22,6 +25,7 @@ from .jitter import RECEIVE_PATHS
 from .jitter import check_aiortc as check_receive_seam
 from .sctp_speed import SCTP_MODES
 from .sctp_speed import check_aiortc as check_sctp_seam
+from .untrusted import PrintableFormatter
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +37,13 @@ other side shown in a window.
 
 EPILOG = """\
 examples:
-  webcam-peer --login bob                         # wait for calls, answer them
+  webcam-peer --login bob                         # wait for calls; asks y/n for each
+  webcam-peer --login bob --answer-from alice     # ...answers alice's without asking
   webcam-peer --login alice --call bob            # call bob (he must be online)
   webcam-peer --login alice --call bob --wait     # ...or wait until he logs in
-  webcam-peer --login bot --video synthetic --audio synthetic --no-window --stats-interval 1
-                                                  # a headless bot printing JSON stats
-  webcam-peer --login echo --video echo --audio echo --no-window
+  webcam-peer --login bot --video synthetic --audio synthetic --no-window --stats-interval 1 \\
+      --auto-answer                               # a headless bot printing JSON stats
+  webcam-peer --login echo --video echo --audio echo --no-window --auto-answer
                                                   # send back whatever is received
   webcam-peer --login alice --call bob --send-file report.pdf
                                                   # send a file once the call is up; during
@@ -55,7 +60,9 @@ examples:
 
 sources:  --video camera | camera:N | camera:/dev/videoN | screen | screen:N | synthetic
                   | file:PATH | echo | none
-          --audio mic | mic:DEVICE | synthetic | synthetic:FREQ | file:PATH | echo | none
+          --audio mic | mic:N | mic:NAME | mic:alsa:PCM | synthetic | synthetic:FREQ | file:PATH
+                  | echo | none
+devices:  webcam-peer --list-devices shows what N and NAME can be; --speaker-device too.
 keys in the window: q or Esc hangs up and quits, m mutes/unmutes, v turns the camera off/on.
 
 exit codes: 0 done, 1 error, 2 bad usage, 3 server unreachable, 4 login refused,
@@ -99,6 +106,16 @@ def _fps(text: str) -> float:
     return fps
 
 
+def _kbps(text: str) -> int:
+    try:
+        kbps = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bitrate {text!r} is not a whole number") from None
+    if not 100 <= kbps <= 50_000:
+        raise argparse.ArgumentTypeError(f"bitrate {text!r} must be 100-50000 kbit/s")
+    return kbps
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -132,6 +149,25 @@ def _prepare_download_dir(directory: Path) -> str | None:
     return None
 
 
+class _ListDevices(argparse.Action):
+    """Prints the devices and exits during parsing, as --help does: no --login needed."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from media.devices import format_listing, list_devices
+
+        print(format_listing(list_devices()), flush=True)
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="webcam-peer",
@@ -159,9 +195,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --call: if OTHER is not online yet, wait until they log in",
     )
     who.add_argument(
+        "--auto-answer",
+        action="store_true",
+        help="answer every call without asking (bots, scripts); by default a person at "
+        "a terminal is asked y/n, and with no terminal calls are declined",
+    )
+    who.add_argument(
+        "--answer-from",
+        action="append",
+        default=[],
+        type=_username,
+        metavar="NAME",
+        help="answer calls from NAME without asking, repeatable; others are asked or declined",
+    )
+    who.add_argument(
         "--ask",
         action="store_true",
-        help="ask y/n on the terminal before answering a call (default: answer)",
+        help="ask y/n on standard input before answering, even when it is not a terminal "
+        "(and even with --auto-answer)",
     )
     who.add_argument(
         "--once", action="store_true", help="when waiting for calls: quit after the first call ends"
@@ -193,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--audio",
         default="mic",
         metavar="SRC",
-        help="audio to send: mic, mic:DEVICE, synthetic, synthetic:FREQ, "
+        help="audio to send: mic, mic:N, mic:NAME, mic:alsa:PCM, synthetic, synthetic:FREQ, "
         "file:PATH, echo or none (default %(default)s)",
     )
     media.add_argument(
@@ -222,6 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
         "(default %(default)s)",
     )
     media.add_argument(
+        "--congestion-control",
+        choices=CONGESTION_MODES,
+        default="gcc",
+        help="gcc estimates the link from transport-wide feedback, paces what it sends and "
+        "lowers bitrate, resolution and frame rate to fit; stock is aiortc's own (no "
+        "transport-cc, no pacer), kept for comparison (default %(default)s)",
+    )
+    media.add_argument(
+        "--max-bitrate",
+        type=_kbps,
+        default=DEFAULT_MAX_BPS // 1000,
+        metavar="KBPS",
+        help="the most the congestion controller sends, in kbit/s (default %(default)s)",
+    )
+    media.add_argument(
         "--no-window",
         dest="window",
         action="store_false",
@@ -242,6 +308,27 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="record what is received, e.g. --record call.webm (or .mkv, .mp4)",
+    )
+
+    devices = parser.add_argument_group("devices and sound")
+    devices.add_argument(
+        "--list-devices",
+        action=_ListDevices,
+        help="list cameras, microphones and speakers with the numbers and names "
+        "--video camera:N, --audio mic:N|NAME and --speaker-device take, and exit",
+    )
+    devices.add_argument(
+        "--speaker-device",
+        metavar="DEV",
+        help="play the remote audio here: a number or name from --list-devices, or "
+        "alsa:PCM (e.g. alsa:hw:1) for ALSA directly (default: the system's output)",
+    )
+    devices.add_argument(
+        "--no-audio-processing",
+        dest="audio_processing",
+        action="store_false",
+        help="send the microphone as captured: no echo cancellation, noise suppression "
+        "or gain control (default: on whenever the speaker plays)",
     )
 
     ice = parser.add_argument_group("network")
@@ -270,6 +357,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="offer only these local addresses, repeatable, e.g. --ice-host "
         "192.168.1.20 (useful with VPNs; tests use 127.0.0.1)",
     )
+    ice.add_argument(
+        "--consent",
+        choices=consent.CONSENT_MODES,
+        default="tolerant",
+        help="ICE consent checks: tolerant counts a late answer and gives each check a "
+        "timeout from the measured round trip, so a congested link is not taken for a "
+        "dead one; stock is aioice's own (0.5 s per check), kept for comparison "
+        "(default %(default)s)",
+    )
+
+    ice.add_argument(
+        "--resolve-mdns",
+        action="store_true",
+        help="look up the other side's mDNS .local candidates (browsers hide local "
+        "addresses behind them); off by default: each is a multicast query on your "
+        "network on a stranger's say-so",
+    )
 
     files = parser.add_argument_group("chat and files (type a line during a call to chat)")
     files.add_argument(
@@ -284,16 +388,24 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument(
         "--download-dir",
         type=Path,
-        default=Path("."),
         metavar="DIR",
-        help="save received files here, never overwriting (default: the current "
+        help="save received files here, never overwriting (default: ~/Downloads/webcam-peer, "
+        "under the desktop's Downloads folder if it names one; never the current "
         "directory; created if missing)",
     )
     files.add_argument(
         "--max-receive-size",
         type=_byte_size,
+        default=DEFAULT_MAX_RECEIVE,
         metavar="SIZE",
-        help="refuse files larger than this, e.g. 500M or 2G (default: no limit)",
+        help="refuse files larger than this, e.g. 500M or 2G (default 1G)",
+    )
+    files.add_argument(
+        "--max-receive-per-call",
+        type=_byte_size,
+        default=DEFAULT_CALL_BUDGET,
+        metavar="SIZE",
+        help="refuse files once those accepted in one call add up to this (default 4G)",
     )
 
     report = parser.add_argument_group("reporting")
@@ -323,7 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.wait and not args.call:
         parser.error("--wait goes with --call")
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     if args.verbose < 2:
         for noisy in ("aioice", "aiortc", "aiohttp.access"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -338,18 +452,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in args.send_file:
         if problem := unreadable_file(path):
             parser.error(f"--send-file {problem}")
-    if problem := _prepare_download_dir(args.download_dir):
+    if args.download_dir is not None and (problem := _prepare_download_dir(args.download_dir)):
         parser.error(problem)
     restrict_host_addresses(args.ice_host)
     ice_checks.install()
     try:
-        consent.install()
+        consent.install(args.consent)
     except RuntimeError as exc:
         parser.error(str(exc))
-    seams = [(args.jitter, check_receive_seam), (args.sctp, check_sctp_seam)]
+    seams = [
+        (args.jitter, check_receive_seam),
+        (args.sctp, check_sctp_seam),
+        (args.congestion_control, check_congestion_seam),
+    ]
     for mode, check_seam in seams:
         try:
-            if mode == "fast":
+            if mode in ("fast", "gcc"):
                 check_seam()
         except AiortcChanged as exc:
             parser.error(str(exc))
@@ -372,18 +490,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         codec=args.codec,
         receive_path=args.jitter,
         sctp_mode=args.sctp,
+        congestion_control=args.congestion_control,
+        max_bitrate_bps=args.max_bitrate * 1000,
         window=args.window,
         speaker=args.speaker,
+        speaker_device=args.speaker_device,
+        audio_processing=args.audio_processing,
         record=args.record,
         once=args.once,
         ask=args.ask,
+        auto_answer=args.auto_answer,
+        answer_from=list(args.answer_from),
         stats_interval=args.stats_interval,
         answer_timeout=args.answer_timeout,
         configuration=configuration,
         verify_tls=not args.insecure,
         send_files=list(args.send_file),
-        download_dir=args.download_dir,
+        download_dir=args.download_dir or default_download_dir(),
         max_receive_size=args.max_receive_size,
+        max_receive_per_call=args.max_receive_per_call,
+        resolve_mdns=args.resolve_mdns,
     )
     try:
         peer = Peer(options)

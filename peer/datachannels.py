@@ -16,18 +16,27 @@ import contextlib
 import itertools
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
 from aiortc import RTCDataChannel, RTCPeerConnection
 from aiortc.exceptions import InvalidStateError
 
-from .chat import ChatError, ChatIgnored, ChatLine, RecentLines, decode_chat, encode_chat
+from .chat import (
+    ChatError,
+    ChatIgnored,
+    ChatLimiter,
+    ChatLine,
+    RecentLines,
+    decode_chat,
+    encode_chat,
+)
 from .filenames import claim
 from .progress import Progress, make_progress
 from .transfer import (
@@ -46,6 +55,7 @@ from .transfer import (
     Write,
 )
 from .transfer_wire import MAX_CHUNK, Cancel, encode_control
+from .untrusted import shown
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +82,46 @@ MAX_INCOMING_AT_ONCE: Final = 8
 STALE_PARTIAL_AFTER: Final = 600.0
 
 
+# What one call may bring in at most, and what every file leaves free on the disk.
+DEFAULT_MAX_RECEIVE: Final = 1024**3
+DEFAULT_CALL_BUDGET: Final = 4 * 1024**3
+FREE_SPACE_MARGIN: Final = 256 * 1024 * 1024
+# An open file channel holds a transfer slot; one whose header does not come in this
+# long gives it back.
+HEADER_WITHIN: Final = 30.0
+
+
+def default_download_dir(home: Path | None = None, environ: dict[str, str] | None = None) -> Path:
+    """``~/Downloads/webcam-peer``, or under the folder the desktop calls Downloads
+    (``XDG_DOWNLOAD_DIR``): never the current directory, where a received
+    ``conftest.py`` or ``Makefile`` would be run by the next command typed there."""
+    home = home or Path.home()
+    environ = dict(os.environ) if environ is None else environ
+    xdg = environ.get("XDG_DOWNLOAD_DIR", "").replace("$HOME", str(home))
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / "Downloads"
+    return base / "webcam-peer"
+
+
+class CallBudget:
+    """The bytes a call's accepted files may add up to."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.remaining = limit
+
+    def take(self, size: int) -> bool:
+        if self.remaining is None:
+            return True
+        if size > self.remaining:
+            return False
+        self.remaining -= size
+        return True
+
+
 @dataclass(frozen=True)
 class ReceiveOptions:
-    download_dir: Path = Path(".")
-    max_size: int | None = None
+    download_dir: Path = field(default_factory=default_download_dir)
+    max_size: int | None = DEFAULT_MAX_RECEIVE
+    call_budget: int | None = DEFAULT_CALL_BUDGET
 
 
 def remove_stale_partials(directory: Path, now: float | None = None) -> list[Path]:
@@ -106,8 +152,10 @@ class IncomingTransfer:
         other: str,
         options: ReceiveOptions,
         say: Say,
+        budget: CallBudget | None = None,
     ) -> None:
         self.number = number
+        self.budget = budget or CallBudget(None)
         self.channel = channel
         self.other = other
         self.options = options
@@ -118,14 +166,38 @@ class IncomingTransfer:
         self._temp: Path | None = None
         self._file: IO[bytes] | None = None
         self._progress: Progress | None = None
-        channel.on("message", self._message)
-        channel.on("close", self.closed)
+        channel.on("message", guarded(f"transfer {number}", self._message, self._broken))
+        channel.on("close", guarded(f"transfer {number}", self.closed, self._broken))
+        self._header_timer = asyncio.get_running_loop().call_later(
+            HEADER_WITHIN, guarded(f"transfer {number}", self._no_header, self._broken)
+        )
+
+    def _no_header(self) -> None:
+        if self.receiver.state is RecvState.HEADER:
+            self.say(
+                f"a file channel from {self.other} sent no file header within "
+                f"{HEADER_WITHIN:.0f} s: closed"
+            )
+            self._apply(self.receiver.no_header())
 
     def _message(self, message: str | bytes) -> None:
         if isinstance(message, str):
             self._apply(self.receiver.on_text(message))
         else:
             self._apply(self.receiver.on_binary(message))
+
+    def _broken(self) -> None:
+        """Handling a message failed in a way the state table did not foresee: the
+        transfer ends, its temporary file goes, the call goes on."""
+        self._discard()
+        if not self.receiver.finished:
+            self.receiver.state = RecvState.FAILED
+            self.receiver.reason = "protocol-error"
+        with contextlib.suppress(Exception):
+            self.channel.close()
+        if not self.finished.is_set():
+            self._report()
+            self.finished.set()
 
     def cancel(self) -> None:
         self._apply(self.receiver.cancel())
@@ -139,6 +211,7 @@ class IncomingTransfer:
         while pending:
             pending.extend(self._do(pending.popleft()))
         if self.receiver.finished and not self.finished.is_set():
+            self._header_timer.cancel()
             self._report()
             self.finished.set()
 
@@ -159,6 +232,24 @@ class IncomingTransfer:
 
     def _open(self, action: OpenFile) -> list[Action]:
         directory = self.options.download_dir
+        try:
+            directory.mkdir(parents=True, exist_ok=True)  # the default one, made on first use
+            free = shutil.disk_usage(directory).free
+        except OSError as exc:
+            self.say(f"cannot receive {action.name}: {exc.strerror or exc} in {directory}")
+            return self.receiver.disk_error()
+        if action.size > free - FREE_SPACE_MARGIN:
+            self.say(
+                f"refused {action.name} ({action.size} bytes) from {self.other}: only "
+                f"{free} bytes free in {directory}"
+            )
+            return self.receiver.refuse("too-large")
+        if not self.budget.take(action.size):
+            self.say(
+                f"refused {action.name} ({action.size} bytes) from {self.other}: over what "
+                f"one call may bring in (--max-receive-per-call)"
+            )
+            return self.receiver.refuse("too-large")
         try:
             fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
         except OSError as exc:
@@ -296,7 +387,7 @@ class OutgoingTransfer:
         self._channel = channel
         channel.bufferedAmountLowThreshold = LOW_WATER
         channel.on("open", lambda: self._apply(sender.start()))
-        channel.on("message", self._message)
+        channel.on("message", guarded(f"transfer {self.number}", self._message, self.cancel))
         channel.on("close", self.closed)
         channel.on("bufferedamountlow", self._wake.set)
         while not sender.finished:
@@ -383,6 +474,23 @@ def _ending(cancelled: bool, by_remote: bool, reason: str | None, other: str) ->
     return f"failed: {reason}"
 
 
+def guarded(
+    what: str, handler: Callable[..., None], on_error: Callable[[], None]
+) -> Callable[..., None]:
+    """``handler`` in an error boundary: a message that breaks it is logged in one line
+    and ``on_error`` ends what it belongs to; nothing reaches aiortc's SCTP loop."""
+
+    def run(*args: Any) -> None:
+        try:
+            handler(*args)
+        except Exception as exc:
+            logger.warning("%s: a message could not be handled: %s", what, shown(repr(exc)))
+            with contextlib.suppress(Exception):
+                on_error()
+
+    return run
+
+
 def _send(channel: RTCDataChannel, message: str | bytes) -> bool:
     """Send if the channel is still open; False when it is not."""
     try:
@@ -421,12 +529,23 @@ class CallData:
         self._incoming: dict[int, IncomingTransfer] = {}
         self._outgoing: dict[int, OutgoingTransfer] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._chat_limit = ChatLimiter()
+        self._budget = CallBudget(receive.call_budget)
+        self._flood_report: asyncio.TimerHandle | None = None
         self.counters = {"files_sent": 0, "files_received": 0, "bytes_sent": 0, "bytes_received": 0}
         # Messages of other types on the chat channel (e.g. "media"): (type, raw message).
         self.on_extension: Callable[[str, str], None] | None = None
 
     # ---- channels arriving -------------------------------------------------------------
     def channel_arrived(self, channel: RTCDataChannel) -> None:
+        try:
+            self._channel_arrived(channel)
+        except Exception as exc:
+            logger.warning("a data channel from %s could not be set up: %r", self.other, exc)
+            with contextlib.suppress(Exception):
+                channel.close()
+
+    def _channel_arrived(self, channel: RTCDataChannel) -> None:
         if channel.label == "chat":
             self._use_chat(channel)
         elif channel.label == "file":
@@ -434,11 +553,13 @@ class CallData:
                 self._refuse(channel)
                 return
             number = next(self._numbers)
-            transfer = IncomingTransfer(number, channel, self.other, self.receive, self.say)
+            transfer = IncomingTransfer(
+                number, channel, self.other, self.receive, self.say, self._budget
+            )
             self._incoming[number] = transfer
             self._spawn(self._forget_incoming(transfer))
         else:
-            logger.info("ignoring a data channel %r from %s", channel.label, self.other)
+            logger.info("ignoring a data channel %s from %s", shown(channel.label, 40), self.other)
 
     def _refuse(self, channel: RTCDataChannel) -> None:
         self.say(
@@ -457,7 +578,7 @@ class CallData:
 
     def _use_chat(self, channel: RTCDataChannel) -> None:
         self.chat = channel
-        channel.on("message", self._chat_message)
+        channel.on("message", guarded("chat", self._chat_message, lambda: None))
         channel.on("open", self._chat_opened)
         channel.on("close", self.chat_open.clear)
         if channel.readyState == "open":
@@ -476,6 +597,10 @@ class CallData:
 
     # ---- chat --------------------------------------------------------------------------
     def _chat_message(self, message: str | bytes) -> None:
+        if not self._chat_limit.allow(time.monotonic()):
+            if self._flood_report is None:
+                self._flood_report = asyncio.get_running_loop().call_later(1.0, self._report_flood)
+            return
         received = decode_chat(message, self.other)
         if isinstance(received, ChatLine):
             self.say(f"{self.other}: {received.text}")
@@ -487,6 +612,14 @@ class CallData:
                 logger.info("ignoring a chat message of type %r from %s", received.kind, self.other)
         else:
             self.say(received.why)
+
+    def _report_flood(self) -> None:
+        self._flood_report = None
+        if dropped := self._chat_limit.untold():
+            self.say(
+                f"{self.other} sends chat faster than a person types: {dropped} line(s) not shown"
+            )
+            self._flood_report = asyncio.get_running_loop().call_later(1.0, self._report_flood)
 
     def send_chat(self, text: str) -> None:
         try:
@@ -571,6 +704,11 @@ class CallData:
     async def close(self) -> None:
         """The call ended: every unfinished transfer fails, temporary files go."""
         self.ended.set()
+        if self._flood_report is not None:
+            self._flood_report.cancel()
+            self._report_flood()
+            if self._flood_report is not None:
+                self._flood_report.cancel()
         for incoming in list(self._incoming.values()):
             incoming.closed()
         for outgoing in list(self._outgoing.values()):

@@ -19,7 +19,13 @@ from typing import Final
 MAX_NAME_BYTES: Final = 200
 FALLBACK_NAME: Final = "received-file"
 # Characters Windows forbids in names; mapped so a file saved here can be copied there.
-_RESERVED: Final = re.compile(r'[<>:"|?*]')
+# ...and characters that look like a slash (U+2215 and kin): a name shown as ".. etc"
+# must not read as a path.
+_RESERVED: Final = re.compile('[<>:"|?*\u2215\u29f8\uff0f\u2044]')
+# Names Windows gives to devices whatever the extension ("nul.txt" is NUL): a file
+# saved here under one could not be copied there, and a tool that did would write
+# to the device.
+_DEVICE: Final = re.compile(r"(con|prn|aux|nul|com[1-9]|lpt[1-9])", re.IGNORECASE | re.ASCII)
 # An extension worth keeping when the stem is shortened: short, no spaces.
 _MAX_SUFFIX_BYTES: Final = 20
 MAX_CANDIDATES: Final = 10_000
@@ -31,6 +37,10 @@ def sanitise(name: str) -> str:
     base = "".join(c for c in base if c.isprintable() and c not in "\x00")
     base = _RESERVED.sub("_", base)
     base = base.lstrip(". ").rstrip(". ")
+    if base.startswith("-"):
+        base = "_" + base  # not an option to whatever command the name is typed into
+    if _DEVICE.fullmatch(base.split(".")[0].rstrip(" ")):
+        base = "_" + base
     base = _shorten(base, MAX_NAME_BYTES)
     return base or FALLBACK_NAME
 

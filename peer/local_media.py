@@ -15,6 +15,7 @@ from typing import Any
 
 from aiortc import MediaStreamTrack
 
+from media.audio_processing import AudioProcessor
 from media.sources import MediaSourceError, open_audio_source, open_video_source
 from media.switchable import SwitchableTrack
 
@@ -53,15 +54,22 @@ class LocalMedia:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def open(self, *, video: bool = True, audio: bool = True) -> None:
+    def open(
+        self, *, video: bool = True, audio: bool = True, processor: AudioProcessor | None = None
+    ) -> None:
         """Open the sources --video and --audio name (MediaSourceError, ValueError);
-        ``video``/``audio`` False: that kind is not ours to open (echo)."""
+        ``video``/``audio`` False: that kind is not ours to open (echo). ``processor``
+        (echo cancellation) goes to every microphone opened, after unmute too."""
         if video and (source := self._open_video(self._video_option)) is not None:
             self.video = SwitchableTrack(
                 "video", self._open_video, source, self._video_option, size=self._size
             )
-        if audio and (sound := open_audio_source(self._audio_option)) is not None:
-            self.audio = SwitchableTrack("audio", open_audio_source, sound, self._audio_option)
+
+        def open_audio(spec: str) -> MediaStreamTrack | None:
+            return open_audio_source(spec, processor)
+
+        if audio and (sound := open_audio(self._audio_option)) is not None:
+            self.audio = SwitchableTrack("audio", open_audio, sound, self._audio_option)
 
     def _open_video(self, spec: str) -> MediaStreamTrack | None:
         width, height = self._size

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCPeerConnection
+
+if TYPE_CHECKING:
+    from .cc_shell import CongestionShell
 
 
 @dataclass
@@ -56,5 +59,54 @@ class TransportStats:
         }
 
 
+def congestion_stats(shell: CongestionShell | None) -> dict[str, Any]:
+    """The stats line's ``congestion`` object: the estimate and what the sender does with it."""
+    if shell is None:
+        return {"mode": "stock"}
+    return shell.snapshot()
+
+
+def congestion_overlay(shell: CongestionShell | None) -> str | None:
+    """The window's line about sending: the estimate and the sent resolution."""
+    if shell is None:
+        return None
+    figures = shell.snapshot()
+    line = f"sending: estimate {figures.get('target_kbps') or 0:.0f} kbit/s"
+    if figures.get("sent_width"):
+        line += f", {figures['sent_width']}x{figures['sent_height']}"
+        line += f" at {figures.get('sent_fps') or 0:.0f} fps"
+    return line
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def negotiated_video_codec(pc: RTCPeerConnection) -> str | None:
+    """The video codec the call's answer settled on ("vp8", "h264"), None before there is one.
+
+    The first payload type of the answer's video section is the one both sides send."""
+    answer = next(
+        (
+            description
+            for description in (pc.localDescription, pc.remoteDescription)
+            if description is not None and description.type == "answer"
+        ),
+        None,
+    )
+    return None if answer is None else first_video_codec(answer.sdp)
+
+
+def first_video_codec(sdp: str) -> str | None:
+    """The codec name of the first payload type in the SDP's first video section."""
+    payload_type: str | None = None
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            if payload_type is not None:
+                return None  # the video section named no codec
+            fields = line[2:].split()
+            if fields[0] == "video" and len(fields) > 3 and fields[1] != "0":
+                payload_type = fields[3]
+        elif payload_type is not None and line.startswith(f"a=rtpmap:{payload_type} "):
+            return line.split(" ", 1)[1].split("/", 1)[0].lower()
+    return None

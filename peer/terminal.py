@@ -39,6 +39,17 @@ class Terminal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
 
+    @property
+    def interactive(self) -> bool:
+        """A person can answer: standard input is a terminal still open."""
+        stream = self._stream if self._stream is not None else sys.stdin
+        if self.closed or stream is None or stream.closed:
+            return False
+        try:
+            return stream.isatty()
+        except (ValueError, OSError):
+            return False
+
     def start(self, handler: LineHandler) -> None:
         """Read lines from now on; call from the event loop."""
         self._handler = handler

@@ -202,6 +202,14 @@ class Receiver:
         assert self.sha256 is not None
         return [_control(Done(self.sha256))]
 
+    def no_header(self) -> list[Action]:
+        """The shell's timer: the header never came."""
+        return self._fail("protocol-error") if self.state is RecvState.HEADER else []
+
+    def refuse(self, reason: str) -> list[Action]:
+        """The shell will not take the file announced (no room for it, say)."""
+        return self._fail(reason) if not self.finished else []
+
     def disk_error(self) -> list[Action]:
         return self._fail("disk-error") if not self.finished else []
 

@@ -123,7 +123,16 @@ def run_call(
     caller, callee = f"alice{tag}", f"bob{tag}"
     bob_video = "echo" if echo else "synthetic"
     bob = Bot(
-        [str(BIN / "webcam-peer"), "--login", callee, "--once", "--video", bob_video, *common]
+        [
+            str(BIN / "webcam-peer"),
+            "--login",
+            callee,
+            "--once",
+            "--auto-answer",
+            "--video",
+            bob_video,
+            *common,
+        ]
     )
     time.sleep(0.5)
     alice = Bot(

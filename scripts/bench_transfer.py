@@ -204,7 +204,8 @@ def webcam_peer_send_file(url: str, mode: str, size: int, timeout: float) -> Res
                 out.write(block[: min(MIB, size - offset)])
         downloads = Path(scratch) / "received"
         receiver = TimedProcess([str(BIN / "webcam-peer"), "--login", f"fr{tag}", "--once",
-                                 "--download-dir", str(downloads), *common])  # fmt: skip
+                                 "--auto-answer", "--download-dir", str(downloads),
+                                 *common])  # fmt: skip
         sender: TimedProcess | None = None
         try:
             receiver.wait_for("waiting for calls", 30)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian machine for webcam-peer: system packages, .venv, the project.
-#   scripts/setup.sh          what running calls needs (OpenCV's libraries)
+#   scripts/setup.sh          what running calls needs (OpenCV's libraries, PortAudio for
+#                             the microphone and speaker)
 #   scripts/setup.sh --test   plus what the test suite needs (Chromium, Xvfb, Redis, coturn,
-#                             iproute2 + iptables for the NAT tests, openssl for certificates)
+#                             iproute2 + iptables for the NAT tests, openssl for certificates,
+#                             PulseAudio + ALSA's pulse plugin as the sound server tests' room)
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,9 +12,10 @@ cd "$(dirname "$0")/.."
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
-debs=(libgl1 libglib2.0-0)
+debs=(libgl1 libglib2.0-0 libportaudio2)
 if (( want_test )); then
   debs+=(chromium xvfb xdotool redis-server coturn iproute2 iptables procps openssl)
+  debs+=(pulseaudio pulseaudio-utils libasound2-plugins)
   # Node.js runs the tutorial's server that bench_signaling.py measures ours against;
   # any node+npm on PATH will do (e.g. NodeSource's), else Debian's.
   command -v node >/dev/null && command -v npm >/dev/null || debs+=(nodejs npm)
@@ -46,12 +49,16 @@ extras=""
 (( want_test )) && extras="[dev]"
 stamp=".venv/.installed$extras"
 digest=$(sha256sum pyproject.toml | cut -c1-16)
+# A test set-up already holds everything a plain one installs (demo.sh after setup.sh --test).
+if [[ -z "$extras" && -f ".venv/.installed[dev]" && "$(cat ".venv/.installed[dev]")" == "$digest" ]]; then
+  stamp=".venv/.installed[dev]"
+fi
 if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$digest" ]]; then
   echo "setup: installing Python packages into .venv (first run takes a minute)"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras" 2>&1 \
     | grep -v -e '^WARNING: Location' -e 'BuildBackendWarning' || true
-  .venv/bin/python -c "import aiortc, aiohttp, av, cv2, numpy" \
+  .venv/bin/python -c "import aiortc, aiohttp, av, cv2, numpy, sounddevice, livekit.rtc" \
     || { echo "setup: the Python packages did not install" >&2; exit 1; }
   echo "$digest" > "$stamp"
 fi

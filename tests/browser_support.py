@@ -211,6 +211,72 @@ async def remote_video_playing(
             raise AssertionError(f"remote video froze: {first} then {seen}")
 
 
+_INBOUND_JS = """
+async () => {
+  const pc = window.webcamPeer ? window.webcamPeer.pc : null;
+  if (!pc) return null;
+  const stats = await pc.getStats();
+  const result = {video: null, audio: null};
+  stats.forEach((report) => {
+    if (report.type !== 'inbound-rtp') return;
+    const codec = report.codecId ? stats.get(report.codecId) : null;
+    result[report.kind] = {
+      at: report.timestamp / 1000,
+      codec: codec ? codec.mimeType.toLowerCase() : null,
+      framesDecoded: report.framesDecoded || 0,
+      framesReceived: report.framesReceived || 0,
+      framesDropped: report.framesDropped || 0,
+      freezeCount: report.freezeCount || 0,
+      totalSamplesReceived: report.totalSamplesReceived || 0,
+    };
+  });
+  return result;
+}
+"""
+
+
+@dataclass(frozen=True)
+class PageMediaWindow:
+    """What the page received between two getStats() samples, ``seconds`` apart."""
+
+    first: dict[str, Any]
+    last: dict[str, Any]
+
+    @property
+    def seconds(self) -> float:
+        return float(self.last["video"]["at"] - self.first["video"]["at"])
+
+    def grew(self, kind: str, key: str) -> float:
+        return float(self.last[kind][key] - self.first[kind][key])
+
+    @property
+    def fps(self) -> float:
+        return self.grew("video", "framesDecoded") / self.seconds
+
+    @property
+    def dropped_share(self) -> float:
+        received = self.grew("video", "framesReceived")
+        return self.grew("video", "framesDropped") / received if received > 0 else 1.0
+
+    @property
+    def audio_samples_per_second(self) -> float:
+        return self.grew("audio", "totalSamplesReceived") / float(
+            self.last["audio"]["at"] - self.first["audio"]["at"]
+        )
+
+    def describe(self) -> str:
+        return f"{self.seconds:.2f} s from {self.first} to {self.last}"
+
+
+async def page_media_window(page: Page, seconds: float = 4.0) -> PageMediaWindow:
+    """The page's inbound video and audio statistics, sampled ``seconds`` apart."""
+    first = await page.evaluate(_INBOUND_JS)
+    assert first and first["video"] and first["audio"], f"no inbound media on the page: {first}"
+    await asyncio.sleep(seconds)
+    last = await page.evaluate(_INBOUND_JS)
+    return PageMediaWindow(first, last)
+
+
 def is_fake_camera_picture(size: tuple[int, int]) -> bool:
     """Chromium's fake camera (640x480), or what its encoder scaled it to under load."""
     width, height = size

@@ -32,4 +32,5 @@ def start_server() -> Iterator[Callable[..., SignalingServer]]:
 
 from .browser_support import browser  # noqa: E402, F401  (fixture: Debian's Chromium)
 from .redis_support import redis_server  # noqa: E402, F401  (fixture: a real redis-server)
+from .sound_server_support import sound_server  # noqa: E402, F401  (fixture: real PulseAudio)
 from .xvfb_support import xvfb  # noqa: E402, F401  (fixture: a real X server)

@@ -32,9 +32,12 @@ class Process:
 
     argv: Sequence[str]
     env: dict[str, str] | None = None
+    stdin: int | None = None  # a file descriptor (a pseudo-terminal, say); default a pipe
     popen: subprocess.Popen[str] = field(init=False)
     lines: list[str] = field(default_factory=list)
-    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
+    # When each of ``lines`` was read (time.monotonic()): rates over a window need it.
+    arrived: list[float] = field(default_factory=list)
+    _queue: queue.Queue[tuple[float, str] | None] = field(default_factory=queue.Queue)
 
     def __post_init__(self) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})}
@@ -42,7 +45,7 @@ class Process:
             list(self.argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.PIPE,
+            stdin=subprocess.PIPE if self.stdin is None else self.stdin,
             text=True,
             env=env,
             cwd=ROOT,
@@ -52,7 +55,7 @@ class Process:
     def _pump(self) -> None:
         assert self.popen.stdout is not None
         for line in self.popen.stdout:
-            self._queue.put(line.rstrip("\n"))
+            self._queue.put((time.monotonic(), line.rstrip("\n")))
         self._queue.put(None)
 
     def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
@@ -78,8 +81,8 @@ class Process:
                     f"process {self.argv[:3]} exited ({self.popen.wait()}) before printing "
                     f"{pattern!r}; output:\n" + "\n".join(self.lines[-60:])
                 )
-            self.lines.append(item)
-            if match := regex.search(item):
+            self._keep(item)
+            if match := regex.search(item[1]):
                 return match
 
     def drain(self) -> list[str]:
@@ -91,7 +94,11 @@ class Process:
                 return self.lines
             if line is None:
                 return self.lines
-            self.lines.append(line)
+            self._keep(line)
+
+    def _keep(self, item: tuple[float, str]) -> None:
+        self.arrived.append(item[0])
+        self.lines.append(item[1])
 
     def type_line(self, text: str) -> None:
         """Write one line to the process's stdin, as a person at its terminal would."""

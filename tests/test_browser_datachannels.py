@@ -58,6 +58,20 @@ NAME_CASES: list[tuple[str, str]] = [
     ("evil\u202etxt.exe", "eviltxt.exe"),  # a right-to-left override would disguise it
     ("zero\u200bwidth.txt", "zerowidth.txt"),
     ("spaces inside ok.txt", "spaces inside ok.txt"),
+    # Windows device names with any extension, look-alike slashes, a leading '-'.
+    ("CON", "_CON"),
+    ("nul.txt", "_nul.txt"),
+    ("Com1.tar.gz", "_Com1.tar.gz"),
+    ("lpt9 .log", "_lpt9 .log"),
+    ("prn", "_prn"),
+    ("aux.", "_aux"),
+    ("com0.txt", "com0.txt"),
+    ("console.txt", "console.txt"),
+    ("-rf", "_-rf"),
+    ("--help.txt", "_--help.txt"),
+    ("..-x", "_-x"),
+    ("\u2215..\u2215etc", "_.._etc"),
+    ("a\u29f8b\uff0fc\u2044d", "a_b_c_d"),
     ("été 2026.jpg", "été 2026.jpg"),
     ("a" * 300, "a" * 200),
     ("b" * 250 + ".tar.gz", "b" * 197 + ".gz"),
@@ -146,11 +160,20 @@ async def test_file_names_from_the_other_side_are_sanitised(
     # Random names built from everything the rules treat specially: the page and the
     # Python peer must offer a file under the same name.
     rng = random.Random(7)
-    alphabet = list('ab.. /\\<>:"|?*\x00\x1f\x7f\x85\u00a0\u200b\u202e\u2028éü日🎉')
+    alphabet = list(
+        'ab.. /\\<>:"|?*\x00\x1f\x7f\x85\u00a0\u200b\u202e\u2028éü日🎉-\u2215\u29f8\uff0f\u2044'
+    )
+    devices = ["CON", "prn", "Aux", "nul", "COM1", "com9", "LPT1", "lpt5", "-", "--"]
     fuzz = ["".join(rng.choices(alphabet, k=rng.randint(0, 260))) for _ in range(400)]
+    # Half the names start as a device name or a dash, then go on as the others do.
+    fuzz = [
+        rng.choice(devices) + name[: rng.randint(0, 6)] if n % 2 else name
+        for n, name in enumerate(fuzz)
+    ]
     for raw, name in zip(fuzz, await sanitise_in_page(page, fuzz), strict=True):
         assert name == sanitise(raw), f"{raw!r}: page {name!r}, Python {sanitise(raw)!r}"
-        assert 0 < len(name.encode()) <= 200 and not name.startswith((".", " "))
+        assert 0 < len(name.encode()) <= 200 and not name.startswith((".", " ", "-"))
+        assert not any(c in name for c in "/\\\u2215\u29f8\uff0f\u2044")
 
 
 async def test_chat_both_ways_and_what_is_refused(

@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from peer.chat import RecentLines
-from peer.datachannels import ACCEPT_TIMEOUT, HIGH_WATER, CallData, ReceiveOptions
+from peer.datachannels import (
+    ACCEPT_TIMEOUT,
+    HIGH_WATER,
+    CallData,
+    ReceiveOptions,
+    remove_stale_partials,
+)
 from peer.transfer_wire import MAX_CHUNK
 
 from .datachannel_peer import loopback_pcs, negotiate
@@ -138,3 +144,27 @@ async def test_a_receiver_that_never_accepts_does_not_hang_the_sender(tmp_path: 
     assert alice.count("bob did not accept a.txt within 1 s") == 1
     assert not alice.data.outgoing
     assert files_in(tmp_path / "dl") == []
+
+
+def test_a_partial_file_goes_only_once_nothing_wrote_to_it_for_ten_minutes(
+    tmp_path: Path,
+) -> None:
+    now = 1_800_000_000.0
+    ages = {"fresh": 0.0, "just-under": 599.0, "exactly": 600.0, "over": 601.0}
+    for name, age in ages.items():
+        path = tmp_path / f".webcam-peer-{name}.part"
+        path.write_bytes(b"x")
+        os.utime(path, (now - age, now - age))
+    other = tmp_path / "report.part"  # not ours: never touched, however old
+    other.write_bytes(b"x")
+    os.utime(other, (now - 3600, now - 3600))
+    removed = remove_stale_partials(tmp_path, now=now)
+    assert sorted(p.name for p in removed) == [
+        ".webcam-peer-exactly.part",
+        ".webcam-peer-over.part",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".webcam-peer-fresh.part",
+        ".webcam-peer-just-under.part",
+        "report.part",
+    ]

@@ -33,6 +33,18 @@ from peer.filenames import MAX_NAME_BYTES, candidates, claim, sanitise, unreadab
         ("\x00\x01", "received-file"),
         ("résumé 日本語.pdf", "résumé 日本語.pdf"),
         ("emoji 🎉.png", "emoji 🎉.png"),
+        ("CON", "_CON"),
+        ("nul.txt", "_nul.txt"),
+        ("LPT1.tar.gz", "_LPT1.tar.gz"),
+        ("com9", "_com9"),
+        ("AUX .txt", "_AUX .txt"),
+        ("prn.", "_prn"),
+        ("com10.txt", "com10.txt"),
+        ("conftest.py", "conftest.py"),
+        ("-rf", "_-rf"),
+        ("../-rf", "_-rf"),
+        ("\u2215..\u2215etc\u2215passwd", "_.._etc_passwd"),
+        ("a\u29f8b\uff0fc\u2044d.txt", "a_b_c_d.txt"),
     ],
 )
 def test_sanitise(offered: str, saved: str) -> None:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -39,7 +41,7 @@ from hypothesis.stateful import (
 )
 
 from signaling import protocol
-from signaling.protocol import MAX_MESSAGE_BYTES, MAX_TOKEN_CHARS, JSONObject, ProtocolError
+from signaling.protocol import MAX_MESSAGE_BYTES, MAX_TOKEN_CHARS, JSONObject
 from signaling.router import MAX_LISTED_USERS, CallState, Router
 
 PROFILES: Final = {
@@ -252,11 +254,10 @@ class Model:
             return [(conn, "binary-frame")]
         if len(frame.encode()) > MAX_MESSAGE_BYTES:
             return [(conn, "too-large")]
-        try:
-            message = protocol.parse(frame)
-        except ProtocolError as exc:
-            return [(conn, exc.reason)]
-        data = json.loads(frame)
+        parsed = model_parse(frame)
+        if isinstance(parsed, str):
+            return [(conn, parsed)]
+        message, data = parsed
         kind = data["type"]
         if kind == "login":
             return [(conn, self._login(conn, message))]
@@ -319,6 +320,114 @@ class Model:
         elif data.get("reason") is not None:
             relayed["reason"] = data["reason"]
         return (self.conn_of[target], relayed)
+
+
+@dataclass(frozen=True)
+class ModelLogin:
+    username: str
+    token: str | None
+
+
+USERNAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+MAX_REASON_CHARS: Final = 64
+
+
+def model_parse(frame: str) -> tuple[ModelLogin | None, JSONObject] | str:
+    """The model's own reading of a text frame, from the protocol's description
+    (docs/protocol.md), not the server's parser: an error reason, or the login (for a
+    login frame) and the decoded object."""
+    try:
+        data = json.loads(frame, parse_constant=_not_json, parse_float=_finite)
+    except (ValueError, RecursionError):
+        return "invalid-json"
+    if not isinstance(data, dict):
+        return "not-an-object"
+    kind = data.get("type")
+    checks = _MODEL_CHECKS.get(kind) if isinstance(kind, str) else None
+    if checks is None:
+        return "unknown-type"
+    for check in checks:
+        if (reason := check(data)) is not None:
+            return reason
+    if kind == "login":
+        return ModelLogin(data["username"], data.get("token")), data
+    return None, data
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(name)  # NaN, Infinity: JSON.parse in a browser would choke on them
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(text)
+    return value
+
+
+def _optional_string(name: str, longest: int | None = None) -> Callable[[JSONObject], str | None]:
+    def check(data: JSONObject) -> str | None:
+        value = data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str) or (longest is not None and len(value) > longest):
+            return "invalid-field"
+        return None
+
+    return check
+
+
+def _target(required: bool) -> Callable[[JSONObject], str | None]:
+    def check(data: JSONObject) -> str | None:
+        value = data.get("otherUsername")
+        if value is None:
+            return "invalid-field" if required else None
+        if not isinstance(value, str):
+            return "invalid-field"
+        return None if USERNAME.fullmatch(value) else "invalid-username"
+
+    return check
+
+
+def _description(name: str) -> Callable[[JSONObject], str | None]:
+    def check(data: JSONObject) -> str | None:
+        value = data.get(name)
+        if not isinstance(value, dict):
+            return "invalid-field"
+        if value.get("type") != name or not isinstance(value.get("sdp"), str):
+            return "invalid-field"
+        return None
+
+    return check
+
+
+def _login_name(data: JSONObject) -> str | None:
+    name = data.get("username")
+    if not isinstance(name, str):
+        return "invalid-field"
+    return None if USERNAME.fullmatch(name) else "invalid-username"
+
+
+def _ice_candidate(data: JSONObject) -> str | None:
+    if "candidate" not in data:
+        return "invalid-field"
+    value = data["candidate"]
+    if value is None:
+        return None  # end of candidates
+    if not isinstance(value, dict) or not isinstance(value.get("candidate", ""), str):
+        return "invalid-field"
+    return None
+
+
+# Per message type, its fields' checks in the order the protocol states them.
+_MODEL_CHECKS: Final[dict[str, tuple[Callable[[JSONObject], str | None], ...]]] = {
+    "login": (_login_name, _optional_string("token", MAX_TOKEN_CHARS)),
+    "offer": (_target(required=True), _description("offer")),
+    "answer": (_description("answer"), _target(required=False)),
+    "candidate": (_ice_candidate, _target(required=False)),
+    "close": (_optional_string("reason", MAX_REASON_CHARS), _target(required=False)),
+    "list": (),
+}
 
 
 def login_failed(reason: str) -> JSONObject:

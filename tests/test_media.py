@@ -13,6 +13,7 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
 from media.analysis import dominant_frequency
+from media.audio_processing import AudioProcessor
 from media.capture import CaptureThread, DeviceTrack
 from media.clock import MediaClock
 from media.echo import EchoTrack
@@ -109,6 +110,18 @@ def test_meter_counts_repeats_skips_black_frames_and_freezes() -> None:
     assert (snapshot["width"], snapshot["height"]) == (320, 240)
     assert snapshot["first_frame_number"] == 0 and snapshot["last_frame_number"] == 5
     assert snapshot["latency_ms"]["p50"] is not None
+    assert snapshot["out_of_order_frames"] == 0
+
+
+def test_meter_counts_frames_that_go_backwards() -> None:
+    meter = VideoReceiveMeter()
+    for number in (0, 1, 3, 2, 4, 5, 1, 6):
+        meter.on_frame(_gray_frame(number))
+    snapshot = meter.snapshot()
+    assert snapshot["out_of_order_frames"] == 2  # 2 after 3, 1 after 5
+    assert snapshot["skipped_frames"] == 1  # 2 was passed over when 3 came
+    assert snapshot["repeated_frames"] == 0
+    assert snapshot["last_frame_number"] == 6
 
 
 async def test_tone_has_its_frequency_and_real_time_pacing() -> None:
@@ -193,7 +206,7 @@ async def test_file_sources_loop_the_file_in_real_time(tmp_path: Path) -> None:
 
 async def test_speaker_plays_to_an_output_device() -> None:
     tone = ToneTrack(440)
-    speaker = Speaker(tone, device="null")  # ALSA's null device: a real output that discards
+    speaker = Speaker(tone, device="alsa:null")  # ALSA's null device: a real output that discards
     playing = asyncio.create_task(speaker.run())
     await asyncio.sleep(0.5)
     tone.stop()
@@ -201,12 +214,34 @@ async def test_speaker_plays_to_an_output_device() -> None:
     assert speaker.frames_played >= 10
 
 
-async def test_missing_speaker_does_not_end_the_call(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("device", "complaint"),
+    [
+        ("alsa:hw:99", "cannot open speaker 'hw:99' (alsa)"),
+        ("hw:99", "no speaker matches 'hw:99' (--list-devices shows them)"),
+    ],
+)
+async def test_missing_speaker_does_not_end_the_call(
+    device: str, complaint: str, caplog: pytest.LogCaptureFixture
+) -> None:
     tone = ToneTrack(440)
-    speaker = Speaker(tone, device="hw:99")
+    speaker = Speaker(tone, device=device)
     await asyncio.wait_for(speaker.run(), 10)  # returns: the call goes on without sound
-    assert "cannot open speaker 'hw:99'" in caplog.text
+    assert complaint in caplog.text
     tone.stop()
+
+
+async def test_microphone_on_a_real_alsa_device_passes_through_the_processor() -> None:
+    # ALSA's null capture device gives silence: a real device read by the real path.
+    processor = AudioProcessor()
+    microphone = MicrophoneTrack("alsa:null", processor=processor)
+    try:
+        frames = [await asyncio.wait_for(microphone.recv(), 5) for _ in range(5)]
+    finally:
+        microphone.stop()
+    assert all(isinstance(f, AudioFrame) and f.samples == 960 for f in frames)
+    assert all(isinstance(f, AudioFrame) and f.sample_rate == 48000 for f in frames)
+    assert processor.counters.near_blocks >= 10
 
 
 @pytest.mark.parametrize(
@@ -225,7 +260,7 @@ def test_video_specs_that_do_not_parse(spec: str, complaint: str) -> None:
 @pytest.mark.parametrize(
     ("spec", "complaint"),
     [
-        ("speaker", "mic, mic:DEVICE"),
+        ("speaker", "mic, mic:N, mic:NAME"),
         ("synthetic:loud", "must be a number"),
         ("synthetic:5", "20-20000"),
     ],
@@ -240,6 +275,8 @@ def test_missing_devices_and_files_are_named(tmp_path: Path) -> None:
         open_video_source("camera:/dev/video99", 640, 480, 30)
     with pytest.raises(MediaSourceError, match=r"'hw:99'.*--audio synthetic"):
         MicrophoneTrack("hw:99")
+    with pytest.raises(MediaSourceError, match=r"cannot open microphone 'hw:99' \(alsa\)"):
+        MicrophoneTrack("alsa:hw:99")
     with pytest.raises(MediaSourceError, match="no such file"):
         open_video_source(f"file:{tmp_path / 'nope.mkv'}", 640, 480, 30)
     text = tmp_path / "notes.txt"
@@ -296,3 +333,18 @@ def test_capture_queue_drops_the_oldest_when_the_reader_lags() -> None:
 
     newest = asyncio.run(lagging_reader())
     assert newest == [48, 49, None]  # only the newest two survive, then the end
+
+
+def test_meter_counts_long_freezes_and_the_last_second_of_latency() -> None:
+    now = [0.0]
+    meter = VideoReceiveMeter(clock=lambda: now[0])
+    for number, gap in [(0, 0), (1, 0.3), (2, 0.6), (3, 1.2), (4, 0.1)]:
+        now[0] += gap
+        meter.on_frame(_gray_frame(number))
+    snapshot = meter.snapshot()
+    assert snapshot["freezes"] == 3  # over 200 ms
+    assert snapshot["long_freezes"] == 2  # over 500 ms: the 0.6 s and 1.2 s gaps
+    assert snapshot["long_freeze_ms"] == 1800.0
+    assert snapshot["latency_recent_ms"]["p50"] is not None  # frames 3 and 4, within 1 s
+    now[0] += 1.5
+    assert meter.snapshot()["latency_recent_ms"] == {"p50": None, "p95": None}

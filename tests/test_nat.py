@@ -47,6 +47,7 @@ PEER_FLAGS = (
     SERVER_URL,
     "--no-window",
     "--no-speaker",
+    "--auto-answer",
     *("--video", "synthetic", "--size", "320x240", "--fps", "15", "--audio", "none"),
     *("--stats-interval", "0.5"),
     "-v",  # peer.ice_checks says when it re-checks a pair

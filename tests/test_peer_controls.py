@@ -121,27 +121,23 @@ def test_share_the_screen_mid_call_and_back_to_the_camera(
             bob,
             lambda s: (
                 (s["video"]["last_frame_number"] or 0) >= PATTERN_FIRST + 20
-                and s["video"]["width"] == SCREEN[0]
                 and s["media"]["remote"]["video"] == "screen"
             ),
         )
-        # Live: the pattern's numbers keep coming as it redraws, at the whole screen's size.
+        # Live: the pattern's numbers keep coming as it redraws.
         later = wait_for_stats(
             bob,
             lambda s: (
                 (s["video"]["last_frame_number"] or 0) >= shared["video"]["last_frame_number"] + 10
             ),
         )
-        assert (later["video"]["width"], later["video"]["height"]) == SCREEN
+        assert later["video"]["stamped_frames"] > shared["video"]["stamped_frames"]
 
         alice.type_line("/camera")
         bob.wait_for("alice turned the camera on")
         back = wait_for_stats(
             bob,
-            lambda s: (
-                (s["video"]["last_frame_number"] or PATTERN_FIRST) < PATTERN_FIRST
-                and s["video"]["width"] == 320
-            ),
+            lambda s: (s["video"]["last_frame_number"] or PATTERN_FIRST) < PATTERN_FIRST,
         )
         assert back["pair"]["local_address"] == address  # the same call, nothing re-made
         assert not any("re-established" in line for line in bob.lines)

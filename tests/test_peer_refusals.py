@@ -108,7 +108,15 @@ async def test_lying_senders_are_refused_and_nothing_is_saved(
 
 @pytest.mark.parametrize(
     ("offered", "saved"),
-    [("../../evil.sh", "evil.sh"), ("..\\..\\evil.bat", "evil.bat"), (".bashrc", "bashrc")],
+    [
+        ("../../evil.sh", "evil.sh"),
+        ("..\\..\\evil.bat", "evil.bat"),
+        (".bashrc", "bashrc"),
+        ("CON", "_CON"),
+        ("nul.txt", "_nul.txt"),
+        ("-rf", "_-rf"),
+        ("\u2215..\u2215etc", "_.._etc"),
+    ],
 )
 async def test_hostile_names_land_inside_the_download_dir(
     signaling_server: SignalingServer, bob: Process, tmp_path: Path, offered: str, saved: str

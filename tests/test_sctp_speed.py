@@ -281,6 +281,12 @@ def test_a_changed_transmit_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # ---- the benchmark -------------------------------------------------------------------
+# The quick run (8 MiB, one stock/fast pair) measured fast/stock 4.25-5.25x over 3 runs
+# at load 2.0-2.5; stock alone varied 64-129 Mbit/s between runs, so two stock runs can
+# differ by 2x: the floor sits above that and well below the fast path's spread.
+FAST_OVER_STOCK_AT_LEAST = 2.5
+
+
 @pytest.mark.timeout(900)
 def test_the_benchmark_quick_run_prints_its_figures() -> None:
     # Under the benchmark lock like every benchmark run: it may wait for another.
@@ -291,8 +297,10 @@ def test_the_benchmark_quick_run_prints_its_figures() -> None:
     bench.wait_for(r"python -> python", timeout=600)
     bench.wait_for(r"python -> python.*stock.*Mbit/s", timeout=240)
     bench.wait_for(r"python -> python.*fast.*Mbit/s", timeout=240)
-    bench.wait_for(r"fast / stock", timeout=240)
+    ratio = bench.wait_for(r"fast / stock = ([0-9.]+)x", timeout=240)
     assert bench.wait(60) == 0, "\n".join(bench.lines[-30:])
+    # The README's headline: the fast path several times stock (2.8x median at 256 MiB).
+    assert float(ratio[1]) >= FAST_OVER_STOCK_AT_LEAST, "\n".join(bench.lines[-30:])
     assert any(
         re.search(r"\| python -> python \| fast \| 8 \| [0-9.]+ \| yes", line)
         for line in bench.lines

@@ -8,6 +8,8 @@ figures are in docs/benchmarks.md and docs/reliability.md.
 from __future__ import annotations
 
 import json
+import os
+import random
 import subprocess
 import sys
 
@@ -17,8 +19,15 @@ from .support import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
+# About 2,000 call cycles run in the 20 s (issue 18); a quarter of that still means the
+# churn happened, where 50 would pass a server that had nearly stopped.
+MIN_CYCLES = 500
+
 
 def test_churning_clients_leave_nothing_behind() -> None:
+    # Fixed in CI (.ci/run sets SOAK_SEED), random elsewhere; printed, so a failure replays.
+    seed = int(os.environ.get("SOAK_SEED") or random.randrange(1 << 32))
+    print(f"SOAK_SEED={seed}")
     result = subprocess.run(
         [
             sys.executable,
@@ -32,6 +41,8 @@ def test_churning_clients_leave_nothing_behind() -> None:
             "--settle",
             "2",
             "--json",
+            "--seed",
+            str(seed),
         ],
         capture_output=True,
         text=True,
@@ -43,7 +54,7 @@ def test_churning_clients_leave_nothing_behind() -> None:
     print(json.dumps(figures, indent=2))
     assert figures["problems"] == [], result.stderr[-3000:]
     # Calls happened, every way of hanging up and leaving was used...
-    assert figures["cycles"] >= 50
+    assert figures["cycles"] >= MIN_CYCLES
     assert set(figures["hangups"]) == {"close message", "websocket close", "reset"}
     assert set(figures["leaves"]) == {"reset", "websocket close"}
     # ...every message the server relayed arrived where it should, checked...

@@ -13,7 +13,10 @@ const encoder = new TextEncoder();
 // private-use code points, lone surrogates, and every separator but the ASCII space (a
 // right-to-left override or a zero-width space could disguise a name).
 const UNPRINTABLE = /[\p{C}\p{Z}]/gu;
-const RESERVED = /[<>:"|?*]/g;
+// ...and the characters that look like a slash: a name shown as '..∕etc' must not read as a path.
+const RESERVED = /[<>:"|?*\u2215\u29f8\uff0f\u2044]/g;
+// Names Windows gives to devices whatever the extension ('nul.txt' is NUL).
+const DEVICE = /^(con|prn|aux|nul|com[1-9]|lpt[1-9])$/i;
 
 function utf8Length(text) {
   return encoder.encode(text).length;
@@ -59,5 +62,8 @@ export function sanitiseName(raw) {
   name = name.replace(RESERVED, '_');
   name = name.replace(/^[. ]+/, '');
   name = stripEnd(name);
+  // A leading '-' is not an option to whatever command the name is typed into.
+  if (name.startsWith('-')) name = `_${name}`;
+  if (DEVICE.test(name.split('.')[0].replace(/ +$/, ''))) name = `_${name}`;
   return shorten(name, MAX_NAME_BYTES) || FALLBACK_NAME;
 }

@@ -1,0 +1,177 @@
+"""Encoders whose bitrate the congestion controller sets, in place of aiortc's.
+
+aiortc's encoders clamp their target (VP8 250 kbit/s - 1.5 Mbit/s, H.264 0.5-3 Mbit/s,
+Opus fixed at 96 kbit/s) and take every REMB value as their target. Neither libvpx,
+libx264 nor libopus as FFmpeg drives them takes a new bitrate without a restart, and a
+restarted video encoder begins with a keyframe; so the committed bitrate follows the
+controller's target with hysteresis (down quickly, up slowly), and keyframes are held
+to 300 ms of the budget (libvpx's max-intra-rate) so one crosses the link quickly.
+"""
+
+from __future__ import annotations
+
+import fractions
+import time
+from typing import Final
+
+import av
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.opus import SAMPLES_PER_FRAME, OpusEncoder
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.mediastreams import VIDEO_TIME_BASE, convert_timebase
+from av.frame import Frame
+
+from .congestion.adaptation import max_intra_bitrate_pct
+
+MIN_VIDEO_BPS: Final = 30_000
+DOWN_BELOW: Final = 0.85  # commit a lower target once it is this far below
+UP_ABOVE: Final = 1.15
+DOWN_HOLD_S: Final = 0.5  # each restart costs a keyframe: not more often than this
+UP_HOLD_S: Final = 2.0
+
+
+class CommittedBitrate:
+    """The bitrate an encoder runs at: follows ``request`` with hysteresis."""
+
+    def __init__(self, bps: int) -> None:
+        self.bps = bps
+        self.requested = bps
+        self._changed_at = -1e9
+
+    def request(self, bps: int, now: float) -> bool:
+        """Ask for ``bps``; True when the committed value changed."""
+        self.requested = bps
+        since = now - self._changed_at
+        if (bps < self.bps * DOWN_BELOW and since >= DOWN_HOLD_S) or (
+            bps > self.bps * UP_ABOVE and since >= UP_HOLD_S
+        ):
+            self.bps = min(bps, 2 * self.bps)
+            self._changed_at = now
+            return True
+        return False
+
+
+class ControlledVp8Encoder(Vp8Encoder):
+    def __init__(self, start_bps: int) -> None:
+        super().__init__()
+        self.bitrate = CommittedBitrate(start_bps)
+        self.fps = 30.0
+
+    @property
+    def target_bitrate(self) -> int:
+        return self.bitrate.bps
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        pass  # aiortc's sender sets every REMB value here; the controller decides instead
+
+    def set_target(self, bps: int, fps: float) -> None:
+        self.fps = fps
+        self.bitrate.request(max(MIN_VIDEO_BPS, bps), time.monotonic())
+
+    def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        assert isinstance(frame, av.VideoFrame)
+        if frame.format.name != "yuv420p":
+            frame = frame.reformat(format="yuv420p")
+        bps = self.bitrate.bps
+        if self.codec is not None and (
+            frame.width != self.codec.width
+            or frame.height != self.codec.height
+            or self.codec.bit_rate != bps
+        ):
+            self.codec = None
+        if force_keyframe:
+            frame.pict_type = av.video.frame.PictureType.I
+        if self.codec is None:
+            self.codec = self._open(frame.width, frame.height, bps)
+        data = b"".join(bytes(package) for package in self.codec.encode(frame))
+        payloads = self._packetize(data, self.picture_id)
+        assert frame.pts is not None and frame.time_base is not None
+        timestamp = convert_timebase(frame.pts, frame.time_base, VIDEO_TIME_BASE)
+        self.picture_id = (self.picture_id + 1) % (1 << 15)
+        return payloads, timestamp
+
+    def _open(self, width: int, height: int, bps: int) -> av.video.codeccontext.VideoCodecContext:
+        codec = av.CodecContext.create("libvpx", "w")
+        assert isinstance(codec, av.video.codeccontext.VideoCodecContext)
+        codec.width = width
+        codec.height = height
+        codec.bit_rate = bps
+        codec.pix_fmt = "yuv420p"
+        codec.time_base = VIDEO_TIME_BASE
+        codec.framerate = fractions.Fraction(round(self.fps * 1000), 1000)
+        codec.gop_size = 3000
+        codec.qmin = 2
+        codec.qmax = 56
+        codec.options = {
+            "bufsize": str(bps),  # a one-second rate buffer
+            "cpu-used": "-6",
+            "deadline": "realtime",
+            "lag-in-frames": "0",
+            "minrate": str(bps),
+            "maxrate": str(bps),
+            "max-intra-rate": str(max_intra_bitrate_pct(self.fps)),
+            "noise-sensitivity": "4",
+            "overshoot-pct": "15",
+            "partitions": "0",
+            "static-thresh": "1",
+            "undershoot-pct": "100",
+        }
+        codec.thread_count = 1 if width * height <= 640 * 480 else 2
+        return codec
+
+
+class ControlledH264Encoder(H264Encoder):
+    """aiortc's H.264 encoder, its bitrate set by the controller instead of clamped."""
+
+    def __init__(self, start_bps: int) -> None:
+        super().__init__()
+        self.bitrate = CommittedBitrate(start_bps)
+
+    @property
+    def target_bitrate(self) -> int:
+        return self.bitrate.bps
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        pass
+
+    def set_target(self, bps: int, fps: float) -> None:
+        self.bitrate.request(max(MIN_VIDEO_BPS, bps), time.monotonic())
+
+
+class ControlledOpusEncoder(OpusEncoder):
+    """aiortc's Opus encoder at the controller's audio bitrate instead of 96 kbit/s."""
+
+    def __init__(self, start_bps: int) -> None:
+        super().__init__()
+        self.codec.bit_rate = start_bps
+        self.bitrate = CommittedBitrate(start_bps)
+        self._offset = 0
+        self._last_timestamp = -SAMPLES_PER_FRAME
+
+    def set_target(self, bps: int) -> None:
+        self.bitrate.request(bps, time.monotonic())
+
+    def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        # aiortc encodes in an executor thread: the codec is swapped here, not in set_target.
+        if self.codec.bit_rate != self.bitrate.bps:
+            self._reopen(self.bitrate.bps)
+        payloads, timestamp = super().encode(frame, force_keyframe)
+        if payloads:
+            timestamp += self._offset
+            self._last_timestamp = timestamp
+        return payloads, timestamp
+
+    def _reopen(self, bps: int) -> None:
+        # A new libopus starts its timestamps over: keep ours running on.
+        options = dict(self.codec.options)
+        self.codec = av.CodecContext.create("libopus", "w")
+        self.codec.bit_rate = bps
+        self.codec.format = "s16"
+        self.codec.layout = "stereo"
+        self.codec.options = options
+        self.codec.sample_rate = 48000
+        self.codec.time_base = fractions.Fraction(1, 48000)
+        self.first_packet_pts = None
+        self._offset = self._last_timestamp + SAMPLES_PER_FRAME
