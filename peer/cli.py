@@ -61,11 +61,12 @@ examples:
                                                   # media only through the TURN server the
                                                   # signaling server hands out at login
 
-sources:  --video camera | camera:N | camera:/dev/videoN | synthetic | file:PATH | echo | none
+sources:  --video camera | camera:N | camera:/dev/videoN | screen | screen:N | synthetic
+                  | file:PATH | echo | none
           --audio mic | mic:N | mic:NAME | mic:alsa:PCM | synthetic | synthetic:FREQ | file:PATH
                   | echo | none
 devices:  webcam-peer --list-devices shows what N and NAME can be; --speaker-device too.
-keys in the window: q or Esc hangs up and quits.
+keys in the window: q or Esc hangs up and quits, m mutes/unmutes, v turns the camera off/on.
 
 exit codes: 0 done, 1 error, 2 bad usage, 3 server unreachable, 4 login refused,
 5 user not online, 6 busy, 7 declined or unanswered, 8 camera/mic missing, 9 call failed,
@@ -287,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--video",
         default="camera",
         metavar="SRC",
-        help="video to send: camera, camera:N, camera:/dev/video2, synthetic, "
+        help="video to send: camera, camera:N, camera:/dev/video2, screen, screen:N, synthetic, "
         "file:PATH, echo or none (default %(default)s)",
     )
     media.add_argument(

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-HELP = """\
+from .av_commands import AV_HELP, AvCommand, parse_av_command
+
+HELP = f"""\
 during a call:
   a line of text      send it as chat
   /send PATH          send a file
   /cancel [N]         cancel transfer N (all transfers without N)
   /help               this help
+{AV_HELP}
   //text              send a chat line that starts with '/'"""
 
 
@@ -39,7 +42,7 @@ class BadCommand:
     why: str
 
 
-Command = ChatCommand | SendCommand | CancelCommand | HelpCommand | BadCommand
+Command = ChatCommand | SendCommand | CancelCommand | HelpCommand | BadCommand | AvCommand
 
 
 def parse_command(line: str) -> Command | None:
@@ -65,4 +68,6 @@ def parse_command(line: str) -> Command | None:
         return CancelCommand(int(argument))
     if name == "help":
         return HelpCommand()
+    if (media := parse_av_command(name, argument)) is not None:
+        return media
     return BadCommand(f"unknown command /{name} (/help lists them; //{name} sends it as chat)")
