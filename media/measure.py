@@ -19,6 +19,10 @@ BLACK_LUMA: Final = 24.0
 FPS_WINDOW: Final = 2.0
 LATENCY_SAMPLES: Final = 20_000
 RECENT_WINDOW: Final = 1.0  # seconds of latency samples behind ``latency_recent_ms``
+# A frame number this far from the last one is another numbering, not a lost or late
+# frame: the sender switched sources (camera to screen and back) and its new source
+# counts from its own start. 1000 frames is over 30 s at 30 fps.
+NEW_NUMBERING_JUMP: Final = 1000
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -36,6 +40,7 @@ class VideoReceiveMeter:
         self.repeated_frames = 0  # the same frame number again: the picture froze
         self.skipped_frames = 0  # frame numbers passed over (never arrived, or arrived late)
         self.out_of_order_frames = 0  # a frame number below one already shown: it went backwards
+        self.numberings = 0  # sources whose stamps were seen (a switch starts a new numbering)
         self.freezes = 0
         self.long_freezes = 0
         self.long_freeze_seconds = 0.0
@@ -81,7 +86,9 @@ class VideoReceiveMeter:
         if self.first_frame_number is None:
             self.first_frame_number = stamp.frame_number
         previous = self.last_frame_number
-        if previous is not None:
+        if previous is None or abs(stamp.frame_number - previous) >= NEW_NUMBERING_JUMP:
+            self.numberings += 1
+        else:
             if stamp.frame_number == previous:
                 self.repeated_frames += 1
             elif stamp.frame_number < previous:
@@ -130,6 +137,7 @@ class VideoReceiveMeter:
             "repeated_frames": self.repeated_frames,
             "skipped_frames": self.skipped_frames,
             "out_of_order_frames": self.out_of_order_frames,
+            "numberings": self.numberings,
             "freezes": self.freezes,
             "long_freezes": self.long_freezes,
             "long_freeze_ms": _round(self.long_freeze_seconds * 1000),

@@ -124,6 +124,17 @@ def test_meter_counts_frames_that_go_backwards() -> None:
     assert snapshot["last_frame_number"] == 6
 
 
+def test_a_switched_source_starts_a_new_numbering_not_a_gap() -> None:
+    """Camera -> screen -> camera: each source counts from its own start."""
+    meter = VideoReceiveMeter()
+    for number in (*range(0, 5), *range(500_000, 500_005), *range(40, 43)):
+        meter.on_frame(_gray_frame(number))
+    snapshot = meter.snapshot()
+    assert snapshot["numberings"] == 3
+    assert snapshot["skipped_frames"] == 0 and snapshot["out_of_order_frames"] == 0
+    assert snapshot["last_frame_number"] == 42
+
+
 async def test_tone_has_its_frequency_and_real_time_pacing() -> None:
     track = ToneTrack(660)
     loop = asyncio.get_running_loop()
