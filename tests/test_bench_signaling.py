@@ -77,8 +77,8 @@ def test_bad_arguments_are_explained() -> None:
 # The README: "10,000 logged-in connections in about 200 MB", i.e. about 20 KiB each with
 # the process's own memory spread over them. What a connection costs is the growth of the
 # server's RSS between two runs, 200 and 1,200 clients (docs/benchmarks.md's medians give
-# 16 KiB: 41.8 MB at 200, 194.5 MB at 10,000; this test measured 15.7-16.3): 1.5 times the README's share is the bound,
-# so a server whose connections cost twice what they do now fails.
+# 16 KiB: 41.8 MB at 200, 194.5 MB at 10,000; this test measured 15.7-16.3): 1.5 times
+# the README's share is the bound, so a server whose connections cost twice as much fails.
 README_KIB_PER_CONNECTION = 200 * 1024 / 10_000
 KIB_PER_CONNECTION_BOUND = 1.5 * README_KIB_PER_CONNECTION
 
