@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import aiohttp
 import pytest
 
 from peer.errors import ExitCode
 
-from .peer_support import start_peer
+from .peer_support import NO_MEDIA, start_peer
+from .server_support import Client
 from .support import BIN, Process, SignalingServer, free_port
 
 
@@ -111,3 +115,38 @@ def test_help_teaches() -> None:
     text = "\n".join(peer.lines)
     for flag in ("--login", "--call", "--video", "--audio", "--ice-host", "--record", "examples:"):
         assert flag in text
+
+
+async def test_a_crash_of_the_signaling_reader_is_logged_and_fails_the_run(
+    signaling_server: SignalingServer,
+) -> None:
+    """The callee answers with a description aiortc cannot take: the answer passes the
+    server (its sdp is a string) and reaches Call.answer_received inside the peer's
+    signaling reader, where aiortc's ValueError is no SignalingError. That bug path must
+    not read as a clean run or as "lost the signaling server"."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(signaling_server.ws_url) as ws,
+    ):
+        bob = Client(ws)
+        assert await bob.login("bob") == {"type": "login", "success": True}
+        alice = start_peer(signaling_server, "--login", "alice", "--call", "bob", *NO_MEDIA)
+        try:
+            while (message := await bob.recv(within=20)).get("type") != "offer":
+                pass
+            assert message["username"] == "alice"
+            await bob.send(
+                {
+                    "type": "answer",
+                    "answer": {"type": "answer", "sdp": "v=0\r\nnot a session description"},
+                    "otherUsername": "alice",
+                }
+            )
+            code = await asyncio.to_thread(alice.wait, 20)
+        finally:
+            alice.stop()
+    said = "\n".join(alice.lines)
+    assert code == ExitCode.ERROR, said
+    assert "ERROR peer.app: the signaling reader crashed" in said
+    assert "Traceback" in said
+    assert "lost the signaling server" not in said
