@@ -117,13 +117,13 @@ def test_help_teaches() -> None:
         assert flag in text
 
 
-async def test_a_crash_of_the_signaling_reader_is_logged_and_fails_the_run(
+async def test_an_answer_aiortc_cannot_take_ends_the_call_in_one_line(
     signaling_server: SignalingServer,
 ) -> None:
     """The callee answers with a description aiortc cannot take: the answer passes the
-    server (its sdp is a string) and reaches Call.answer_received inside the peer's
-    signaling reader, where aiortc's ValueError is no SignalingError. That bug path must
-    not read as a clean run or as "lost the signaling server"."""
+    server (its sdp is a string) and aiortc's ValueError comes out of
+    Call.answer_received. The message's own error boundary (peer/app.py ``_handle``)
+    ends that call in one line; the signaling reader goes on (it used to crash)."""
     async with (
         aiohttp.ClientSession() as session,
         session.ws_connect(signaling_server.ws_url) as ws,
@@ -146,7 +146,8 @@ async def test_a_crash_of_the_signaling_reader_is_logged_and_fails_the_run(
         finally:
             alice.stop()
     said = "\n".join(alice.lines)
-    assert code == ExitCode.ERROR, said
-    assert "ERROR peer.app: the signaling reader crashed" in said
-    assert "Traceback" in said
+    assert "ending the call with bob: their answer could not be applied" in said, said
+    assert code == ExitCode.DECLINED, said  # no usable answer: as if bob had declined
+    assert "the signaling reader crashed" not in said
+    assert "Traceback" not in said
     assert "lost the signaling server" not in said
