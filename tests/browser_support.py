@@ -34,12 +34,15 @@ CHROMIUM_ARGS: tuple[str, ...] = (
 PAGE_STATES = ("logged-out", "idle", "calling", "in-call")
 DEFAULT_TIMEOUT = 20.0
 
-# The one place tests answer the page's incoming calls: a person who presses Accept
-# as soon as the call rings. Tests of the asking itself open the page without it.
+# The one place tests answer the page's incoming calls and files: a person who presses
+# Accept as soon as a call rings or a file is offered. Tests of the asking itself open
+# the page without it.
 _PRESS_ACCEPT_JS = """
 setInterval(() => {
   const box = document.getElementById('incoming');
   if (box && !box.hidden) document.getElementById('accept-call').click();
+  const waiting = '#transfers .transfer[data-waiting] button.accept';
+  for (const button of document.querySelectorAll(waiting)) button.click();
 }, 100);
 """
 
@@ -129,7 +132,7 @@ async def open_page(
 ) -> Page:
     """The call page, loaded and connected to the server (not logged in). A Browser gets
     a fresh context, so every page is a separate user with its own storage and devices.
-    With ``accept_calls`` its user presses Accept whenever a call rings."""
+    With ``accept_calls`` its user presses Accept whenever a call rings or a file comes."""
     if isinstance(browser_or_context, Browser):
         context = await browser_or_context.new_context(viewport={"width": 1280, "height": 800})
     else:

@@ -5,6 +5,7 @@ Accept. Real Chromium pages, a real server, a real webcam-peer and raw protocol 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import aiohttp
 import pytest
@@ -153,3 +154,129 @@ async def test_remote_names_are_drawn_printable(
         }"""
     )
     assert drawn == ["\ufffd]0;PWNED\ufffd<b>x</b>", "a\ufffdb\ufffdc d", 65]
+
+
+# ---- files: announced, taken only after Accept, 8 at a time, 1 GiB each ---------------
+
+# A script in alice's page opens file channels and says what a test wants on them.
+_SENDER_JS = """
+([header]) => {
+  window.sent = window.sent || [];
+  const channel = window.webcamPeer.pc.createDataChannel('file');
+  const entry = { channel, replies: [], closed: false };
+  channel.onmessage = (event) => entry.replies.push(JSON.parse(event.data));
+  channel.onclose = () => { entry.closed = true; };
+  channel.onopen = () => channel.send(JSON.stringify({ type: 'file', ...header }));
+  window.sent.push(entry);
+  return window.sent.length - 1;
+}
+"""
+
+
+async def offer_file(page: Page, name: str, size: int) -> int:
+    number: int = await page.evaluate(_SENDER_JS, [{"name": name, "size": size}])
+    return number
+
+
+async def replies_to(page: Page, number: int, count: int = 1) -> list[dict[str, str]]:
+    await page.wait_for_function(
+        "([n, count]) => window.sent[n].replies.length >= count", arg=[number, count]
+    )
+    replies: list[dict[str, str]] = await page.evaluate("(n) => window.sent[n].replies", number)
+    return replies
+
+
+async def pages_in_a_call(browser: Browser, url: str) -> tuple[Page, Page]:
+    """Alice calls bob; bob accepts the call by hand and answers files by hand too."""
+    alice = await login_page(browser, url, "alice")
+    bob = await login_page(browser, url, "bob", accept_calls=False)
+    await alice.fill("#callee", "bob")
+    await alice.click("#call")
+    await bob.click("#accept-call")
+    await expect(bob.locator("#chat-input")).to_be_enabled()
+    await expect(alice.locator("#chat-input")).to_be_enabled()
+    return alice, bob
+
+
+async def test_a_file_is_taken_only_after_accept_and_its_url_goes_with_its_row(
+    browser: Browser, signaling_server: SignalingServer
+) -> None:
+    alice, bob = await pages_in_a_call(browser, signaling_server.http_url)
+    data = bytes([7]) * 3000
+    first = await offer_file(alice, "early.bin", 3000)
+    row = bob.locator("#transfers .transfer[data-direction='in']").first
+    await expect(row.locator("button.accept")).to_be_visible()
+    await expect(row.locator("button.reject")).to_be_visible()
+    await expect(row.locator(".name")).to_have_text("early.bin")
+    await expect(row.locator(".outcome")).to_contain_text("alice offers this file")
+    # Bytes before Accept are a broken protocol: nothing is kept.
+    await alice.evaluate("(n) => window.sent[n].channel.send(new Uint8Array(1000))", first)
+    assert await replies_to(alice, first) == [{"type": "cancel", "reason": "protocol-error"}]
+    await expect(row).to_have_attribute("data-state", "failed")
+    await expect(row.locator(".outcome")).to_have_text("protocol-error, nothing saved")
+    await expect(row.locator("button.accept")).to_have_count(0)
+
+    second = await offer_file(alice, "wanted.bin", 3000)
+    row = bob.locator("#transfers .transfer[data-direction='in']").first
+    await expect(row.locator(".name")).to_have_text("wanted.bin")
+    await asyncio.sleep(0.5)
+    assert await alice.evaluate("(n) => window.sent[n].replies", second) == []
+    await row.locator("button.accept").click()
+    assert await replies_to(alice, second) == [{"type": "accept"}]
+    digest = hashlib.sha256(data).hexdigest()
+    await alice.evaluate(
+        """([n, digest]) => {
+            const channel = window.sent[n].channel;
+            channel.send(new Uint8Array(3000).fill(7));
+            channel.send(JSON.stringify({ type: 'end', sha256: digest }));
+        }""",
+        [second, digest],
+    )
+    assert (await replies_to(alice, second, 2))[1] == {"type": "done", "sha256": digest}
+    await expect(row).to_have_attribute("data-state", "done")
+    href = await row.locator("a.download").get_attribute("href")
+    assert href and href.startswith("blob:")
+    fetch_js = (
+        "(url) => fetch(url).then((r) => r.arrayBuffer()).then((b) => b.byteLength, () => -1)"
+    )
+    assert await bob.evaluate(fetch_js, href) == 3000
+    await row.locator("button.clear").click()
+    await expect(bob.locator("#transfers .transfer .name", has_text="wanted.bin")).to_have_count(0)
+    assert await bob.evaluate(fetch_js, href) == -1  # the object URL was revoked
+
+
+async def test_a_rejected_file_is_cancelled(
+    browser: Browser, signaling_server: SignalingServer
+) -> None:
+    alice, bob = await pages_in_a_call(browser, signaling_server.http_url)
+    number = await offer_file(alice, "unwanted.exe", 10)
+    row = bob.locator("#transfers .transfer[data-direction='in']").first
+    await row.locator("button.reject").click()
+    assert await replies_to(alice, number) == [{"type": "cancel", "reason": "cancelled"}]
+    await expect(row).to_have_attribute("data-state", "cancelled")
+    await expect(row.locator(".outcome")).to_have_text("rejected, nothing saved")
+
+
+async def test_eight_incoming_files_at_once_and_1_gib_each(
+    browser: Browser, signaling_server: SignalingServer
+) -> None:
+    alice, bob = await pages_in_a_call(browser, signaling_server.http_url)
+    big = await offer_file(alice, "big.bin", 2**30 + 1)
+    assert await replies_to(alice, big) == [{"type": "cancel", "reason": "too-large"}]
+    await expect(bob.locator(".transfer[data-state='failed'] .outcome")).to_contain_text(
+        "too-large, nothing saved"
+    )
+    waiting = [await offer_file(alice, f"f{i}.bin", 10) for i in range(8)]
+    await expect(bob.locator(".transfer[data-waiting]")).to_have_count(8)
+    ninth = await offer_file(alice, "ninth.bin", 10)
+    assert await replies_to(alice, ninth) == [{"type": "cancel", "reason": "too-many"}]
+    await expect(bob.locator("#notice")).to_contain_text("too-many")
+    await expect(bob.locator(".transfer[data-waiting]")).to_have_count(8)
+    for number in waiting:
+        assert await alice.evaluate("(n) => window.sent[n].replies", number) == []
+    # One slot freed (rejected), and a tenth file is announced again.
+    await bob.locator(".transfer[data-waiting] button.reject").first.click()
+    await offer_file(alice, "tenth.bin", 10)
+    await expect(bob.locator(".transfer[data-waiting] .name", has_text="tenth.bin")).to_have_count(
+        1
+    )
