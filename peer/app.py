@@ -29,13 +29,14 @@ from media.echo import EchoTrack
 from media.measure import VideoReceiveMeter
 from media.sources import MediaSourceError, is_microphone, open_audio_source, open_video_source
 
-from .answering import ASK_WITHIN, Answer, AnswerPolicy
+from .answering import ASK_WITHIN, Answer, AnswerPolicy, FilePolicy
 from .call import Call, CallState, IllegalTransition
 from .candidate_pair import PairWatcher
 from .cc_shell import DEFAULT_MAX_BPS
 from .chat import RecentLines
 from .commands import (
     HELP,
+    AnswerOfferCommand,
     BadCommand,
     CancelCommand,
     ChatCommand,
@@ -105,6 +106,7 @@ class PeerOptions:
     ask: bool = False
     auto_answer: bool = False
     answer_from: list[str] = field(default_factory=list)
+    accept_files_from: list[str] = field(default_factory=list)
     stats_interval: float = 0.0
     answer_timeout: float = 30.0
     configuration: RTCConfiguration = field(default_factory=lambda: RTCConfiguration([]))
@@ -444,6 +446,8 @@ class Peer:
             ReceiveOptions(o.download_dir, o.max_receive_size, o.max_receive_per_call),
             say,
             self._chat_lines,
+            file_policy=FilePolicy.of(o.accept_files_from, o.ask),
+            at_a_terminal=lambda: self.terminal.interactive,
         )
         return self.call
 
@@ -796,6 +800,8 @@ class Peer:
                 self.data.send_file(command.path)
         elif isinstance(command, CancelCommand):
             self.data.cancel(command.number)
+        elif isinstance(command, AnswerOfferCommand):
+            self.data.answer_offer(command.number, command.accept)
 
     async def _close_data(self) -> None:
         data, self.data = self.data, None

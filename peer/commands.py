@@ -10,6 +10,8 @@ during a call:
   a line of text      send it as chat
   /send PATH          send a file
   /cancel [N]         cancel transfer N (all transfers without N)
+  /accept N           take the file offered as transfer N
+  /reject N           refuse the file offered as transfer N
   /help               this help
   //text              send a chat line that starts with '/'"""
 
@@ -30,6 +32,14 @@ class CancelCommand:
 
 
 @dataclass(frozen=True)
+class AnswerOfferCommand:
+    """/accept N (accept True) or /reject N."""
+
+    number: int
+    accept: bool
+
+
+@dataclass(frozen=True)
 class HelpCommand:
     pass
 
@@ -39,7 +49,7 @@ class BadCommand:
     why: str
 
 
-Command = ChatCommand | SendCommand | CancelCommand | HelpCommand | BadCommand
+Command = ChatCommand | SendCommand | CancelCommand | AnswerOfferCommand | HelpCommand | BadCommand
 
 
 def parse_command(line: str) -> Command | None:
@@ -63,6 +73,10 @@ def parse_command(line: str) -> Command | None:
         if not argument.isdigit():
             return BadCommand(f"usage: /cancel [N]; {argument!r} is not a transfer number")
         return CancelCommand(int(argument))
+    if name in ("accept", "reject"):
+        if not argument.isdigit():
+            return BadCommand(f"usage: /{name} N, N the number of the file offered")
+        return AnswerOfferCommand(int(argument), accept=name == "accept")
     if name == "help":
         return HelpCommand()
     return BadCommand(f"unknown command /{name} (/help lists them; //{name} sends it as chat)")
