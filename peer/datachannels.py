@@ -113,6 +113,9 @@ class CallBudget:
     def __init__(self, limit: int | None) -> None:
         self.remaining = limit
 
+    def allows(self, size: int) -> bool:
+        return self.remaining is None or size <= self.remaining
+
     def take(self, size: int) -> bool:
         if self.remaining is None:
             return True
@@ -267,6 +270,11 @@ class IncomingTransfer:
     def _offered(self, action: Offered) -> list[Action]:
         """Nothing is written before the person (or --accept-files-from) says yes."""
         self._header_timer.cancel()
+        # Refusals that do not depend on anyone's answer come first: nobody is asked
+        # about a file there is no room for.
+        refusal = self._no_room(action.name, action.size, take=False)
+        if refusal is not None:
+            return refusal
         what = f"{action.name} ({action.size} bytes)"
         decision = self.decide()
         if decision is Answer.ANSWER:
@@ -289,26 +297,35 @@ class IncomingTransfer:
         )
         return []
 
-    def _open(self, action: OpenFile) -> list[Action]:
+    def _no_room(self, name: str, size: int, *, take: bool) -> list[Action] | None:
+        """The actions refusing a file of ``size`` bytes there is no room for, or None
+        (then, with ``take``, its bytes are counted against the call's budget)."""
         directory = self.options.download_dir
         try:
             directory.mkdir(parents=True, exist_ok=True)  # the default one, made on first use
             free = shutil.disk_usage(directory).free
         except OSError as exc:
-            self.say(f"cannot receive {action.name}: {exc.strerror or exc} in {directory}")
+            self.say(f"cannot receive {name}: {exc.strerror or exc} in {directory}")
             return self.receiver.disk_error()
-        if action.size > free - FREE_SPACE_MARGIN:
+        if size > free - FREE_SPACE_MARGIN:
             self.say(
-                f"refused {action.name} ({action.size} bytes) from {self.other}: only "
+                f"refused {name} ({size} bytes) from {self.other}: only "
                 f"{free} bytes free in {directory}"
             )
             return self.receiver.refuse("too-large")
-        if not self.budget.take(action.size):
+        if not (self.budget.take(size) if take else self.budget.allows(size)):
             self.say(
-                f"refused {action.name} ({action.size} bytes) from {self.other}: over what "
+                f"refused {name} ({size} bytes) from {self.other}: over what "
                 f"one call may bring in (--max-receive-per-call)"
             )
             return self.receiver.refuse("too-large")
+        return None
+
+    def _open(self, action: OpenFile) -> list[Action]:
+        refusal = self._no_room(action.name, action.size, take=True)
+        if refusal is not None:
+            return refusal
+        directory = self.options.download_dir
         try:
             fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
         except OSError as exc:
