@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from peer.answering import FilePolicy
 from peer.chat import RecentLines
 from peer.datachannels import (
     ACCEPT_TIMEOUT,
@@ -63,7 +64,13 @@ async def two_sides(
         )
         bob = Side(
             CallData(
-                pc_bob, "bob", "alice", ReceiveOptions(download_dir), bob_said.append, RecentLines()
+                pc_bob,
+                "bob",
+                "alice",
+                ReceiveOptions(download_dir),
+                bob_said.append,
+                RecentLines(),
+                file_policy=FilePolicy.of(["alice"]),
             ),
             bob_said,
         )
