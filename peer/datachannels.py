@@ -162,9 +162,11 @@ class IncomingTransfer:
         say: Say,
         budget: CallBudget | None = None,
         decide: Callable[[], Answer] = lambda: Answer.DECLINE,
+        answer_within: float = OFFER_ANSWER_WITHIN,
     ) -> None:
         self.number = number
         self.decide = decide
+        self.answer_within = answer_within
         self._offer_timer: asyncio.TimerHandle | None = None
         self.budget = budget or CallBudget(None)
         self.channel = channel
@@ -231,7 +233,7 @@ class IncomingTransfer:
         if self.receiver.offered:
             self.say(
                 f"rejected {self.receiver.name} from {self.other}: not accepted within "
-                f"{OFFER_ANSWER_WITHIN:.0f} s"
+                f"{self.answer_within:.0f} s"
             )
             self._apply(self.receiver.reject())
 
@@ -289,10 +291,10 @@ class IncomingTransfer:
         self.say(
             f"{self.other} offers {what} as transfer {self.number}: "
             f"/accept {self.number} or /reject {self.number} "
-            f"(rejected in {OFFER_ANSWER_WITHIN:.0f} s)"
+            f"(rejected in {self.answer_within:.0f} s)"
         )
         self._offer_timer = asyncio.get_running_loop().call_later(
-            OFFER_ANSWER_WITHIN,
+            self.answer_within,
             guarded(f"transfer {self.number}", self._unanswered, self._broken),
         )
         return []
@@ -593,8 +595,10 @@ class CallData:
         accept_within: float = ACCEPT_TIMEOUT,
         file_policy: FilePolicy | None = None,
         at_a_terminal: Callable[[], bool] = lambda: False,
+        offer_answer_within: float = OFFER_ANSWER_WITHIN,
     ) -> None:
         self.pc = pc
+        self.offer_answer_within = offer_answer_within
         self.file_policy = file_policy or FilePolicy()
         self.at_a_terminal = at_a_terminal
         self.accept_within = accept_within
@@ -641,6 +645,7 @@ class CallData:
                 self.say,
                 self._budget,
                 lambda: self.file_policy.decide(self.other, self.at_a_terminal()),
+                self.offer_answer_within,
             )
             self._incoming[number] = transfer
             self._spawn(self._forget_incoming(transfer))
