@@ -14,9 +14,15 @@ from av import VideoFrame
 from .stamp import luma_plane, read_stamp
 
 FREEZE_GAP: Final = 0.200  # seconds without a new frame that a person sees as a freeze
+LONG_FREEZE_GAP: Final = 0.500  # what the shaped-link lab and issue 13's targets count
 BLACK_LUMA: Final = 24.0
 FPS_WINDOW: Final = 2.0
 LATENCY_SAMPLES: Final = 20_000
+RECENT_WINDOW: Final = 1.0  # seconds of latency samples behind ``latency_recent_ms``
+# A frame number this far from the last one is another numbering, not a lost or late
+# frame: the sender switched sources (camera to screen and back) and its new source
+# counts from its own start. 1000 frames is over 30 s at 30 fps.
+NEW_NUMBERING_JUMP: Final = 1000
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -34,11 +40,15 @@ class VideoReceiveMeter:
         self.repeated_frames = 0  # the same frame number again: the picture froze
         self.skipped_frames = 0  # frame numbers passed over (never arrived, or arrived late)
         self.out_of_order_frames = 0  # a frame number below one already shown: it went backwards
+        self.numberings = 0  # sources whose stamps were seen (a switch starts a new numbering)
         self.freezes = 0
+        self.long_freezes = 0
+        self.long_freeze_seconds = 0.0
         self.longest_gap = 0.0
         self.last_frame_number: int | None = None
         self.first_frame_number: int | None = None
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self._recent_latencies: deque[tuple[float, float]] = deque()  # (when, ms)
         self._first_at: float | None = None
         self._last_at: float | None = None
         self._recent: deque[float] = deque()
@@ -52,6 +62,9 @@ class VideoReceiveMeter:
             self.longest_gap = max(self.longest_gap, gap)
             if gap > FREEZE_GAP:
                 self.freezes += 1
+            if gap > LONG_FREEZE_GAP:
+                self.long_freezes += 1
+                self.long_freeze_seconds += gap
         if self._first_at is None:
             self._first_at = now
         self._last_at = now
@@ -66,11 +79,16 @@ class VideoReceiveMeter:
         if stamp is None:
             return
         self.stamped_frames += 1
-        self.latencies_ms.append(stamp.age_us() / 1000)
+        latency = stamp.age_us() / 1000
+        self.latencies_ms.append(latency)
+        self._recent_latencies.append((now, latency))
+        self._trim_recent(now)
         if self.first_frame_number is None:
             self.first_frame_number = stamp.frame_number
         previous = self.last_frame_number
-        if previous is not None:
+        if previous is None or abs(stamp.frame_number - previous) >= NEW_NUMBERING_JUMP:
+            self.numberings += 1
+        else:
             if stamp.frame_number == previous:
                 self.repeated_frames += 1
             elif stamp.frame_number < previous:
@@ -94,8 +112,18 @@ class VideoReceiveMeter:
         span = self._last_at - self._first_at
         return (self.frames - 1) / span if span > 0 else None
 
+    def recent_latencies(self) -> list[float]:
+        """The latencies of the frames decoded in the last :data:`RECENT_WINDOW` seconds."""
+        self._trim_recent(self._clock())
+        return [latency for _, latency in self._recent_latencies]
+
+    def _trim_recent(self, now: float) -> None:
+        while self._recent_latencies and self._recent_latencies[0][0] < now - RECENT_WINDOW:
+            self._recent_latencies.popleft()
+
     def snapshot(self) -> dict[str, Any]:
         latencies = list(self.latencies_ms)
+        recent = self.recent_latencies()
         return {
             "frames": self.frames,
             "fps": _round(self.fps),
@@ -109,13 +137,20 @@ class VideoReceiveMeter:
             "repeated_frames": self.repeated_frames,
             "skipped_frames": self.skipped_frames,
             "out_of_order_frames": self.out_of_order_frames,
+            "numberings": self.numberings,
             "freezes": self.freezes,
+            "long_freezes": self.long_freezes,
+            "long_freeze_ms": _round(self.long_freeze_seconds * 1000),
             "longest_gap_ms": _round(self.longest_gap * 1000),
             "latency_ms": {
                 "p50": _round(percentile(latencies, 50)),
                 "p95": _round(percentile(latencies, 95)),
                 "p99": _round(percentile(latencies, 99)),
                 "max": _round(max(latencies) if latencies else None),
+            },
+            "latency_recent_ms": {
+                "p50": _round(percentile(recent, 50)),
+                "p95": _round(percentile(recent, 95)),
             },
         }
 

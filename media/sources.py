@@ -1,6 +1,7 @@
 """``--video`` and ``--audio`` values turned into tracks.
 
-    --video camera | camera:N | camera:/dev/videoN | synthetic | file:PATH | none
+    --video camera | camera:N | camera:/dev/videoN | screen | screen:N | synthetic
+            | file:PATH | none
     --audio mic | mic:N | mic:NAME | mic:alsa:PCM | synthetic | synthetic:FREQ | file:PATH | none
 
 Microphone names are those ``webcam-peer --list-devices`` shows (:mod:`media.devices`).
@@ -20,7 +21,9 @@ from .errors import MediaSourceError
 
 __all__ = ["MediaSourceError", "open_audio_source", "open_video_source"]
 
-VIDEO_CHOICES = "camera, camera:N, camera:/dev/videoN, synthetic, file:PATH, echo or none"
+VIDEO_CHOICES = (
+    "camera, camera:N, camera:/dev/videoN, screen, screen:N, synthetic, file:PATH, echo or none"
+)
 AUDIO_CHOICES = (
     "mic, mic:N, mic:NAME, mic:alsa:PCM, synthetic, synthetic:FREQ, file:PATH, echo or none"
 )
@@ -48,6 +51,10 @@ def open_video_source(
         if argument:
             device = int(argument) if argument.isdigit() else argument
         return CameraTrack(device, width, height, fps)
+    if kind == "screen" and (argument is None or argument.isdigit()):
+        from .screen import ScreenTrack
+
+        return ScreenTrack(int(argument) if argument else 1, fps)
     if kind == "file" and argument:
         from .file import FileVideoTrack
 

@@ -2,7 +2,8 @@
 
 Everything runs on the event loop's thread, which is the thread OpenCV's GUI wants;
 ``cv2.waitKey(1)`` is called every tick so the window stays responsive even while
-no frame arrives. ``q`` or Esc (or closing the window) sets ``quit_requested``.
+no frame arrives. ``q`` or Esc (or closing the window) sets ``quit_requested``;
+other keys go to ``on_key`` (the peer's m and v: mute, camera off/on).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from av import VideoFrame
 logger = logging.getLogger(__name__)
 
 QUIT_KEYS: Final = (ord("q"), ord("Q"), 27)
+NO_KEY: Final = 0xFF
 TICK: Final = 1 / 100
 INSET_FRACTION: Final = 4  # the local preview is a quarter of the window's width
 PLACEHOLDER_SIZE: Final = (640, 480)
@@ -66,11 +68,13 @@ class VideoWindow:
         *,
         local: MediaStreamTrack | None = None,
         overlay: Callable[[], Overlay] | None = None,
+        on_key: Callable[[str], None] | None = None,
     ) -> None:
         self.title = title
         self._remote = LatestFrame(remote)
         self._local = LatestFrame(local) if local is not None else None
         self._overlay = overlay or (lambda: Overlay(title))
+        self._on_key = on_key  # any other key pressed (m, v: mute, camera)
         self.quit_requested = False
         self.frames_shown = 0
 
@@ -106,6 +110,8 @@ class VideoWindow:
         if key in QUIT_KEYS:
             self.quit_requested = True
             return
+        if key != NO_KEY and self._on_key is not None:
+            self._on_key(chr(key))
         try:
             visible = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE)
         except cv2.error:

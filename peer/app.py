@@ -22,14 +22,17 @@ from typing import Any
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
-from av import VideoFrame
+from av import AudioFrame, VideoFrame
 
 from media.audio_processing import AudioProcessingUnavailable, AudioProcessor
 from media.echo import EchoTrack
+from media.level import AudioLevel
 from media.measure import VideoReceiveMeter
-from media.sources import MediaSourceError, is_microphone, open_audio_source, open_video_source
+from media.sources import MediaSourceError, is_microphone
 
 from .answering import ASK_WITHIN, Answer, AnswerPolicy, FilePolicy
+from .av_commands import AvCommand
+from .av_controls import describe_change, window_key_command
 from .call import Call, CallState, IllegalTransition
 from .candidate_pair import PairWatcher
 from .cc_shell import DEFAULT_MAX_BPS
@@ -56,6 +59,8 @@ from .errors import ExitCode, PeerError
 from .filenames import unreadable_file
 from .ice import call_configuration, servers_from_login
 from .intake import BadMessage, CandidateGate, description
+from .local_media import LocalMedia
+from .media_state import MEDIA_TYPE, MediaState, decode_media_state, encode_media_state
 from .progress import above_progress_bars
 from .prompt import ask_yes_no
 from .recovery import RECOVERY_TIMEOUT, Ending, Recovery, Step, is_fresh_negotiation
@@ -148,6 +153,7 @@ class Peer:
         self._online: asyncio.Queue[list[str]] = asyncio.Queue()
         self._meter: VideoReceiveMeter | None = None
         self._audio_frames = 0
+        self._audio_level = AudioLevel()
         self._transport = TransportStats()
         self._calls_made = 0
         self._remote_tracks: dict[str, MediaStreamTrack] = {}
@@ -163,6 +169,16 @@ class Peer:
         self._partner: str | None = None
         self._recovery_news: asyncio.Queue[JSONObject] = asyncio.Queue()
         self._replaced: Call | None = None  # the call a fresh offer from the partner ended
+        self.media = LocalMedia(
+            options.video,
+            options.audio,
+            (options.width, options.height),
+            options.fps,
+            options.login,
+            say,
+            self._local_media_changed,
+        )
+        self._remote_media: MediaState | None = None  # what the partner says they send
         self._reader_crashed = False
         self._gate = CandidateGate()  # the current call's remote candidates
         self._ringing: str | None = None  # the caller being asked about
@@ -223,6 +239,7 @@ class Peer:
             await self.call.hang_up()
         await self._close_data()
         await self._stop_call_tasks()
+        await self.media.close()
         for track in (self._local_video, self._local_audio, *self._echo.values()):
             if track is not None:
                 track.stop()
@@ -233,15 +250,14 @@ class Peer:
         try:
             if o.video == "echo":
                 self._echo["video"] = EchoTrack("video")
-            else:
-                self._local_video = open_video_source(
-                    o.video, o.width, o.height, o.fps, label=o.login
-                )
             if o.audio == "echo":
                 self._echo["audio"] = EchoTrack("audio")
             else:
                 self._audio_processor = self._make_audio_processor()
-                self._local_audio = open_audio_source(o.audio, self._audio_processor)
+            self.media.open(
+                video=o.video != "echo", audio=o.audio != "echo", processor=self._audio_processor
+            )
+            self._local_video, self._local_audio = self.media.video, self.media.audio
         except MediaSourceError as exc:
             raise PeerError(ExitCode.MEDIA_DEVICE, str(exc)) from exc
         except ValueError as exc:  # a source spec that does not parse
@@ -417,6 +433,7 @@ class Peer:
         self._calls_made += 1
         self._meter = VideoReceiveMeter()
         self._audio_frames = 0
+        self._audio_level = AudioLevel()
         self._transport = TransportStats()
         self._pair = PairWatcher()
         local_tracks: list[MediaStreamTrack] = []
@@ -449,6 +466,8 @@ class Peer:
             file_policy=FilePolicy.of(o.accept_files_from, o.ask),
             at_a_terminal=lambda: self.terminal.interactive,
         )
+        self.data.on_extension = self._extension_message
+        self._remote_media = None
         return self.call
 
     async def _in_call(self, call: Call) -> ExitCode:
@@ -497,6 +516,7 @@ class Peer:
         if self.options.stats_interval > 0:
             self._spawn(self._report_stats(call), "stats")
         self._spawn(self._announce_connected(call), "announce")
+        self._spawn(self._announce_media(), "media-state")
         if self.options.record is not None:
             self._spawn(self._record(call), "recorder")
         for path in self._files_to_send:
@@ -641,8 +661,10 @@ class Peer:
     async def _consume_audio(self, track: MediaStreamTrack) -> None:
         try:
             while True:
-                await track.recv()
+                frame = await track.recv()
                 self._audio_frames += 1
+                if isinstance(frame, AudioFrame):
+                    self._audio_level.on_frame(frame)
         except MediaStreamError:
             return
 
@@ -666,6 +688,7 @@ class Peer:
             self._relay.subscribe(remote, buffered=False),
             local=preview,
             overlay=overlay,
+            on_key=self._window_key,
         )
 
         async def show() -> None:
@@ -732,6 +755,7 @@ class Peer:
             "state": call.state.value,
             "video": video,
             "audio_frames": self._audio_frames,
+            "audio_level_dbfs": self._audio_level.dbfs,
             **self._transport.as_dict(),
             "pair": pair.as_dict() if (pair := self._pair.update(call.pc)) else None,
             "receive_path": _receive_path_counters(self.options.receive_path, call),
@@ -739,6 +763,10 @@ class Peer:
             "transfers": dict(self.data.counters) if self.data is not None else self._transfers,
             "sctp": sctp_counters(self.options.sctp_mode, call.pc),
             "congestion": congestion_stats(call.congestion),
+            "media": {
+                "sending": vars(self.media.state),
+                "remote": vars(self._remote_media) if self._remote_media else None,
+            },
             "setup_ms": {
                 "ice": _ms(call.timings.since_start(call.timings.ice_connected)),
                 "connected": _ms(call.timings.since_start(call.timings.connected)),
@@ -771,8 +799,39 @@ class Peer:
         pair = self._pair.update(self.call.pc) if self.call is not None else self._pair.last
         if pair is not None:
             lines.append(pair.describe())
+        if self._remote_media is not None and self._remote_media.describe():
+            lines.append(
+                f"{self.call.other if self.call else 'they'}: {self._remote_media.describe()}"
+            )
         lines.extend(self._chat_lines.visible(time.monotonic()))
         return lines
+
+    # ---- mute, camera off, screen (docs/datachannels.md, "Media state") ----------------
+    def _local_media_changed(self, state: MediaState) -> None:
+        if self.data is not None:
+            self.data.send_extension(encode_media_state(state))
+
+    async def _announce_media(self) -> None:
+        data = self.data
+        if data is not None:
+            await data.chat_open.wait()
+            data.send_extension(encode_media_state(self.media.state))
+
+    def _extension_message(self, kind: str, message: str) -> None:
+        if kind != MEDIA_TYPE or self.call is None:
+            return
+        state = decode_media_state(message)
+        if state is None:
+            say(f"ignored a malformed media-state message from {self.call.other}")
+            return
+        for line in describe_change(self._remote_media, state, self.call.other):
+            say(line)
+        self._remote_media = state
+
+    def _window_key(self, key: str) -> None:
+        command = window_key_command(key, self.media.state)
+        if command is not None:
+            self.media.command(command)
 
     # ---- chat and files ----------------------------------------------------------
     def _data_channel(self, channel: RTCDataChannel) -> None:
@@ -786,6 +845,8 @@ class Peer:
             return
         if isinstance(command, HelpCommand):
             say(HELP)
+        elif isinstance(command, AvCommand):
+            self.media.command(command)
         elif isinstance(command, BadCommand):
             say(command.why)
         elif self.data is None:

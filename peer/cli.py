@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
+import ipaddress
 import logging
 import os
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from signaling.protocol import is_valid_username
 
@@ -59,11 +62,12 @@ examples:
                                                   # media only through the TURN server the
                                                   # signaling server hands out at login
 
-sources:  --video camera | camera:N | camera:/dev/videoN | synthetic | file:PATH | echo | none
+sources:  --video camera | camera:N | camera:/dev/videoN | screen | screen:N | synthetic
+                  | file:PATH | echo | none
           --audio mic | mic:N | mic:NAME | mic:alsa:PCM | synthetic | synthetic:FREQ | file:PATH
                   | echo | none
 devices:  webcam-peer --list-devices shows what N and NAME can be; --speaker-device too.
-keys in the window: q or Esc hangs up and quits.
+keys in the window: q or Esc hangs up and quits, m mutes/unmutes, v turns the camera off/on.
 
 exit codes: 0 done, 1 error, 2 bad usage, 3 server unreachable, 4 login refused,
 5 user not online, 6 busy, 7 declined or unanswered, 8 camera/mic missing, 9 call failed,
@@ -168,6 +172,39 @@ class _ListDevices(argparse.Action):
         parser.exit(0)
 
 
+def _token(parser: argparse.ArgumentParser, given: str | None, path: Path | None) -> str | None:
+    if path is None:
+        return given
+    if given is not None and os.environ.get("WEBCAM_PEER_TOKEN") != given:
+        parser.error("--token and --token-file: give one of them")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        parser.error(f"cannot read --token-file {path}: {exc}")
+    if not lines or not lines[0].strip():
+        parser.error(f"--token-file {path} is empty")
+    return lines[0].strip()
+
+
+def _cleartext_server(url: str) -> bool:
+    """A ws:// server URL whose host is not this machine's loopback."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "ws" or host in ("localhost", ""):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("webcam-peer")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="webcam-peer",
@@ -175,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     who = parser.add_argument_group("who")
     who.add_argument(
         "--login",
@@ -221,11 +259,25 @@ def build_parser() -> argparse.ArgumentParser:
     server = parser.add_argument_group("server")
     server.add_argument(
         "--server",
-        default="ws://127.0.0.1:8080/ws",
+        default=os.environ.get("WEBCAM_PEER_SERVER", "ws://127.0.0.1:8080/ws"),
         metavar="URL",
-        help="signaling server, e.g. ws://host:8080 or wss://host (default %(default)s)",
+        help="signaling server, e.g. ws://host:8080 or wss://host (default %(default)s; "
+        "env WEBCAM_PEER_SERVER)",
     )
-    server.add_argument("--token", metavar="T", help="token the server asks for at login")
+    server.add_argument(
+        "--token",
+        metavar="T",
+        default=os.environ.get("WEBCAM_PEER_TOKEN"),
+        help="token the server asks for at login (env WEBCAM_PEER_TOKEN; on the command "
+        "line it shows in ps: prefer --token-file)",
+    )
+    server.add_argument(
+        "--token-file",
+        type=Path,
+        default=os.environ.get("WEBCAM_PEER_TOKEN_FILE"),
+        metavar="FILE",
+        help="read the token from FILE, its first line (env WEBCAM_PEER_TOKEN_FILE)",
+    )
     server.add_argument(
         "--insecure",
         action="store_true",
@@ -237,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--video",
         default="camera",
         metavar="SRC",
-        help="video to send: camera, camera:N, camera:/dev/video2, synthetic, "
+        help="video to send: camera, camera:N, camera:/dev/video2, screen, screen:N, synthetic, "
         "file:PATH, echo or none (default %(default)s)",
     )
     media.add_argument(
@@ -481,6 +533,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         except AiortcChanged as exc:
             parser.error(str(exc))
 
+    token = _token(parser, args.token, args.token_file)
+    if token and _cleartext_server(args.server):
+        print(
+            f"webcam-peer: warning: the token travels in clear text to {args.server}; "
+            "use a wss:// server",
+            file=sys.stderr,
+        )
+
     # Imported late: media pulls in OpenCV and PyAV, which --help need not wait for.
     from .app import Peer, PeerOptions
 
@@ -490,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server=args.server,
         call=args.call,
         wait=args.wait,
-        token=args.token,
+        token=token,
         video=args.video,
         audio=args.audio,
         width=width,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-HELP = """\
+from .av_commands import AV_HELP, AvCommand, parse_av_command
+
+HELP = f"""\
 during a call:
   a line of text      send it as chat
   /send PATH          send a file
@@ -13,6 +15,7 @@ during a call:
   /accept N           take the file offered as transfer N
   /reject N           refuse the file offered as transfer N
   /help               this help
+{AV_HELP}
   //text              send a chat line that starts with '/'"""
 
 
@@ -49,7 +52,15 @@ class BadCommand:
     why: str
 
 
-Command = ChatCommand | SendCommand | CancelCommand | AnswerOfferCommand | HelpCommand | BadCommand
+Command = (
+    ChatCommand
+    | SendCommand
+    | CancelCommand
+    | AnswerOfferCommand
+    | HelpCommand
+    | BadCommand
+    | AvCommand
+)
 
 
 def parse_command(line: str) -> Command | None:
@@ -79,4 +90,6 @@ def parse_command(line: str) -> Command | None:
         return AnswerOfferCommand(int(argument), accept=name == "accept")
     if name == "help":
         return HelpCommand()
+    if (media := parse_av_command(name, argument)) is not None:
+        return media
     return BadCommand(f"unknown command /{name} (/help lists them; //{name} sends it as chat)")

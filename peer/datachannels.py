@@ -619,6 +619,8 @@ class CallData:
         self._budget = CallBudget(receive.call_budget)
         self._flood_report: asyncio.TimerHandle | None = None
         self.counters = {"files_sent": 0, "files_received": 0, "bytes_sent": 0, "bytes_received": 0}
+        # Messages of other types on the chat channel (e.g. "media"): (type, raw message).
+        self.on_extension: Callable[[str, str], None] | None = None
 
     # ---- channels arriving -------------------------------------------------------------
     def channel_arrived(self, channel: RTCDataChannel) -> None:
@@ -697,7 +699,10 @@ class CallData:
             self.say(f"{self.other}: {received.text}")
             self.recent.add(f"{self.other}: {received.text}", time.monotonic())
         elif isinstance(received, ChatIgnored):
-            logger.info("ignoring a chat message of type %r from %s", received.kind, self.other)
+            if self.on_extension is not None and isinstance(message, str):
+                self.on_extension(received.kind, message)
+            else:
+                logger.info("ignoring a chat message of type %r from %s", received.kind, self.other)
         else:
             self.say(received.why)
 
@@ -722,6 +727,12 @@ class CallData:
             self.recent.add(f"{self.me}: {text}", time.monotonic())
         else:
             self.say(f"chat with {self.other} is closed: not sent")
+
+    def send_extension(self, message: str) -> bool:
+        """A message of another type on the chat channel, if it is open (else dropped)."""
+        if self.chat is None or not self.chat_open.is_set():
+            return False
+        return _send(self.chat, message)
 
     # ---- files -------------------------------------------------------------------------
     def send_file(self, path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
+import os
 import ssl
 import sys
 from collections.abc import Callable
@@ -12,9 +14,18 @@ from pathlib import Path
 from aiohttp import web
 
 from . import badrequests
+from .clientaddr import parse_network
 from .cluster import DEFAULT_PRESENCE_TTL
 from .ice_servers import IceServerConfigError, IceServers
-from .server import ServerConfig, create_app
+from .origin import is_loopback_host, normalize_origin
+from .router import DEFAULT_RING_TIMEOUT
+from .server import (
+    DEFAULT_LOGIN_TIMEOUT,
+    DEFAULT_MAX_PER_ADDRESS,
+    HTTP_REQUEST_TIMEOUT,
+    ServerConfig,
+    create_app,
+)
 from .turn_credentials import DEFAULT_TTL
 
 logger = logging.getLogger(__name__)
@@ -29,8 +40,9 @@ examples:
   signaling-server --ice-server stun:stun.example.org:3478
                                            # handed to the browser page through GET /config
   signaling-server --ice-server stun:turn.example.org:3478 --ice-server \\
-      'turn:turn.example.org:3478?transport=udp' --turn-secret-file /etc/turn-secret
-                                           # every login gets TURN credentials valid 24 h,
+      'turn:turn.example.org:3478?transport=udp' --turn-secret-file /etc/turn-secret \\
+      --token-file /etc/signaling-token
+                                           # every login gets TURN credentials valid 1 h,
                                            # signed with coturn's static-auth-secret
                                            # (docs/nat.md: running coturn beside the server)
   signaling-server --port 8080 --redis redis://10.0.0.5:6379/0   # and on another process or
@@ -65,6 +77,15 @@ def _port(text: str) -> int:
     return port
 
 
+def _network(text: str) -> object:
+    try:
+        return parse_network(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an IP address or network (10.0.0.5, 10.0.0.0/8)"
+        ) from None
+
+
 def _redis_url(text: str) -> str:
     scheme = text.partition("://")[0]
     if scheme not in ("redis", "rediss", "unix") or not text.partition("://")[2]:
@@ -75,6 +96,13 @@ def _redis_url(text: str) -> str:
     return text
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("webcam-peer")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="signaling-server",
@@ -83,20 +111,44 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+        "--host",
+        default=os.environ.get("SIGNALING_HOST", "127.0.0.1"),
+        help="address to listen on (default %(default)s; env SIGNALING_HOST)",
     )
     parser.add_argument(
         "--port",
         type=_port,
-        default=8080,
-        help="TCP port (default %(default)s; 0 picks a free one)",
+        default=os.environ.get("SIGNALING_PORT", "8080"),
+        help="TCP port (default %(default)s; 0 picks a free one; env SIGNALING_PORT)",
     )
     parser.add_argument(
         "--cert", type=Path, help="TLS certificate (PEM); with --key serves https/wss"
     )
     parser.add_argument("--key", type=Path, help="TLS private key (PEM)")
-    parser.add_argument("--token", help="shared secret every login must carry as 'token'")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("SIGNALING_TOKEN"),
+        help="shared secret every login must carry as 'token' (env SIGNALING_TOKEN; "
+        "on the command line it shows in ps: prefer --token-file)",
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=os.environ.get("SIGNALING_TOKEN_FILE"),
+        metavar="FILE",
+        help="read the token from FILE, its first line (env SIGNALING_TOKEN_FILE)",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web origin (https://calls.example.org) whose pages may open a WebSocket "
+        "here besides the server's own page (repeatable); other browser pages get 403, "
+        "clients that send no Origin (webcam-peer, scripts) are let in",
+    )
     parser.add_argument(
         "--ice-server",
         action="append",
@@ -115,8 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--turn-secret-file",
         type=Path,
+        default=os.environ.get("SIGNALING_TURN_SECRET_FILE"),
         metavar="FILE",
-        help="read the TURN secret from FILE (its first line)",
+        help="read the TURN secret from FILE, its first line (env SIGNALING_TURN_SECRET_FILE)",
+    )
+    parser.add_argument(
+        "--allow-anonymous-turn",
+        action="store_true",
+        help="hand TURN credentials to logins without a --token: anyone who can reach "
+        "the server may then relay through your TURN server (refused without this flag)",
     )
     parser.add_argument(
         "--turn-ttl",
@@ -130,6 +189,45 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive(int),
         default=10_000,
         help="refuse new WebSocket connections beyond this many (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-per-ip",
+        type=_positive(int),
+        default=DEFAULT_MAX_PER_ADDRESS,
+        metavar="N",
+        help="refuse (HTTP 429) WebSocket connections from one address beyond this many "
+        "(default %(default)s: an office behind one NAT address)",
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        type=_network,
+        metavar="ADDRESS[/BITS]",
+        help="a reverse proxy whose X-Forwarded-For names the client (repeatable); "
+        "without it the header is ignored",
+    )
+    parser.add_argument(
+        "--login-timeout",
+        type=_positive(float),
+        default=DEFAULT_LOGIN_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection that has not logged in this long after it opened "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--ring-timeout",
+        type=_positive(float),
+        default=DEFAULT_RING_TIMEOUT,
+        metavar="SECONDS",
+        help="end a call whose offer is not answered in this time; both sides get "
+        "close with reason no-answer (default %(default)s)",
+    )
+    parser.add_argument(
+        "--no-list",
+        action="store_true",
+        help="do not tell anybody who is online: 'list' gets an empty reply "
+        "(users call names they know)",
     )
     parser.add_argument(
         "--heartbeat",
@@ -156,10 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--redis",
         type=_redis_url,
+        default=os.environ.get("SIGNALING_REDIS"),
         metavar="URL",
         help="share users with every server process started with the same Redis URL "
         "(redis://HOST:PORT/DB, rediss:// for TLS, unix:///path.sock): a username is "
-        "unique across them and anyone can call anyone (default: this process alone)",
+        "unique across them and anyone can call anyone (default: this process alone; "
+        "env SIGNALING_REDIS)",
     )
     parser.add_argument(
         "--redis-ttl",
@@ -175,19 +275,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _turn_secret(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
-    if args.turn_secret_file is None:
-        secret: str | None = args.turn_secret
-        return secret
-    if args.turn_secret is not None:
-        parser.error("--turn-secret and --turn-secret-file: give one of them")
+def _secret(
+    parser: argparse.ArgumentParser, flag: str, given: str | None, path: Path | None
+) -> str | None:
+    """A secret from ``--FLAG`` or the first line of ``--FLAG-file``."""
+    if path is None:
+        return given
+    if given is not None:
+        parser.error(f"--{flag} and --{flag}-file: give one of them")
     try:
-        lines = args.turn_secret_file.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        parser.error(f"cannot read --turn-secret-file {args.turn_secret_file}: {exc}")
+        parser.error(f"cannot read --{flag}-file {path}: {exc}")
     if not lines or not lines[0].strip():
-        parser.error(f"--turn-secret-file {args.turn_secret_file} is empty")
+        parser.error(f"--{flag}-file {path} is empty")
     return lines[0].strip()
+
+
+def config_is_cleartext(host: str, cert: Path | None) -> bool:
+    """Would secrets cross a network unencrypted (plain ws:// on a reachable address)?"""
+    return cert is None and not is_loopback_host(host)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,24 +304,41 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--cert and --key go together")
     if args.rate_burst < 1:
         parser.error("--rate-burst must be at least 1")
-    turn_secret = _turn_secret(parser, args)
+    turn_secret = _secret(parser, "turn-secret", args.turn_secret, args.turn_secret_file)
+    token = _secret(parser, "token", args.token, args.token_file)
     try:
         IceServers(tuple(args.ice_server), turn_secret, args.turn_ttl)
     except IceServerConfigError as exc:
         parser.error(str(exc))
+    if turn_secret is not None and not token and not args.allow_anonymous_turn:
+        parser.error(
+            "TURN credentials for anonymous logins make your TURN server an open relay: "
+            "give --token (or --token-file), or --allow-anonymous-turn if you mean it"
+        )
+    for origin in args.allowed_origin:
+        if normalize_origin(origin) is None:
+            parser.error(f"--allowed-origin {origin!r} is not an origin like https://host[:port]")
+    if args.ring_timeout < 1:
+        parser.error("--ring-timeout must be at least 1 second")
     if args.redis_ttl < 1:
         parser.error("--redis-ttl must be at least 1 second")
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose + 1, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     badrequests.install()
+    if token and config_is_cleartext(args.host, args.cert) and not args.trusted_proxy:
+        logger.warning(
+            "the token travels in clear text over ws:// to %s, which is not a loopback "
+            "address: give --cert/--key (wss://) or put a TLS proxy in front",
+            args.host,
+        )
 
     config = ServerConfig(
         host=args.host,
         port=args.port,
         cert=args.cert,
         key=args.key,
-        token=args.token,
+        token=token,
         ice_servers=tuple(args.ice_server),
         turn_secret=turn_secret,
         turn_ttl=args.turn_ttl,
@@ -224,6 +348,12 @@ def main(argv: list[str] | None = None) -> int:
         rate_burst=args.rate_burst,
         redis_url=args.redis,
         redis_ttl=args.redis_ttl,
+        allowed_origins=tuple(args.allowed_origin),
+        login_timeout=args.login_timeout,
+        ring_timeout=args.ring_timeout,
+        listing=not args.no_list,
+        max_per_address=args.max_per_ip,
+        trusted_proxies=tuple(args.trusted_proxy),
     )
     try:
         ssl_context = config.ssl_context()
@@ -250,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             print=announce,
             handle_signals=True,
             shutdown_timeout=5.0,
+            keepalive_timeout=HTTP_REQUEST_TIMEOUT,
         )
     except unavailable as exc:
         print(f"signaling-server: {exc}", file=sys.stderr)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Hashable
+import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
@@ -31,7 +32,10 @@ logger = logging.getLogger(__name__)
 
 Connection = Hashable
 Outgoing = tuple[Connection, JSONObject]
-MAX_LISTED_USERS: Final = 1000
+MAX_LISTED_USERS: Final = 200
+# How long an offer rings unanswered before the server ends the call.
+DEFAULT_RING_TIMEOUT: Final = 60.0
+NO_ANSWER: Final = "no-answer"
 
 
 class CallState(Enum):
@@ -82,6 +86,8 @@ class Call:
     caller: str
     callee: str
     state: CallState = CallState.RINGING
+    # When the first offer went out (time.monotonic), for the ring timeout.
+    rang_at: float = field(default_factory=time.monotonic)
 
     def role_of(self, username: str) -> Role:
         return Role.CALLER if username == self.caller else Role.CALLEE
@@ -109,6 +115,10 @@ class Router:
     """In-memory presence and routing for one server process."""
 
     token: str | None = None
+    # May this connection list the users now? (the shell's rate limit; None: always)
+    list_gate: Callable[[Connection], bool] | None = None
+    # No `list` at all (--no-list): the reply is an empty list saying so.
+    list_disabled: bool = False
     _sessions: dict[Connection, Session] = field(default_factory=dict)
     _users: dict[str, Session] = field(default_factory=dict)
 
@@ -172,10 +182,38 @@ class Router:
             if session.username is None:
                 raise ProtocolError(Reason.NOT_LOGGED_IN)
             if isinstance(message, ListUsers):
+                if self.list_disabled:
+                    reply = {"type": "users", "users": [], "listDisabled": True}
+                    return [(connection, reply)]
+                if self.list_gate is not None and not self.list_gate(connection):
+                    raise ProtocolError(Reason.RATE_LIMITED)
                 return self._list_users(session)
             return self._relay(session, session.username, message)
         except ProtocolError as exc:
             return [(connection, protocol.error_from(exc, protocol.message_type(message)))]
+
+    def expire_ringing(self, timeout: float, now: float | None = None) -> list[Outgoing]:
+        """End the calls that have rung unanswered for ``timeout`` seconds: each user of
+        this router in one hears ``close`` from the other with reason ``no-answer``."""
+        now = time.monotonic() if now is None else now
+        out: list[Outgoing] = []
+        expired: list[Call] = []
+        for username, session in self._users.items():
+            call = session.call
+            if (
+                call is not None
+                and call.state is CallState.RINGING
+                and now - call.rang_at >= timeout
+            ):
+                session.call = None
+                expired.append(call)
+                close = protocol.relayed(Close(None, NO_ANSWER), call.other(username))
+                out.append((session.connection, close))
+        for call in expired:
+            if call.state is not CallState.ENDED:
+                call.state = CallState.ENDED
+                logger.info("call %s -> %s not answered in time", call.caller, call.callee)
+        return out
 
     # ---- internals ---------------------------------------------------------------------
     def _login(self, session: Session, message: Login) -> list[Outgoing]:

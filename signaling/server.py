@@ -8,10 +8,11 @@ returns, and serves the page, ``/config``, ``/healthz`` and ``/metrics``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,13 +21,16 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import protocol
+from .clientaddr import Network, client_address
 from .cluster import DEFAULT_PRESENCE_TTL, ClusterRouter
+from .headers import security_headers
 from .ice_servers import IceServers, with_ice_servers
 from .metrics import Metrics
+from .origin import host_allowed, origin_allowed
 from .outbox import Flusher, Outbox
 from .protocol import MAX_MESSAGE_BYTES, Reason
 from .ratelimit import TokenBucket
-from .router import Connection, Outgoing, Router
+from .router import DEFAULT_RING_TIMEOUT, Connection, Outgoing, Router
 from .turn_credentials import DEFAULT_TTL
 
 if TYPE_CHECKING:
@@ -36,8 +40,25 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(str(resources.files("signaling") / "static"))
 # Frames between the protocol limit and this get a polite "too-large" error and the
-# connection stays open; beyond it aiohttp closes the socket with 1009.
-HARD_FRAME_LIMIT = 1024 * 1024
+# connection stays open; beyond it aiohttp closes the socket with 1009. aiohttp checks
+# a frame's declared length before reading its payload, so a connection never holds
+# more than this of a frame it is still receiving.
+HARD_FRAME_LIMIT = 128 * 1024
+# A connection that has not logged in by then is closed: idle sockets would take
+# the places of real users under --max-connections.
+DEFAULT_LOGIN_TIMEOUT = 10.0
+# Connections from one address (NAT'd offices and campuses share one).
+DEFAULT_MAX_PER_ADDRESS = 256
+# How long a client may take to send a whole HTTP request (the upgrade included),
+# counted from its connection; also how long an idle keep-alive connection stays.
+# aiohttp's default is 75 s, which lets a slowloris hold sockets for that long.
+HTTP_REQUEST_TIMEOUT = 10.0
+# `list` per connection: the page asks every 3 s; a reply may hold 200 names (and
+# costs a Redis SCAN with --redis), so a client gets no more than this.
+LIST_RATE = 1.0
+LIST_BURST = 5
+# Failed token attempts one connection may make.
+MAX_TOKEN_FAILURES = 3
 # How long a close waits for the client's answering close frame (aiohttp's default is
 # 10 s): a client that never answers holds up the server's shutdown this long.
 CLOSE_TIMEOUT = 3.0
@@ -60,6 +81,14 @@ class ServerConfig:
     rate_burst: int = 200
     redis_url: str | None = None
     redis_ttl: float = DEFAULT_PRESENCE_TTL
+    # Web origins besides the server's own whose pages may open a WebSocket here.
+    allowed_origins: tuple[str, ...] = ()
+    login_timeout: float = DEFAULT_LOGIN_TIMEOUT
+    ring_timeout: float = DEFAULT_RING_TIMEOUT
+    listing: bool = True
+    max_per_address: int = DEFAULT_MAX_PER_ADDRESS
+    # Reverse proxies whose X-Forwarded-For names the client.
+    trusted_proxies: tuple[Network, ...] = ()
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.cert is None:
@@ -89,6 +118,9 @@ class SignalingState:
     # nobody's partner is told "disconnected" (calls go on peer to peer, and both
     # peers log in again to the next server: docs/reliability.md).
     shutting_down: bool = False
+    # Open WebSockets per client address (see clientaddr), for --max-per-ip.
+    per_address: dict[str, int] = field(default_factory=dict)
+    list_buckets: dict[Connection, TokenBucket] = field(default_factory=dict)
 
 
 STATE = web.AppKey("signaling_state", SignalingState)
@@ -124,9 +156,41 @@ def _slow_reader(connection: int) -> None:
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    origin = request.headers.get("Origin")
+    if not origin_allowed(origin, request.host, request.secure, state.config.allowed_origins):
+        logger.warning(
+            "refusing a WebSocket from %s: page origin %r is not allowed (--allowed-origin)",
+            request.remote,
+            origin[:100] if origin else origin,
+        )
+        raise web.HTTPForbidden(text="this page's origin may not connect (--allowed-origin)\n")
     if len(state.sockets) >= state.config.max_connections:
         logger.warning("refusing connection from %s: limit reached", request.remote)
         raise web.HTTPServiceUnavailable(text="too many connections\n")
+    address = client_address(
+        request.remote, request.headers.getall("X-Forwarded-For", ()), state.config.trusted_proxies
+    )
+    if state.per_address.get(address, 0) >= state.config.max_per_address:
+        logger.warning(
+            "refusing connection from %s: %d already open from there (--max-per-ip)",
+            address,
+            state.config.max_per_address,
+        )
+        raise web.HTTPTooManyRequests(text="too many connections from your address\n")
+    state.per_address[address] = state.per_address.get(address, 0) + 1
+    try:
+        return await _serve_websocket(request, state, address)
+    finally:
+        left = state.per_address[address] - 1
+        if left:
+            state.per_address[address] = left
+        else:
+            del state.per_address[address]
+
+
+async def _serve_websocket(
+    request: web.Request, state: SignalingState, address: str
+) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         heartbeat=state.config.heartbeat or None,
         max_msg_size=HARD_FRAME_LIMIT,
@@ -162,12 +226,22 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     )
     state.router.connect(connection)
     bucket = TokenBucket(state.config.rate_limit, state.config.rate_burst)
-    logger.debug("connection %s opened from %s", connection, request.remote)
+    logger.debug("connection %s opened from %s", connection, address)
+    login = _LoginWatch(asyncio.get_running_loop().time() + state.config.login_timeout)
     try:
         while True:
             # receive() rather than `async for`: one coroutine less per message, 4% of
             # a relayed message's CPU in the profile.
-            frame = await ws.receive()
+            if login.done:
+                frame = await ws.receive()
+            else:
+                remaining = login.deadline - asyncio.get_running_loop().time()
+                try:
+                    frame = await ws.receive(timeout=max(remaining, 0.001))
+                except TimeoutError:
+                    logger.info("connection %s from %s did not log in in time", connection, address)
+                    await _refuse(state, connection, ws, b"log in first")
+                    break
             if frame.type is WSMsgType.TEXT:
                 payload: str | bytes = frame.data
             elif frame.type is WSMsgType.BINARY:
@@ -186,6 +260,9 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             else:
                 outgoing = await state.cluster.handle_frame(connection, payload)
             _deliver(state, connection, outgoing)
+            if not login.done and login.check(state, connection, outgoing, address):
+                await _refuse(state, connection, ws, b"wrong token")
+                break
             # Not kept while waiting for the next frame: 10,000 idle connections
             # would otherwise hold on to 10,000 last messages.
             del frame, payload, outgoing
@@ -206,6 +283,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         handler.uncancel()
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
     finally:
+        state.list_buckets.pop(connection, None)
         del state.handlers[connection]
         del state.sockets[connection]
         del state.outboxes[connection]
@@ -217,6 +295,46 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             _deliver(state, connection, left)
         logger.debug("connection %s closed (code %s)", connection, ws.close_code)
     return ws
+
+
+async def _refuse(
+    state: SignalingState, connection: int, ws: web.WebSocketResponse, why: bytes
+) -> None:
+    """Close with 1008 (policy violation), after what is queued for it (its last reply)."""
+    outbox = state.outboxes.get(connection)
+    if outbox is not None:
+        outbox.flush()
+    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=why)
+
+
+@dataclass
+class _LoginWatch:
+    """Until a connection has logged in: its deadline and its failed token attempts."""
+
+    deadline: float
+    done: bool = False
+    token_failures: int = 0
+
+    def check(
+        self, state: SignalingState, connection: int, outgoing: list[Outgoing], address: str
+    ) -> bool:
+        """After a frame: True when the connection has failed the token too often."""
+        if state.router.username_of(connection) is not None:
+            self.done = True
+            return False
+        for destination, message in outgoing:
+            if destination == connection and message.get("reason") == Reason.UNAUTHORIZED:
+                self.token_failures += 1
+                logger.warning(
+                    "wrong token from %s (attempt %d of %d)",
+                    address,
+                    self.token_failures,
+                    MAX_TOKEN_FAILURES,
+                )
+        if self.token_failures >= MAX_TOKEN_FAILURES:
+            logger.warning("closing connection from %s: too many wrong tokens", address)
+            return True
+        return False
 
 
 async def index_or_websocket(request: web.Request) -> web.StreamResponse:
@@ -264,6 +382,26 @@ async def _close_sockets(app: web.Application) -> None:
     await asyncio.gather(*handlers, return_exceptions=True)
 
 
+@web.middleware
+async def _check_host(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    # request.host falls back to the server's own address when Host is missing;
+    # the header itself is what a rebound name shows up in.
+    if not host_allowed(request.headers.get("Host"), request.app[STATE].config.host):
+        logger.warning(
+            "refusing a request from %s for host %r: a loopback server answers loopback names",
+            request.remote,
+            request.headers.get("Host", "")[:100],
+        )
+        raise web.HTTPForbidden(text="unknown host\n")
+    return await handler(request)
+
+
+async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(security_headers(request.app[STATE].config.cert is not None))
+
+
 def create_app(config: ServerConfig | None = None) -> web.Application:
     config = config or ServerConfig()
     router = (
@@ -271,9 +409,14 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
         if config.redis_url is None
         else ClusterRouter(token=config.token)
     )
-    app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
+    app = web.Application(client_max_size=MAX_MESSAGE_BYTES, middlewares=[_check_host])
+    app.on_response_prepare.append(_add_security_headers)
     ice = IceServers(config.ice_servers, config.turn_secret, config.turn_ttl)
-    app[STATE] = SignalingState(config, router, Metrics(router), ice=ice)
+    state = SignalingState(config, router, Metrics(router), ice=ice)
+    app[STATE] = state
+    router.list_disabled = not config.listing
+    router.list_gate = lambda connection: _may_list(state, connection)
+    app.cleanup_ctx.append(_ring_timeouts)
     app.router.add_get("/", index_or_websocket)
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/config", config_handler)
@@ -284,6 +427,31 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     if config.redis_url is not None:
         app.cleanup_ctx.append(_share_through_redis)
     return app
+
+
+def _may_list(state: SignalingState, connection: Connection) -> bool:
+    bucket = state.list_buckets.get(connection)
+    if bucket is None:
+        bucket = state.list_buckets[connection] = TokenBucket(LIST_RATE, LIST_BURST)
+    return bucket.allow()
+
+
+async def _ring_timeouts(app: web.Application) -> AsyncIterator[None]:
+    """End the calls nobody answers: the caller is told, and so is the callee whose
+    page or peer would otherwise ring on."""
+    state = app[STATE]
+    timeout = state.config.ring_timeout
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(min(1.0, timeout / 4))
+            _deliver(state, None, state.router.expire_ringing(timeout))
+
+    task = asyncio.create_task(watch(), name="ring-timeouts")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _share_through_redis(app: web.Application) -> AsyncIterator[None]:

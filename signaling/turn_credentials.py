@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
-# The draft's recommendation: long enough for a session, short enough to expire.
-DEFAULT_TTL: Final = 86_400
+# An hour: a leaked pair is useful to nobody for long, and clients get fresh ones
+# each time they log in again (the draft suggests a day, which is an open relay's day).
+DEFAULT_TTL: Final = 3_600
 
 
 @dataclass(frozen=True)

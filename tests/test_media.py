@@ -124,6 +124,17 @@ def test_meter_counts_frames_that_go_backwards() -> None:
     assert snapshot["last_frame_number"] == 6
 
 
+def test_a_switched_source_starts_a_new_numbering_not_a_gap() -> None:
+    """Camera -> screen -> camera: each source counts from its own start."""
+    meter = VideoReceiveMeter()
+    for number in (*range(0, 5), *range(500_000, 500_005), *range(40, 43)):
+        meter.on_frame(_gray_frame(number))
+    snapshot = meter.snapshot()
+    assert snapshot["numberings"] == 3
+    assert snapshot["skipped_frames"] == 0 and snapshot["out_of_order_frames"] == 0
+    assert snapshot["last_frame_number"] == 42
+
+
 async def test_tone_has_its_frequency_and_real_time_pacing() -> None:
     track = ToneTrack(660)
     loop = asyncio.get_running_loop()
@@ -333,3 +344,18 @@ def test_capture_queue_drops_the_oldest_when_the_reader_lags() -> None:
 
     newest = asyncio.run(lagging_reader())
     assert newest == [48, 49, None]  # only the newest two survive, then the end
+
+
+def test_meter_counts_long_freezes_and_the_last_second_of_latency() -> None:
+    now = [0.0]
+    meter = VideoReceiveMeter(clock=lambda: now[0])
+    for number, gap in [(0, 0), (1, 0.3), (2, 0.6), (3, 1.2), (4, 0.1)]:
+        now[0] += gap
+        meter.on_frame(_gray_frame(number))
+    snapshot = meter.snapshot()
+    assert snapshot["freezes"] == 3  # over 200 ms
+    assert snapshot["long_freezes"] == 2  # over 500 ms: the 0.6 s and 1.2 s gaps
+    assert snapshot["long_freeze_ms"] == 1800.0
+    assert snapshot["latency_recent_ms"]["p50"] is not None  # frames 3 and 4, within 1 s
+    now[0] += 1.5
+    assert meter.snapshot()["latency_recent_ms"] == {"p50": None, "p95": None}

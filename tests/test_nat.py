@@ -88,7 +88,7 @@ def start_public_servers(lab: NatLab, directory: Path, *, with_coturn: bool = Tr
             str(BIN / "signaling-server"),
             *("--host", SERVER_IP, "--port", str(SIGNALING_PORT)),
             *(arg for url in ICE_SERVERS for arg in ("--ice-server", url)),
-            *("--turn-secret", SECRET),
+            *("--turn-secret", SECRET, "--allow-anonymous-turn"),
         ],
     )
     server.wait_for("listening on")

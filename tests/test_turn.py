@@ -72,6 +72,8 @@ def signaling_with_turn(
         secret,
         "--turn-ttl",
         "600",
+        # These tests are about TURN itself; test_security.py covers who gets it.
+        "--allow-anonymous-turn",
     )
     started.append(server)
     return server

@@ -3,6 +3,7 @@
 // Chat and file transfer live in calldata.js and the modules it imports.
 
 import { CallData } from './calldata.js';
+import { Controls } from './controls.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -34,6 +35,14 @@ const talk = new CallData(
   { list: $('transfers'), input: $('file-input'), send: $('file-send') },
   showNotice,
 );
+
+const controls = new Controls(
+  { mute: $('mute-mic'), camera: $('camera-toggle'), share: $('share-screen'), remoteState: $('remote-media') },
+  () => app.media ?? Promise.resolve(null),
+  () => (app.call ? app.call.pc : null),
+  showNotice,
+);
+talk.chatListeners.push((channel) => controls.attachChannel(channel));
 
 const LIST_INTERVAL_MS = 3000;
 const RECONNECT_MIN_MS = 500;
@@ -356,6 +365,7 @@ function startMedia() {
         ui.local.muted = true;
         ui.local.srcObject = stream;
         if (note) showNotice(note);
+        controls.mediaReady();
         return stream;
       } catch (err) {
         firstError ??= err;
@@ -756,6 +766,7 @@ function endCall() {
   if (!call) return;
   app.call = null;
   talk.end(`the call with ${call.partner} ended`);
+  controls.callEnded();
   try {
     call.pc.close();
   } catch (err) {

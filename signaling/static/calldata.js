@@ -17,6 +17,12 @@ export class CallData {
     this.notify = notify;
     this.pc = null;
     this.partner = null;
+    this.chatListeners = []; // (channel) => void, for others that speak on the chat channel
+  }
+
+  attachChat(channel, partner) {
+    this.chat.attach(channel, partner);
+    for (const listener of this.chatListeners) listener(channel);
   }
 
   start(pc, partner, { caller }) {
@@ -24,12 +30,12 @@ export class CallData {
     this.pc = pc;
     this.partner = partner;
     this.transfers.attach(pc, partner);
-    if (caller) this.chat.attach(pc.createDataChannel(CHAT_LABEL, { ordered: true }), partner);
+    if (caller) this.attachChat(pc.createDataChannel(CHAT_LABEL, { ordered: true }), partner);
     pc.addEventListener('datachannel', (event) => {
       if (this.pc !== pc) return;
       const channel = event.channel;
       if (channel.label === CHAT_LABEL) {
-        this.chat.attach(channel, partner);
+        this.attachChat(channel, partner);
       } else if (channel.label === FILE_LABEL) {
         this.transfers.incoming(channel);
       } else {
