@@ -30,7 +30,7 @@ from media.level import AudioLevel
 from media.measure import VideoReceiveMeter
 from media.sources import MediaSourceError, is_microphone
 
-from .answering import ASK_WITHIN, Answer, AnswerPolicy
+from .answering import ASK_WITHIN, Answer, AnswerPolicy, FilePolicy
 from .av_commands import AvCommand
 from .av_controls import describe_change, window_key_command
 from .call import Call, CallState, IllegalTransition
@@ -39,6 +39,7 @@ from .cc_shell import DEFAULT_MAX_BPS
 from .chat import RecentLines
 from .commands import (
     HELP,
+    AnswerOfferCommand,
     BadCommand,
     CancelCommand,
     ChatCommand,
@@ -110,6 +111,7 @@ class PeerOptions:
     ask: bool = False
     auto_answer: bool = False
     answer_from: list[str] = field(default_factory=list)
+    accept_files_from: list[str] = field(default_factory=list)
     stats_interval: float = 0.0
     answer_timeout: float = 30.0
     configuration: RTCConfiguration = field(default_factory=lambda: RTCConfiguration([]))
@@ -461,6 +463,8 @@ class Peer:
             ReceiveOptions(o.download_dir, o.max_receive_size, o.max_receive_per_call),
             say,
             self._chat_lines,
+            file_policy=FilePolicy.of(o.accept_files_from, o.ask),
+            at_a_terminal=lambda: self.terminal.interactive,
         )
         self.data.on_extension = self._extension_message
         self._remote_media = None
@@ -857,6 +861,8 @@ class Peer:
                 self.data.send_file(command.path)
         elif isinstance(command, CancelCommand):
             self.data.cancel(command.number)
+        elif isinstance(command, AnswerOfferCommand):
+            self.data.answer_offer(command.number, command.accept)
 
     async def _close_data(self) -> None:
         data, self.data = self.data, None

@@ -90,7 +90,9 @@ SEQUENCES = st.lists(MESSAGE, min_size=1, max_size=8)
 def bob(signaling_server: SignalingServer, tmp_path: Path) -> Iterator[Process]:
     (tmp_path / "dl").mkdir()
     process = start_peer(
-        signaling_server, "--login", "bob", *NO_MEDIA, "--download-dir", str(tmp_path / "dl")
+        signaling_server,
+        *("--login", "bob", *NO_MEDIA, "--download-dir", str(tmp_path / "dl")),
+        *("--accept-files-from", "mallory"),  # hostile messages reach the accepted states
     )
     process.wait_for("waiting for calls")
     yield process
