@@ -126,7 +126,8 @@ async def test_a_hung_redis_is_unhealthy_and_logins_are_answered(
 ) -> None:
     """redis-server stopped (SIGSTOP: connections stay open, nothing answers): /healthz
     says 503 and why, a login is answered server-unavailable within the claim
-    timeout (the command's socket timeout usually answers first), the users in stay; after SIGCONT all is well again."""
+    timeout (the command's socket timeout usually answers first), the users in stay;
+    after SIGCONT all is well again."""
     server = start_server("--redis", redis_server.url, "--redis-ttl", str(TTL))
     assert await healthz(server) == (200, {"status": "ok", "connections": 0, "users": 0})
     async with logged_in(server, "early") as [early]:
