@@ -182,3 +182,45 @@ async def test_redis_down_is_unhealthy_and_back_is_healthy(
                 await assert_call_still_works(bob, alice)
         finally:
             restarted.process.stop()
+
+
+async def test_a_crashed_background_task_is_restarted(redis_server: RedisServer) -> None:
+    """The refresh task crashes for real: the server's drop callback (the shell's
+    part) raises while the task handles a name another process took. The supervisor
+    logs it, reports it in problems() (what /healthz shows) and starts the task
+    again, which goes on refreshing."""
+    from signaling.cluster import ClusterRouter
+    from signaling.redis_routing import KEY_PREFIX, RedisRouting
+
+    dropped: list[object] = []
+
+    def drop(connection: object) -> None:
+        dropped.append(connection)
+        if len(dropped) == 1:
+            raise RuntimeError("the shell failed to drop a connection")
+
+    routing = RedisRouting(redis_server.url, ClusterRouter(), lambda _: None, drop=drop, ttl=0.6)
+    await routing.start()
+    client = redis.asyncio.from_url(redis_server.url)
+    try:
+        login = orjson.dumps({"type": "login", "username": "alice"}).decode()
+        assert await routing.handle_frame("socket-1", login) == [
+            ("socket-1", {"type": "login", "success": True})
+        ]
+        await client.set(KEY_PREFIX + "alice", "another-process")
+        deadline = time.monotonic() + 5
+        while not routing.problems():
+            assert time.monotonic() < deadline, "the refresh task never crashed"
+            await asyncio.sleep(0.02)
+        assert routing.problems() == [
+            "redis-refresh is down: crashed with RuntimeError: "
+            "the shell failed to drop a connection"
+        ]
+        # Restarted: it refreshes again and drops the connection this time.
+        while len(dropped) < 2:
+            assert time.monotonic() < deadline + 5, "the refresh task was not restarted"
+            await asyncio.sleep(0.02)
+        assert routing.problems() == []
+    finally:
+        await client.aclose()
+        await routing.stop()
