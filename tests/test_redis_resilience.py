@@ -199,7 +199,9 @@ async def test_a_crashed_background_task_is_restarted(redis_server: RedisServer)
         if len(dropped) == 1:
             raise RuntimeError("the shell failed to drop a connection")
 
-    routing = RedisRouting(redis_server.url, ClusterRouter(), lambda _: None, drop=drop, ttl=0.6)
+    router = ClusterRouter()
+    router.connect("socket-1")
+    routing = RedisRouting(redis_server.url, router, lambda _: None, drop=drop, ttl=0.6)
     await routing.start()
     client = redis.asyncio.from_url(redis_server.url)
     try:
