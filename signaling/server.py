@@ -356,13 +356,12 @@ async def config_handler(request: web.Request) -> web.Response:
 
 async def healthz_handler(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.json_response(
-        {
-            "status": "ok",
-            "connections": state.router.connection_count,
-            "users": state.router.user_count,
-        }
-    )
+    counts = {"connections": state.router.connection_count, "users": state.router.user_count}
+    problems = state.cluster.problems() if state.cluster is not None else []
+    if problems:
+        body = {"status": "unhealthy", "reason": "; ".join(problems), **counts}
+        return web.json_response(body, status=503)
+    return web.json_response({"status": "ok", **counts})
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -489,6 +488,7 @@ async def _share_through_redis(app: web.Application) -> AsyncIterator[None]:
         state.router,
         lambda outgoing: _deliver(state, None, outgoing),
         drop=lambda connection: _drop(state, connection),
+        on_bad_envelope=state.metrics.count_bad_envelope,
         ttl=state.config.redis_ttl,
     )
     await cluster.start()
