@@ -347,10 +347,22 @@ def test_the_encoder_bitrate_follows_with_hysteresis() -> None:
     assert committed.request(150_000, 0.0)  # a squeeze to half: down at once
     assert not committed.request(80_000, 0.2)  # but not again within half a second
     assert committed.request(80_000, 0.6)
-    assert not committed.request(200_000, 2.0)  # up only after 2 s
-    assert committed.request(200_000, 2.7)
+    assert not committed.request(200_000, 1.9)  # up only after 2 s
+    assert not committed.request(200_000, 2.7)  # and once the rise has lasted 1 s
+    assert committed.request(200_000, 2.9)
     assert committed.bps == 160_000  # and at most doubling
     assert committed.restarts == 3
+
+
+def test_a_peak_of_the_estimate_costs_no_encoder_restart() -> None:
+    committed = CommittedBitrate(150_000)
+    assert not committed.request(260_000, 10.0)  # one sample up...
+    assert not committed.request(160_000, 10.1)  # ...and back: nothing to commit
+    assert not any(
+        committed.request(bps, 11 + t / 10) for t, bps in enumerate([200_000, 190_000] * 5)
+    )
+    assert committed.request(200_000, 12.0)  # a rise held for 1 s...
+    assert committed.bps == 190_000  # ...committed at its lowest
 
 
 def test_a_mild_dip_that_recovers_costs_no_encoder_restart() -> None:
