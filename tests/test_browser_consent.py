@@ -186,10 +186,17 @@ async def replies_to(page: Page, number: int, count: int = 1) -> list[dict[str, 
     return replies
 
 
-async def pages_in_a_call(browser: Browser, url: str) -> tuple[Page, Page]:
-    """Alice calls bob; bob accepts the call by hand and answers files by hand too."""
+async def pages_in_a_call(
+    browser: Browser, url: str, *, bob_reads_blobs: bool = False
+) -> tuple[Page, Page]:
+    """Alice calls bob; bob accepts the call by hand and answers files by hand too.
+
+    ``bob_reads_blobs``: the test fetches bob's download links (``blob:`` URLs), which
+    the page's CSP (``connect-src 'self'``) refuses to any script in the page; the page
+    itself never fetches them, so only that test's bob runs without the CSP."""
     alice = await login_page(browser, url, "alice")
-    bob = await login_page(browser, url, "bob", accept_calls=False)
+    bob_side = await browser.new_context(bypass_csp=True) if bob_reads_blobs else browser
+    bob = await login_page(bob_side, url, "bob", accept_calls=False)
     await alice.fill("#callee", "bob")
     await alice.click("#call")
     await bob.click("#accept-call")
@@ -201,7 +208,7 @@ async def pages_in_a_call(browser: Browser, url: str) -> tuple[Page, Page]:
 async def test_a_file_is_taken_only_after_accept_and_its_url_goes_with_its_row(
     browser: Browser, signaling_server: SignalingServer
 ) -> None:
-    alice, bob = await pages_in_a_call(browser, signaling_server.http_url)
+    alice, bob = await pages_in_a_call(browser, signaling_server.http_url, bob_reads_blobs=True)
     data = bytes([7]) * 3000
     first = await offer_file(alice, "early.bin", 3000)
     row = bob.locator("#transfers .transfer[data-direction='in']").first
