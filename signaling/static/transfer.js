@@ -23,6 +23,31 @@ export const MAX_RECEIVE_BYTES = 1024 * MiB; // the Python peer's default --max-
 // Incoming transfers running at once; a further one is refused `too-many`, as the Python peer does.
 export const MAX_INCOMING_AT_ONCE = 8;
 
+// A channel that said its last word waits this long for it to leave before closing.
+const SEND_TIMEOUT_MS = 5000;
+// ...and then this long for the partner, who has read it, to close first.
+const PARTNER_CLOSES_MS = 1000;
+
+// Closes a file channel once the message just sent on it has gone. Closing resets the
+// SCTP stream, and a stream reset drops the messages still queued on it (bufferedAmount
+// reaching 0 means SCTP has them, not that they are on the wire), so a close() right
+// after send() loses a final `cancel` whenever the machine is busy.
+export function closeAfterLastWord(channel) {
+  const deadline = Date.now() + SEND_TIMEOUT_MS;
+  const open = () => channel.readyState === 'open' || channel.readyState === 'connecting';
+  const check = () => {
+    if (!open()) return;
+    if (channel.bufferedAmount > 0 && Date.now() < deadline) {
+      setTimeout(check, 50);
+      return;
+    }
+    setTimeout(() => {
+      if (open()) channel.close();
+    }, PARTNER_CLOSES_MS);
+  };
+  check();
+}
+
 // data-state of a row, and where it may go from there. The end states are final: a late
 // message or event for a finished transfer changes nothing.
 const TRANSITIONS = Object.freeze({
@@ -165,9 +190,7 @@ class Transfer {
     this.row.finish(state, text);
     this.wake();
     this.release();
-    if (this.channel.readyState === 'open' || this.channel.readyState === 'connecting') {
-      this.channel.close();
-    }
+    closeAfterLastWord(this.channel);
     return true;
   }
 
@@ -474,7 +497,7 @@ export class Transfers {
       );
       const refuse = () => {
         channel.send(fileMessages.cancel('too-many'));
-        channel.close();
+        closeAfterLastWord(channel);
       };
       if (channel.readyState === 'open') refuse();
       else channel.addEventListener('open', refuse, { once: true });
