@@ -64,11 +64,16 @@ from .media_state import MEDIA_TYPE, MediaState, decode_media_state, encode_medi
 from .progress import above_progress_bars
 from .prompt import ask_yes_no
 from .recovery import (
+    CONNECTION_HEALTHY,
+    FRESH_OFFER_CHECK,
     HANG_UP_GRACE,
     RECOVERY_TIMEOUT,
     Ending,
+    FreshOfferHold,
     Recovery,
     Step,
+    Verdict,
+    ice_ufrag,
     is_fresh_negotiation,
 )
 from .sctp_speed import sctp_counters
@@ -84,6 +89,7 @@ from .stats import (
     congestion_overlay,
     congestion_stats,
     negotiated_video_codec,
+    received_bytes,
 )
 from .terminal import Terminal
 from .turn_check import TurnReadiness
@@ -176,6 +182,7 @@ class Peer:
         self._partner: str | None = None
         self._recovery_news: asyncio.Queue[JSONObject] = asyncio.Queue()
         self._replaced: Call | None = None  # the call a fresh offer from the partner ended
+        self._held_ufrag: str | None = None  # of a fresh offer being judged (recovery.py)
         self.media = LocalMedia(
             options.video,
             options.audio,
@@ -653,6 +660,53 @@ class Peer:
                 if news.get("type") == "close" or isinstance(news.get("offer"), dict):
                     return news
 
+    def _hold_fresh_offer(self, call: Call, message: JSONObject, sdp: str) -> None:
+        """Queue the partner's fresh offer where a failure of our call finds it, and
+        judge it by our own connection meanwhile (recovery.py, FreshOfferHold)."""
+        if self._held_ufrag is not None:
+            logger.warning("ignored another fresh offer from %s while one is held", call.other)
+            return
+        self._held_ufrag = ice_ufrag(sdp)
+        self._recovery_news.put_nowait(message)
+        self._spawn(self._judge_fresh_offer(call, message), "fresh-offer")
+
+    async def _judge_fresh_offer(self, call: Call, message: JSONObject) -> None:
+        hold = FreshOfferHold(time.monotonic())
+        try:
+            while call.live:
+                received = await received_bytes(call.pc)
+                verdict = hold.judge(time.monotonic(), received)
+                if verdict is Verdict.TAKE and not call.dialled and call.live:
+                    # Our media stopped too: this connection gives way to theirs.
+                    self._replaced = call
+                    await call.hang_up("replaced by a fresh negotiation", notify=False)
+                    return
+                if verdict is Verdict.REFUSE:
+                    self._forget_held(message)
+                    say(
+                        f"refused a fresh offer from {call.other}: our media connection "
+                        "with them still works; the call goes on"
+                    )
+                    await self._send_quietly(
+                        {"type": "close", "otherUsername": call.other, "reason": CONNECTION_HEALTHY}
+                    )
+                    return
+                await asyncio.sleep(FRESH_OFFER_CHECK)
+        finally:
+            self._held_ufrag = None
+
+    def _forget_held(self, offer: JSONObject) -> None:
+        """Take a refused fresh offer and its candidates out of the recovery news."""
+        ufrag = self._held_ufrag
+        kept: list[JSONObject] = []
+        while not self._recovery_news.empty():
+            news = self._recovery_news.get_nowait()
+            theirs = news.get("type") == "candidate" and _ufrag_of(news.get("candidate")) == ufrag
+            if news is not offer and not theirs:
+                kept.append(news)
+        for news in kept:
+            self._recovery_news.put_nowait(news)
+
     async def _abandon(self, call: Call) -> None:
         """End a re-establishing call quietly (the caller of this tells the partner)."""
         if call.live:
@@ -1005,11 +1059,8 @@ class Peer:
                 assert call is not None
                 offer = description(message.get("offer"), "offer")
                 if is_fresh_negotiation(call.remote_sdp, offer["sdp"]):
-                    # The partner noticed the media failure first and starts over on a
-                    # new connection: this one gives way to it.
-                    self._replaced = call
-                    self._recovery_news.put_nowait(message)
-                    await call.hang_up("replaced by a fresh negotiation", notify=False)
+                    # The partner starts over on a new connection: only if ours failed too.
+                    self._hold_fresh_offer(call, message, offer["sdp"])
                 else:
                     await call.offer_received(self._admitted(offer, "offer"))
             elif call is not None and call.live:
@@ -1038,7 +1089,11 @@ class Peer:
             await call.answer_received(self._admitted(message.get("answer"), "answer"))
         elif kind == "candidate" and from_partner:
             assert call is not None
-            await self._remote_candidate(call, message.get("candidate"))
+            candidate = message.get("candidate")
+            if self._held_ufrag is not None and _ufrag_of(candidate) == self._held_ufrag:
+                self._recovery_news.put_nowait(message)  # for the held fresh offer
+            else:
+                await self._remote_candidate(call, candidate)
         elif kind == "close" and sender is not None and sender == self._ringing:
             self._ringing_stopped.set()
         elif kind == "close" and from_partner:
@@ -1064,6 +1119,10 @@ def _receive_path_counters(path: str, call: Call) -> dict[str, Any]:
         for name, value in vars(buffer.counters).items():
             counters[name] = counters.get(name, 0) + value
     return counters
+
+
+def _ufrag_of(candidate: object) -> object:
+    return candidate.get("usernameFragment") if isinstance(candidate, dict) else None
 
 
 def _refusal(other: str, error: JSONObject) -> PeerError | None:

@@ -85,3 +85,51 @@ def is_fresh_negotiation(current_remote_sdp: str | None, offer_sdp: str) -> bool
     current = ice_ufrag(current_remote_sdp)
     offered = ice_ufrag(offer_sdp)
     return current is not None and offered is not None and current != offered
+
+
+# ---- a fresh offer while our own connection still works ---------------------------------
+#
+# A fresh offer says "my side of the call failed, start over". Taken blindly it hands
+# the call to whoever can send offers in the partner's name: an attacker who got the
+# partner's name in a server's restart gap, or a server that forwards what it likes.
+# So it is taken only once our own media has failed or is failing. An honest partner
+# closed its old connection before offering, so ours stops receiving at once and
+# fails by consent within the hold (peer/consent.py: at most about 9 s); a fresh
+# offer that finds our connection still receiving at the end of the hold is refused
+# with a close saying why, and the call goes on.
+
+FRESH_OFFER_HOLD: Final = 10.0
+FRESH_OFFER_CHECK: Final = 0.5  # how often our connection is looked at meanwhile
+# Nothing received from the partner (media, RTCP, data) for this long: failing.
+SILENT_IS_FAILING: Final = 2.0
+# The close's reason when a fresh offer is refused.
+CONNECTION_HEALTHY: Final = "connection-healthy"
+
+
+class Verdict(Enum):
+    TAKE = "take"  # our media failed or is failing: the fresh offer replaces the call
+    REFUSE = "refuse"  # our media kept flowing for the whole hold
+    WAIT = "wait"
+
+
+@dataclass
+class FreshOfferHold:
+    """Judges one fresh offer from samples of what our connection has received."""
+
+    received_at: float
+    hold: float = FRESH_OFFER_HOLD
+    silent_after: float = SILENT_IS_FAILING
+    _bytes: int | None = None
+    _changed_at: float = 0.0
+
+    def judge(self, now: float, bytes_received: int) -> Verdict:
+        """``bytes_received``: all our connection has received so far; a call that
+        ended meanwhile is the shell's to see (its failure takes the offer)."""
+        if self._bytes is None or bytes_received != self._bytes:
+            self._bytes = bytes_received
+            self._changed_at = now
+        elif now - self._changed_at >= self.silent_after:
+            return Verdict.TAKE
+        if now - self.received_at >= self.hold:
+            return Verdict.REFUSE
+        return Verdict.WAIT

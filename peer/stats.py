@@ -59,6 +59,16 @@ class TransportStats:
         }
 
 
+async def received_bytes(pc: RTCPeerConnection) -> int:
+    """All a connection has received (media, RTCP, data channels; not ICE checks)."""
+    report = await pc.getStats()
+    return sum(
+        int(getattr(stats, "bytesReceived", 0) or 0)
+        for stats in report.values()
+        if getattr(stats, "type", None) == "transport"
+    )
+
+
 def congestion_stats(shell: CongestionShell | None) -> dict[str, Any]:
     """The stats line's ``congestion`` object: the estimate and what the sender does with it."""
     if shell is None:

@@ -9,11 +9,15 @@ from __future__ import annotations
 import pytest
 
 from peer.recovery import (
+    FRESH_OFFER_HOLD,
     MAX_ATTEMPTS,
+    SILENT_IS_FAILING,
     STEPS,
     Ending,
+    FreshOfferHold,
     Recovery,
     Step,
+    Verdict,
     ice_ufrag,
     is_fresh_negotiation,
 )
@@ -79,3 +83,29 @@ def test_a_fresh_negotiation_is_told_by_its_ice_credentials(
     current: str | None, offered: str, fresh: bool
 ) -> None:
     assert is_fresh_negotiation(current, offered) is fresh
+
+
+def test_a_fresh_offer_is_refused_while_our_connection_keeps_receiving() -> None:
+    hold = FreshOfferHold(received_at=100.0)
+    now, received = 100.0, 0
+    while now < 100.0 + FRESH_OFFER_HOLD:
+        assert hold.judge(now, received) is Verdict.WAIT
+        now += 0.5
+        received += 1200
+    assert hold.judge(now, received) is Verdict.REFUSE
+
+
+def test_a_fresh_offer_is_taken_once_our_connection_falls_silent() -> None:
+    hold = FreshOfferHold(received_at=0.0)
+    assert hold.judge(0.0, 5000) is Verdict.WAIT
+    assert hold.judge(1.0, 6000) is Verdict.WAIT
+    assert hold.judge(1.0 + SILENT_IS_FAILING - 0.1, 6000) is Verdict.WAIT
+    assert hold.judge(1.0 + SILENT_IS_FAILING, 6000) is Verdict.TAKE
+
+
+def test_silence_is_measured_from_the_first_look_not_the_offer() -> None:
+    """A connection already silent when the offer comes is given the same 2 s: nothing
+    is known of what came before the first sample."""
+    hold = FreshOfferHold(received_at=0.0)
+    assert hold.judge(0.0, 0) is Verdict.WAIT
+    assert hold.judge(SILENT_IS_FAILING, 0) is Verdict.TAKE
