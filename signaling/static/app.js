@@ -61,6 +61,12 @@ const RECOVERY_TIMEOUT_MS = 20000;
 // consent has been missing for 30 s; the Python peer gives up after about 7 s, and the
 // side that dialled must re-offer while the other still waits for it.
 const DISCONNECTED_IS_FAILED_MS = 4000;
+// A fresh offer (new ICE credentials: "my side failed, start over") while our own
+// connection still works is held this long: an honest partner closed its old
+// connection first, so ours turns "disconnected" within seconds and the offer is taken
+// then; one that finds our connection still up is refused (peer/recovery.py says why).
+const FRESH_OFFER_HOLD_MS = 10000;
+const CONNECTION_HEALTHY = 'connection-healthy'; // the reason of that refusal's close
 
 const app = {
   state: 'logged-out', // 'logged-out' | 'idle' | 'calling' | 'in-call'
@@ -71,6 +77,7 @@ const app = {
   reconnectTimer: null,
   listTimer: null,
   iceServers: [],
+  ticket: null, // the latest login's resume ticket: our name back after a server restart
   tokenRequired: false,
   media: null, // Promise<MediaStream | null>, started once at the first login
   call: null, // see newCall()
@@ -233,6 +240,7 @@ function sendLogin(name) {
   const message = { type: 'login', username: name };
   const token = ui.token.value;
   if (token) message.token = token;
+  if (app.ticket !== null && name === app.username) message.ticket = app.ticket;
   send(message);
 }
 
@@ -265,6 +273,7 @@ function handleLoginReply(data) {
     // The server's STUN list plus TURN with credentials minted for this login, which
     // expire; a re-login after a reconnect brings fresh ones.
     if (Array.isArray(data.iceServers)) app.iceServers = data.iceServers;
+    app.ticket = typeof data.ticket === 'string' ? data.ticket : null;
     const again = app.username === name;
     app.reloginTries = 0;
     app.username = name;
@@ -286,8 +295,15 @@ function handleLoginReply(data) {
     return;
   }
   if (app.username === name && data.reason === 'username-taken' && app.reloginTries < 30) {
-    // Our old connection is not gone from the server yet (it is dropped within about
-    // 30 s, the heartbeat's reach): try again shortly.
+    // Our old connection may not be gone from the server yet (it is dropped within
+    // about 30 s, the heartbeat's reach): try again shortly. But someone else may have
+    // taken the name while we were away, and the person is told so at once.
+    if (app.reloginTries === 0) {
+      showError(
+        `The name “${shown(name)}” is taken on the server: someone else may be logged in as ` +
+          'you (possible impersonation). Still trying to log in again…',
+      );
+    }
     app.reloginTries += 1;
     setStatus(`The server still holds our old session; logging in as ${name} again soon…`);
     setTimeout(() => {
@@ -407,6 +423,7 @@ function newCall(partner, caller) {
     mediaAdded: false, // our tracks are on the connection (a later offer renegotiates)
     everConnected: false,
     disconnectedTimer: null,
+    heldOffer: null, // a fresh offer judged by this connection's health, see holdFreshOffer
   };
   pc.addEventListener('icecandidate', (event) => {
     if (app.call !== call) return;
@@ -453,6 +470,7 @@ function newCall(partner, caller) {
     } else if (state === 'failed') {
       mediaFailed(call);
     }
+    if (state === 'disconnected' || state === 'failed') takeHeldOffer(call);
   });
   app.call = call;
   ui.remoteLabel.textContent = partner;
@@ -523,6 +541,46 @@ function isFreshNegotiation(call, sdp) {
   const before = ufrag(current.sdp);
   const offered = ufrag(sdp);
   return before !== null && offered !== null && before !== offered;
+}
+
+function mediaFailing(call) {
+  const bad = ['disconnected', 'failed', 'closed'];
+  return bad.includes(call.pc.connectionState) || bad.includes(call.pc.iceConnectionState);
+}
+
+// A fresh offer while our connection works: kept (with its candidates) until the
+// connection falters, then taken; refused with a close saying why if it never does.
+function holdFreshOffer(call, data) {
+  if (call.heldOffer !== null) return; // one at a time
+  const ufrag = (/^a=ice-ufrag:(\S+)/m.exec(data.offer.sdp) || [])[1] ?? null;
+  const timer = setTimeout(() => refuseHeldOffer(call), FRESH_OFFER_HOLD_MS);
+  call.heldOffer = { data, ufrag, candidates: [], timer };
+}
+
+function takeHeldOffer(call) {
+  const held = call.heldOffer;
+  if (held === null) return;
+  clearTimeout(held.timer);
+  call.heldOffer = null;
+  const current = app.call;
+  // The side that dialled re-offers itself; a call that ended takes nothing.
+  if (call.dialled || current === null || current.partner !== call.partner) return;
+  handleOffer(held.data).catch((err) => console.warn('taking the fresh offer', err));
+  for (const candidate of held.candidates) {
+    handleCandidate(candidate).catch((err) => console.warn('its candidate', err));
+  }
+}
+
+function refuseHeldOffer(call) {
+  const held = call.heldOffer;
+  if (held === null) return;
+  call.heldOffer = null;
+  if (app.call !== call) return;
+  send({ type: 'close', otherUsername: call.partner, reason: CONNECTION_HEALTHY });
+  showNotice(
+    `Refused a new connection from ${shown(call.partner)}: this call's connection still ` +
+      'works, so the call goes on.',
+  );
 }
 
 function sendCandidate(call, candidate) {
@@ -642,9 +700,14 @@ async function handleOffer(data) {
     console.warn('offer from', from, 'while in a call with', call.partner);
     return;
   }
-  if (call && !call.awaitingOffer && !call.dialled && isFreshNegotiation(call, offer.sdp)) {
-    // The partner noticed the media failure first and starts over: their new
-    // connection replaces ours.
+  if (call && !call.awaitingOffer && isFreshNegotiation(call, offer.sdp)) {
+    // The partner starts over on a new connection, which replaces ours only once ours
+    // fails too: whoever sends offers in their name must not get the call.
+    if (!mediaFailing(call)) {
+      holdFreshOffer(call, data);
+      return;
+    }
+    if (call.dialled) return; // the side that dialled re-offers itself
     showError(`The media connection with ${from} failed; reconnecting the call (1 attempt)…`);
     call = replaceCall(call);
   }
@@ -739,6 +802,12 @@ async function handleCandidate(data) {
   if (candidate !== null && typeof candidate !== 'object') return;
   if (!call && consent.candidate(data.username, candidate)) return;
   if (!call || call.partner !== data.username) return;
+  if (call.heldOffer !== null && candidate !== null) {
+    if (candidate.usernameFragment === call.heldOffer.ufrag) {
+      call.heldOffer.candidates.push(data);
+      return;
+    }
+  }
   if (call.remoteSet) await addRemoteCandidate(call, candidate);
   else call.pendingRemote.push(candidate);
 }
@@ -756,6 +825,8 @@ function handleClose(data) {
   } else if (data.reason === 'declined' && dialling) {
     showError(`${name} declined the call.`);
     setStatus(`${name} declined the call.`);
+  } else if (data.reason === CONNECTION_HEALTHY) {
+    setStatus(`${name} refused the new connection: theirs still worked. The call ended.`);
   } else if (data.reason === 'disconnected') {
     setStatus(`${name} disconnected; the call ended.`);
   } else {
@@ -798,6 +869,7 @@ function endCall() {
   const call = app.call;
   if (!call) return;
   app.call = null;
+  if (call.heldOffer !== null) clearTimeout(call.heldOffer.timer);
   talk.end(`the call with ${call.partner} ended`);
   controls.callEnded();
   try {
