@@ -9,9 +9,12 @@ it (the secret file, the file of held names) is here too, in plain functions.
 from __future__ import annotations
 
 import asyncio
+import glob
 import logging
 import os
+import re
 import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -24,6 +27,7 @@ logger = logging.getLogger(__name__)
 # (docs/reliability.md); the reservation outlasts that with room to spare.
 DEFAULT_GRACE: Final = 90.0
 SECRET_BYTES: Final = 32
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 @dataclass
@@ -77,8 +81,29 @@ def load_or_create_secret(path: Path) -> bytes:
     return lines[0].strip().encode()
 
 
-def held_names_path(secret_path: Path) -> Path:
-    return secret_path.with_name(secret_path.name + ".names")
+def held_names_path(secret_path: Path, writer: str | None = None) -> Path:
+    """``FILE.names`` for a lone server; ``FILE.names.WRITER`` for each of several
+    ``--redis`` processes sharing the secret, so that none overwrites another's list."""
+    name = secret_path.name + ".names"
+    return secret_path.with_name(name if writer is None else f"{name}.{writer}")
+
+
+def writer_name(host: str, port: int) -> str:
+    """This process among the ``--redis`` processes sharing a secret file: the
+    machine and port, stable across its restarts (a file name's characters only)."""
+    return _UNSAFE.sub("_", f"{socket.gethostname()}-{host}-{port}")
+
+
+def held_names_files(secret_path: Path) -> list[Path]:
+    """Every list of held names beside the secret: the lone server's and each
+    ``--redis`` process's (a half-written ``.partial`` is none of them)."""
+    stem = secret_path.name + ".names"
+    return sorted(
+        path
+        for path in secret_path.parent.glob(glob.escape(stem) + "*")
+        if (path.name == stem or path.name.startswith(stem + "."))
+        and not path.name.endswith(".partial")
+    )
 
 
 def load_held(path: Path, now: float) -> dict[str, int]:
@@ -108,9 +133,13 @@ SAVE_INTERVAL: Final = 1.0
 
 
 def start_resumption(secret_path: Path, now: float, grace: float = DEFAULT_GRACE) -> Resumption:
-    """The secret (made if missing) and the names held before this start, reserved."""
+    """The secret (made if missing) and the names held before this start, reserved:
+    those of every process that shares the secret, since after a restart of them all
+    a user may come back through any of them."""
     resumption = Resumption(load_or_create_secret(secret_path), grace_until=now + grace)
-    resumption.reserved = load_held(held_names_path(secret_path), now)
+    for path in held_names_files(secret_path):
+        for name, expiry in load_held(path, now).items():
+            resumption.reserved[name] = max(expiry, resumption.reserved.get(name, 0))
     if resumption.reserved:
         logger.info(
             "%d names kept for %.0f s for their holders (resume tickets)",
@@ -125,9 +154,11 @@ class HeldNamesWriter:
     while they change, and once more as the server stops, before its sockets close
     (their closing is not the users leaving)."""
 
-    def __init__(self, resumption: Resumption, secret_path: Path) -> None:
+    def __init__(
+        self, resumption: Resumption, secret_path: Path, writer: str | None = None
+    ) -> None:
         self._resumption = resumption
-        self._path = held_names_path(secret_path)
+        self._path = held_names_path(secret_path, writer)
         self._stopped = False
 
     def save(self) -> None:

@@ -31,7 +31,7 @@ from .origin import host_allowed, origin_allowed
 from .outbox import Flusher, Outbox
 from .protocol import MAX_MESSAGE_BYTES, Reason
 from .ratelimit import TokenBucket
-from .resume import HeldNamesWriter, start_resumption
+from .resume import HeldNamesWriter, start_resumption, writer_name
 from .router import DEFAULT_RING_TIMEOUT, Connection, Outgoing, Router
 from .turn_credentials import DEFAULT_TTL
 
@@ -430,13 +430,17 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     if config.redis_url is not None:
         app.cleanup_ctx.append(_share_through_redis)
     if config.session_secret_file is not None:
-        _keep_names_across_restarts(app, router, config.session_secret_file)
+        # With --redis each process writes its own list (resume.held_names_path).
+        writer = None if config.redis_url is None else writer_name(config.host, config.port)
+        _keep_names_across_restarts(app, router, config.session_secret_file, writer)
     return app
 
 
-def _keep_names_across_restarts(app: web.Application, router: Router, secret_file: Path) -> None:
+def _keep_names_across_restarts(
+    app: web.Application, router: Router, secret_file: Path, writer_id: str | None
+) -> None:
     router.resume = start_resumption(secret_file, time.time())
-    writer = HeldNamesWriter(router.resume, secret_file)
+    writer = HeldNamesWriter(router.resume, secret_file, writer_id)
 
     async def save_each_second(_app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(writer.run(), name="held-names")

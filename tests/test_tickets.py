@@ -13,6 +13,7 @@ from signaling.resume import (
     load_or_create_secret,
     save_held,
     start_resumption,
+    writer_name,
 )
 from signaling.tickets import make_ticket, ticket_expiry, verify_ticket
 
@@ -89,3 +90,27 @@ def test_held_names_survive_in_their_file_until_their_tickets_expire(tmp_path: P
     resumption = start_resumption(secret_path, NOW, grace=60)
     assert resumption.reserved == {"alice": int(NOW) + 60}
     assert not resumption.admits("alice", None, NOW + 1)
+
+
+def test_each_redis_process_writes_its_own_list_and_a_start_reads_them_all(
+    tmp_path: Path,
+) -> None:
+    secret_path = tmp_path / "session-secret"
+    later = int(NOW) + 600
+    save_held(held_names_path(secret_path, "host-1-8080"), {"alice": later, "carol": later})
+    save_held(held_names_path(secret_path, "host-1-8081"), {"bob": later, "carol": later + 5})
+    save_held(held_names_path(secret_path), {"dave": later})  # a lone server's, before
+    (tmp_path / "session-secret.names.host-1-8082.partial").write_text(f"eve {later}\n")
+    (tmp_path / "session-secret.namesake").write_text(f"frank {later}\n")
+    resumption = start_resumption(secret_path, NOW)
+    assert resumption.reserved == {
+        "alice": later,
+        "bob": later,
+        "carol": later + 5,
+        "dave": later,
+    }
+
+
+def test_a_writer_name_is_a_file_name() -> None:
+    name = writer_name("::1", 8080)
+    assert name.endswith("-__1-8080") and "/" not in name
