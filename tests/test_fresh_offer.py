@@ -96,16 +96,17 @@ class Mallory:
     other: str
     first: Leg
     news: asyncio.Queue[JSONObject] = field(default_factory=asyncio.Queue)
+    latest: Leg | None = None  # the leg last offered
 
     async def read(self) -> None:
-        """Trickled candidates go to the first leg (the page trickles all of its own)."""
+        """Trickled candidates (the page trickles all of its own) go to the latest leg."""
         while True:
             message = await self.client.recv(3600)
             if message.get("type") == "candidate" and message.get("username") == self.other:
                 with contextlib.suppress(CandidateError, ValueError):
                     candidate = candidate_from_json(message.get("candidate"))
-                    if candidate is not None:
-                        await self.first.pc.addIceCandidate(candidate)
+                    if candidate is not None and self.latest is not None:
+                        await self.latest.pc.addIceCandidate(candidate)
             else:
                 await self.news.put(message)
 
@@ -116,6 +117,7 @@ class Mallory:
         return message
 
     async def send_offer(self, leg: Leg) -> None:
+        self.latest = leg
         offer = await leg.offer()
         await self.client.send({"type": "offer", "offer": offer, "otherUsername": self.other})
 
@@ -223,5 +225,24 @@ async def test_the_page_refuses_a_fresh_offer_while_its_media_flows(browser: Bro
             await mallory.first.reach(mallory.first.frames + PROOF)
             assert await page_state(carol) == "in-call"
             assert await text_of(carol, "#status") == "In a call with mallory."
+            # Honest: mallory's old connection goes, her fresh offer is held until the
+            # page's own connection falters, then taken.
+            await mallory.first.close()
+            fresh = Leg.new()
+            try:
+                await mallory.send_offer(fresh)
+                answer = (await mallory.next("answer", 30))["answer"]
+                await fresh.pc.setRemoteDescription(
+                    RTCSessionDescription(answer["sdp"], answer["type"])
+                )
+                await carol.wait_for_function(
+                    "() => document.getElementById('status').textContent"
+                    " === 'Call with mallory re-established.'",
+                    timeout=30_000,
+                )
+                await fresh.reach(PROOF)
+                await frames_keep_coming(carol)
+            finally:
+                await fresh.close()
     finally:
         server.process.stop()
