@@ -275,6 +275,13 @@ function handleLoginReply(data) {
     if (Array.isArray(data.iceServers)) app.iceServers = data.iceServers;
     app.ticket = typeof data.ticket === 'string' ? data.ticket : null;
     const again = app.username === name;
+    if (app.reloginTries > 0) {
+      clearError();
+      showNotice(
+        `The name ${name} was taken on the server for a while (possible impersonation); ` +
+          'it is yours again.',
+      );
+    }
     app.reloginTries = 0;
     app.username = name;
     ui.me.textContent = name;
@@ -305,7 +312,7 @@ function handleLoginReply(data) {
       );
     }
     app.reloginTries += 1;
-    setStatus(`The server still holds our old session; logging in as ${name} again soon…`);
+    setStatus(`The name ${name} is taken on the server; logging in again soon…`);
     setTimeout(() => {
       if (app.pendingLogin !== null || app.username !== name) return;
       app.pendingLogin = name;
