@@ -11,10 +11,29 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from playwright.async_api import Browser, Page
 
+from .browser_support import (
+    login_page,
+    page_state,
+    remote_video_playing,
+    text_of,
+    wait_for_state,
+)
+from .gate_proxy import Gate, gate_to
+from .peer_support import start_peer
 from .server_support import Client, JSONObject
 from .support import Process, SignalingServer, free_port, start_signaling_server
-from .test_reliability import PROOF, assert_no_traceback, call_between, frames, wait_for_users
+from .test_reliability import (
+    BOT,
+    PROOF,
+    STATS,
+    assert_no_traceback,
+    call_between,
+    frames,
+    frames_keep_coming,
+    wait_for_users,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -106,3 +125,121 @@ def test_a_name_taken_at_re_login_is_reported_as_a_possible_impersonation() -> N
         bob.stop()
         server.process.stop()
     assert_no_traceback(alice, bob)
+
+
+# ---- the page ------------------------------------------------------------------------------
+
+
+async def _page_calls_bob_through(
+    browser: Browser, gate: Gate, server: SignalingServer
+) -> tuple[Process, Page]:
+    """bob, a bot, waits on the server; carol's page, loaded through the gate, calls him."""
+    bob = start_peer(server, "--login", "bob", *BOT, *STATS)
+    try:
+        await asyncio.to_thread(bob.wait_for, "waiting for calls")
+        carol = await login_page(browser, gate.http_url, "carol")
+        await carol.fill("#callee", "bob")
+        await carol.click("#call")
+        await asyncio.to_thread(bob.wait_for, "call with carol connected")
+        await remote_video_playing(carol)
+    except BaseException:
+        bob.stop()
+        raise
+    return bob, carol
+
+
+async def _restart_while_the_page_is_shut_out(
+    server: SignalingServer, gate: Gate, carol: Page, *flags: str
+) -> SignalingServer:
+    gate.is_open = False
+    server.process.signal(signal.SIGKILL)
+    await asyncio.to_thread(server.process.wait)
+    await carol.wait_for_function("() => !window.webcamPeer.connected")
+    return await asyncio.to_thread(start_signaling_server, *flags, port=server.port)
+
+
+@pytest.mark.browser
+async def test_the_page_gets_its_name_back_with_its_ticket_and_the_attacker_does_not(
+    browser: Browser, tmp_path: Path
+) -> None:
+    flags = ("--session-secret-file", str(tmp_path / "session-secret"))
+    server = start_signaling_server(*flags)
+    bob: Process | None = None
+    async with gate_to(server.port) as gate:
+        try:
+            bob, carol = await _page_calls_bob_through(browser, gate, server)
+            await asyncio.sleep(1.5)  # the server writes the names held each second
+            server = await _restart_while_the_page_is_shut_out(server, gate, carol, *flags)
+            # The attacker is first in the gap: the name is kept for its holder.
+            refused = await _first_login_after_start(server.ws_url, "carol", 0.0)
+            assert refused["success"] is False and refused["reason"] == "username-taken"
+            assert any("login as carol refused" in line for line in server.process.drain())
+            gate.is_open = True  # the page's next retry reaches the server, with its ticket
+            await carol.wait_for_function(
+                "() => document.getElementById('status').textContent.startsWith('Reconnected')",
+                timeout=30_000,
+            )
+            assert await text_of(carol, "#status") == (
+                "Reconnected to the server; the call with bob goes on."
+            )
+            assert await text_of(carol, "#error") == ""
+            await asyncio.to_thread(wait_for_users, server, {"bob", "carol"})
+            await frames_keep_coming(carol)
+            assert await page_state(carol) == "in-call"
+            # The name on the server is the page's: a call to carol rings there.
+            await carol.click("#hangup")
+            await wait_for_state(carol, "idle")
+            dave = start_peer(server, "--login", "dave", "--call", "carol", *BOT, *STATS)
+            try:
+                await asyncio.to_thread(dave.wait_for, "call with carol connected")
+                await remote_video_playing(carol)
+                assert await text_of(carol, "#remote-label") == "dave"
+            finally:
+                dave.stop()
+            assert_no_traceback(dave)
+        finally:
+            if bob is not None:
+                bob.stop()
+            server.process.stop()
+    assert bob is not None
+    assert_no_traceback(bob)
+
+
+@pytest.mark.browser
+async def test_the_page_reports_its_name_taken_at_re_login_as_a_possible_impersonation(
+    browser: Browser,
+) -> None:
+    """Without resume tickets the attacker in the gap gets the name; the page says so
+    at once, and keeps trying."""
+    server = start_signaling_server()
+    bob: Process | None = None
+    async with gate_to(server.port) as gate:
+        try:
+            bob, carol = await _page_calls_bob_through(browser, gate, server)
+            server = await _restart_while_the_page_is_shut_out(server, gate, carol)
+            attacker = asyncio.create_task(_first_login_after_start(server.ws_url, "carol", 15.0))
+            await asyncio.to_thread(wait_for_users, server, {"carol"})
+            gate.is_open = True
+            await carol.wait_for_function(
+                "() => document.getElementById('error').textContent.includes('impersonation')",
+                timeout=30_000,
+            )
+            assert await text_of(carol, "#error") == (
+                "The name “carol” is taken on the server: someone else may be logged in as you"
+                " (possible impersonation). Still trying to log in again…"
+            )
+            assert await page_state(carol) == "in-call"  # the call itself goes on
+            assert (await attacker)["success"] is True
+            # The attacker gone, the page has its name back and says what happened.
+            await carol.wait_for_function(
+                "() => document.getElementById('status').textContent.startsWith('Reconnected')",
+                timeout=30_000,
+            )
+            assert await text_of(carol, "#notice") == (
+                "The name carol was taken on the server for a while (possible impersonation);"
+                " it is yours again."
+            )
+        finally:
+            if bob is not None:
+                bob.stop()
+            server.process.stop()
