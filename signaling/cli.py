@@ -276,8 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("SIGNALING_SESSION_SECRET_FILE"),
         metavar="FILE",
         help="sign a resume ticket for every login with the secret in FILE (made, mode "
-        "0600, if missing; give every --redis process the same file); after a restart, "
-        "the names logged in before are kept 90 s for whoever shows their ticket "
+        "0600, if missing; give every --redis process the same file: each writes its "
+        "names to FILE.names.HOST-ADDRESS-PORT); after a restart, the names logged in "
+        "before are kept 90 s for whoever shows their ticket "
         "(env SIGNALING_SESSION_SECRET_FILE)",
     )
     parser.add_argument(
