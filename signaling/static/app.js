@@ -4,6 +4,7 @@
 
 import { CallData } from './calldata.js';
 import { Controls } from './controls.js';
+import { DevicePicker } from './devices.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -40,6 +41,14 @@ const controls = new Controls(
   { mute: $('mute-mic'), camera: $('camera-toggle'), share: $('share-screen'), remoteState: $('remote-media') },
   () => app.media ?? Promise.resolve(null),
   () => (app.call ? app.call.pc : null),
+  showNotice,
+  (kind) => devices.constraint(kind),
+);
+const devices = new DevicePicker(
+  { camera: $('camera-select'), microphone: $('mic-select'), speaker: $('speaker-select'), speakerField: $('speaker-field') },
+  $('remote'),
+  () => $('local').srcObject,
+  controls,
   showNotice,
 );
 talk.chatListeners.push((channel) => controls.attachChannel(channel));
@@ -353,10 +362,12 @@ function startMedia() {
       );
       return null;
     }
+    const video = devices.constraint('video');
+    const audio = devices.constraint('audio');
     const attempts = [
-      [{ video: true, audio: true }, ''],
-      [{ video: true }, 'No microphone available: sending video only.'],
-      [{ audio: true }, 'No camera available: sending audio only.'],
+      [{ video, audio }, ''],
+      [{ video }, 'No microphone available: sending video only.'],
+      [{ audio }, 'No camera available: sending audio only.'],
     ];
     let firstError = null;
     for (const [constraints, note] of attempts) {
@@ -366,6 +377,7 @@ function startMedia() {
         ui.local.srcObject = stream;
         if (note) showNotice(note);
         controls.mediaReady();
+        devices.refresh(); // labels are readable now
         return stream;
       } catch (err) {
         firstError ??= err;

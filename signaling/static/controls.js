@@ -9,9 +9,11 @@ import { describeMediaState, mediaStateMessage, parseMediaState } from './medias
 
 export class Controls {
   // elements: {mute, camera, share, remoteState}; media(): Promise<MediaStream|null>;
-  // pc(): the call's RTCPeerConnection or null; notify(text): a line for the user.
-  constructor(elements, media, pc, notify) {
+  // pc(): the call's RTCPeerConnection or null; notify(text): a line for the user;
+  // device(kind): what getUserMedia asks for, the device picker's choice (devices.js).
+  constructor(elements, media, pc, notify, device = () => true) {
     this.el = elements;
+    this.device = device;
     this.media = media;
     this.pc = pc;
     this.notify = notify;
@@ -84,7 +86,7 @@ export class Controls {
       await this.replace('audio', null);
       this.state.audio = 'muted';
     } else {
-      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: this.device('audio') });
       await this.replace('audio', stream.getAudioTracks()[0]);
       this.state.audio = 'on';
     }
@@ -115,7 +117,7 @@ export class Controls {
   }
 
   async useCamera() {
-    const stream = await navigator.mediaDevices.getUserMedia({ video: true });
+    const stream = await navigator.mediaDevices.getUserMedia({ video: this.device('video') });
     await this.replace('video', stream.getVideoTracks()[0]);
     this.state.video = 'on';
   }
