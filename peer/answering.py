@@ -1,9 +1,11 @@
-"""Whether an incoming call is answered, asked about or declined (docs/security.md).
+"""Whether an incoming call or file is taken, asked about or declined (docs/security.md).
 
 Pure. A stranger on the same server must not get the camera and microphone of a
 person who did not say yes: someone at a terminal is asked; bots and scripts say
 ``--auto-answer`` (or name their callers with ``--answer-from``); with nobody to ask
-and neither flag, calls are declined.
+and neither flag, calls are declined. Files likewise: only ``--accept-files-from``
+takes them unattended (``--auto-answer`` does not: answering a call is not agreeing
+to have files written to one's disk).
 """
 
 from __future__ import annotations
@@ -41,3 +43,18 @@ class AnswerPolicy:
         if self.auto_answer:
             return Answer.ANSWER
         return Answer.ASK if at_a_terminal else Answer.DECLINE
+
+
+@dataclass(frozen=True)
+class FilePolicy:
+    accept_from: frozenset[str] = frozenset()
+    ask: bool = False  # ask on standard input even when it is not a terminal
+
+    @classmethod
+    def of(cls, accept_from: Collection[str], ask: bool = False) -> FilePolicy:
+        return cls(frozenset(accept_from), ask)
+
+    def decide(self, sender: str, at_a_terminal: bool) -> Answer:
+        if sender in self.accept_from:
+            return Answer.ANSWER
+        return Answer.ASK if self.ask or at_a_terminal else Answer.DECLINE

@@ -30,7 +30,7 @@ from media.level import AudioLevel
 from media.measure import VideoReceiveMeter
 from media.sources import MediaSourceError, is_microphone
 
-from .answering import ASK_WITHIN, Answer, AnswerPolicy
+from .answering import ASK_WITHIN, Answer, AnswerPolicy, FilePolicy
 from .av_commands import AvCommand
 from .av_controls import describe_change, window_key_command
 from .call import Call, CallState, IllegalTransition
@@ -39,6 +39,7 @@ from .cc_shell import DEFAULT_MAX_BPS
 from .chat import RecentLines
 from .commands import (
     HELP,
+    AnswerOfferCommand,
     BadCommand,
     CancelCommand,
     ChatCommand,
@@ -62,7 +63,14 @@ from .local_media import LocalMedia
 from .media_state import MEDIA_TYPE, MediaState, decode_media_state, encode_media_state
 from .progress import above_progress_bars
 from .prompt import ask_yes_no
-from .recovery import RECOVERY_TIMEOUT, Ending, Recovery, Step, is_fresh_negotiation
+from .recovery import (
+    HANG_UP_GRACE,
+    RECOVERY_TIMEOUT,
+    Ending,
+    Recovery,
+    Step,
+    is_fresh_negotiation,
+)
 from .sctp_speed import sctp_counters
 from .signaling_client import (
     JSONObject,
@@ -110,6 +118,7 @@ class PeerOptions:
     ask: bool = False
     auto_answer: bool = False
     answer_from: list[str] = field(default_factory=list)
+    accept_files_from: list[str] = field(default_factory=list)
     stats_interval: float = 0.0
     answer_timeout: float = 30.0
     configuration: RTCConfiguration = field(default_factory=lambda: RTCConfiguration([]))
@@ -461,6 +470,8 @@ class Peer:
             ReceiveOptions(o.download_dir, o.max_receive_size, o.max_receive_per_call),
             say,
             self._chat_lines,
+            file_policy=FilePolicy.of(o.accept_files_from, o.ask),
+            at_a_terminal=lambda: self.terminal.interactive,
         )
         self.data.on_extension = self._extension_message
         self._remote_media = None
@@ -471,6 +482,7 @@ class Peer:
         self._partner = call.other
         recovery = Recovery(dialled=call.dialled)
         gave_up = False
+        farewell: str | None = None  # the partner hung up just as the connection closed
         while not self._recovery_news.empty():  # left from an earlier conversation
             self._recovery_news.get_nowait()
         try:
@@ -484,6 +496,10 @@ class Peer:
                     if recovery.attempts and self._ending(call) is Ending.MEDIA_FAILED:
                         say(f"media connection with {call.other} failed again; call ended")
                     break
+                if self._ending(call) is Ending.MEDIA_FAILED:
+                    farewell = await self._partners_close_within(HANG_UP_GRACE)
+                    if farewell is not None:
+                        break
                 replacement = await self._re_establish(call, step, recovery)
                 if replacement is None:
                     gave_up = True
@@ -492,6 +508,9 @@ class Peer:
         finally:
             self._partner = None
             self._replaced = None
+        if farewell is not None:
+            say(f"call with {call.other} ended: {farewell}")
+            return self.quit_code
         if call.state is CallState.FAILED or gave_up:
             # Nobody re-establishes it: the partner must not wait for an offer.
             await self._send_quietly(
@@ -602,6 +621,29 @@ class Peer:
         why = call.end_reason or f"no media connection within {RECOVERY_TIMEOUT:.0f} s"
         await self._abandon(call)
         return None, why
+
+    async def _partners_close_within(self, grace: float) -> str | None:
+        """Why the partner hung up, if their close arrives within ``grace`` seconds.
+
+        A partner who hangs up closes their connection at once (DTLS close_notify,
+        straight to us) and sends their close through the server, which may arrive
+        later: without this wait a plain hang-up would read as a failed connection
+        and start a pointless re-establishment. Other news is kept, in order."""
+        try:
+            async with asyncio.timeout(grace):
+                news = await self._recovery_news.get()
+        except TimeoutError:
+            return None
+        if news.get("type") == "close":
+            reason = news.get("reason")
+            detail = f" ({reason})" if isinstance(reason, str) and reason else ""
+            return f"{self._partner} hung up{detail}"
+        kept = [news]
+        while not self._recovery_news.empty():
+            kept.append(self._recovery_news.get_nowait())
+        for item in kept:
+            self._recovery_news.put_nowait(item)
+        return None
 
     async def _partners_next_offer(self) -> JSONObject:
         """The partner's fresh offer or close (their stale candidates are skipped)."""
@@ -857,6 +899,8 @@ class Peer:
                 self.data.send_file(command.path)
         elif isinstance(command, CancelCommand):
             self.data.cancel(command.number)
+        elif isinstance(command, AnswerOfferCommand):
+            self.data.answer_offer(command.number, command.accept)
 
     async def _close_data(self) -> None:
         data, self.data = self.data, None

@@ -317,6 +317,7 @@ class Call:
         if self.congestion is None:
             return
         self.congestion.negotiated(adopt_remote_transport_cc(self.pc))
+        self.congestion.receive_buffers = self.receive_buffers
         self.congestion.attach()
 
     def _add_transceivers(self) -> None:

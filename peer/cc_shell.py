@@ -50,8 +50,9 @@ from .cc_track import AdaptedVideoTrack
 from .congestion.adaptation import VideoAdaptation, split_bitrate
 from .congestion.estimator import SendSideEstimator
 from .congestion.keyframes import KeyframeRequestThrottle
-from .congestion.pacer import PacingBudget
+from .congestion.pacer import PacingBudget, retransmission_fits
 from .congestion.twcc import FeedbackRecorder, parse_feedback
+from .jitter import FrameCompletionBuffer, stall_limit_for
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,8 @@ class CongestionShell:
         self.rtt_ms: float | None = None
         self._remb_bps: int | None = None
         self._sent = _RateMeter()
+        # Our receive paths: how long they wait for a retransmission follows the RTT.
+        self.receive_buffers: list[FrameCompletionBuffer] = []
 
     # ---- set-up ------------------------------------------------------------------------
     def negotiated(self, extension_id: int | None) -> None:
@@ -265,6 +268,11 @@ class CongestionShell:
             return
         resent = kind == "rtx" or self._resent(header.ssrc, header.sequence)
         if resent:
+            if not retransmission_fits(
+                self._sent.per_second(time.monotonic()), len(data), self.target_bps
+            ):
+                self.counters.retransmissions_dropped += 1
+                return
             self.counters.retransmissions_sent += 1
         if not self._video and not self._retransmissions:
             # Nothing waits and the budget has room: no detour through the pacer task.
@@ -492,6 +500,8 @@ class CongestionShell:
         if rtts:
             self.rtt_ms = min(rtts)
             self.estimator.on_rtt(self.rtt_ms)
+        for buffer in self.receive_buffers:
+            buffer.set_stall_limit(stall_limit_for(self.rtt_ms))
 
     # ---- reporting ---------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -506,6 +516,10 @@ class CongestionShell:
             "encoder_kbps": round(sum(e.bitrate.bps for e in self._video_encoders) / 1000, 1)
             if self._video_encoders
             else None,
+            "stall_limit_ms": round(self.receive_buffers[0].stall_limit * 1000)
+            if self.receive_buffers
+            else None,
+            "encoder_restarts": sum(e.bitrate.restarts for e in self._video_encoders),
             "audio_kbps": round(self._audio_encoders[0].bitrate.bps / 1000, 1)
             if self._audio_encoders
             else None,

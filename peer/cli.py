@@ -51,8 +51,9 @@ examples:
   webcam-peer --login alice --call bob --send-file report.pdf
                                                   # send a file once the call is up; during
                                                   # the call, type a line to chat, /help
-  webcam-peer --login bob --download-dir ~/Downloads
-                                                  # received files go there, never overwriting
+  webcam-peer --login bob --download-dir ~/Downloads --accept-files-from alice
+                                                  # alice's files go there without a question
+                                                  # (others': /accept N), never overwriting
   webcam-peer --login alice --call bob --server wss://calls.example.org --token s3cret
   webcam-peer --login alice --call bob --ice-server stun:turn.example.org:3478 \\
       --ice-server 'turn:turn.example.org:3478?transport=udp' --turn-user alice --turn-password pw
@@ -445,6 +446,15 @@ def build_parser() -> argparse.ArgumentParser:
         "directory; created if missing)",
     )
     files.add_argument(
+        "--accept-files-from",
+        action="append",
+        default=[],
+        type=_username,
+        metavar="NAME",
+        help="take files from NAME without asking, repeatable; from anyone else a file is "
+        "announced and taken only after /accept N at the terminal (with no terminal, refused)",
+    )
+    files.add_argument(
         "--max-receive-size",
         type=_byte_size,
         default=DEFAULT_MAX_RECEIVE,
@@ -560,6 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ask=args.ask,
         auto_answer=args.auto_answer,
         answer_from=list(args.answer_from),
+        accept_files_from=list(args.accept_files_from),
         stats_interval=args.stats_interval,
         answer_timeout=args.answer_timeout,
         configuration=configuration,

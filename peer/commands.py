@@ -12,6 +12,8 @@ during a call:
   a line of text      send it as chat
   /send PATH          send a file
   /cancel [N]         cancel transfer N (all transfers without N)
+  /accept N           take the file offered as transfer N
+  /reject N           refuse the file offered as transfer N
   /help               this help
 {AV_HELP}
   //text              send a chat line that starts with '/'"""
@@ -33,6 +35,14 @@ class CancelCommand:
 
 
 @dataclass(frozen=True)
+class AnswerOfferCommand:
+    """/accept N (accept True) or /reject N."""
+
+    number: int
+    accept: bool
+
+
+@dataclass(frozen=True)
 class HelpCommand:
     pass
 
@@ -42,7 +52,15 @@ class BadCommand:
     why: str
 
 
-Command = ChatCommand | SendCommand | CancelCommand | HelpCommand | BadCommand | AvCommand
+Command = (
+    ChatCommand
+    | SendCommand
+    | CancelCommand
+    | AnswerOfferCommand
+    | HelpCommand
+    | BadCommand
+    | AvCommand
+)
 
 
 def parse_command(line: str) -> Command | None:
@@ -66,6 +84,10 @@ def parse_command(line: str) -> Command | None:
         if not argument.isdigit():
             return BadCommand(f"usage: /cancel [N]; {argument!r} is not a transfer number")
         return CancelCommand(int(argument))
+    if name in ("accept", "reject"):
+        if not argument.isdigit():
+            return BadCommand(f"usage: /{name} N, N the number of the file offered")
+        return AnswerOfferCommand(int(argument), accept=name == "accept")
     if name == "help":
         return HelpCommand()
     if (media := parse_av_command(name, argument)) is not None:

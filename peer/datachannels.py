@@ -28,6 +28,7 @@ from typing import IO, Any, Final
 from aiortc import RTCDataChannel, RTCPeerConnection
 from aiortc.exceptions import InvalidStateError
 
+from .answering import Answer, FilePolicy
 from .chat import (
     ChatError,
     ChatIgnored,
@@ -43,6 +44,7 @@ from .transfer import (
     Action,
     CloseChannel,
     Discard,
+    Offered,
     OpenFile,
     Receiver,
     RecvState,
@@ -68,9 +70,12 @@ Say = Callable[[str], None]
 # 4 MiB), and a bigger mark did not measure faster.
 HIGH_WATER: Final = 1024 * 1024
 LOW_WATER: Final = 256 * 1024
-# A receiver answers a header as soon as its temporary file is open; one that does
-# not (a page without file support) must not keep the sender waiting forever.
-ACCEPT_TIMEOUT: Final = 30.0
+# How long the person has to say /accept N before an offer is rejected.
+OFFER_ANSWER_WITHIN: Final = 60.0
+# A receiver answers a header once its person (or --accept-files-from) took the file;
+# one that never does (a page without file support) must not keep the sender waiting
+# forever. Longer than OFFER_ANSWER_WITHIN, so a person has all of their minute.
+ACCEPT_TIMEOUT: Final = 90.0
 TEMP_PREFIX: Final = ".webcam-peer-"
 TEMP_SUFFIX: Final = ".part"
 SAVED_MODE: Final = 0o644
@@ -107,6 +112,9 @@ class CallBudget:
 
     def __init__(self, limit: int | None) -> None:
         self.remaining = limit
+
+    def allows(self, size: int) -> bool:
+        return self.remaining is None or size <= self.remaining
 
     def take(self, size: int) -> bool:
         if self.remaining is None:
@@ -153,8 +161,13 @@ class IncomingTransfer:
         options: ReceiveOptions,
         say: Say,
         budget: CallBudget | None = None,
+        decide: Callable[[], Answer] = lambda: Answer.DECLINE,
+        answer_within: float = OFFER_ANSWER_WITHIN,
     ) -> None:
         self.number = number
+        self.decide = decide
+        self.answer_within = answer_within
+        self._offer_timer: asyncio.TimerHandle | None = None
         self.budget = budget or CallBudget(None)
         self.channel = channel
         self.other = other
@@ -202,6 +215,28 @@ class IncomingTransfer:
     def cancel(self) -> None:
         self._apply(self.receiver.cancel())
 
+    @property
+    def offered(self) -> bool:
+        return self.receiver.offered
+
+    def accept(self) -> None:
+        """The person said /accept N."""
+        self._apply(self.receiver.accept())
+
+    def reject(self) -> None:
+        """The person said /reject N."""
+        if self.receiver.offered:
+            self.say(f"rejected {self.receiver.name} from {self.other}")
+        self._apply(self.receiver.reject())
+
+    def _unanswered(self) -> None:
+        if self.receiver.offered:
+            self.say(
+                f"rejected {self.receiver.name} from {self.other}: not accepted within "
+                f"{self.answer_within:.0f} s"
+            )
+            self._apply(self.receiver.reject())
+
     def closed(self) -> None:
         """The channel closed, or the call ended: anything unfinished is deleted."""
         self._apply(self.receiver.closed())
@@ -212,12 +247,16 @@ class IncomingTransfer:
             pending.extend(self._do(pending.popleft()))
         if self.receiver.finished and not self.finished.is_set():
             self._header_timer.cancel()
+            if self._offer_timer is not None:
+                self._offer_timer.cancel()
             self._report()
             self.finished.set()
 
     def _do(self, action: Action) -> list[Action]:
         if isinstance(action, Send):
             _send(self.channel, action.message)
+        elif isinstance(action, Offered):
+            return self._offered(action)
         elif isinstance(action, OpenFile):
             return self._open(action)
         elif isinstance(action, Write):
@@ -230,26 +269,65 @@ class IncomingTransfer:
             self.channel.close()
         return []
 
-    def _open(self, action: OpenFile) -> list[Action]:
+    def _offered(self, action: Offered) -> list[Action]:
+        """Nothing is written before the person (or --accept-files-from) says yes."""
+        self._header_timer.cancel()
+        # Refusals that do not depend on anyone's answer come first: nobody is asked
+        # about a file there is no room for.
+        refusal = self._no_room(action.name, action.size, take=False)
+        if refusal is not None:
+            return refusal
+        what = f"{action.name} ({action.size} bytes)"
+        decision = self.decide()
+        if decision is Answer.ANSWER:
+            self.say(f"accepting {what} from {self.other} (--accept-files-from {self.other})")
+            return self.receiver.accept()
+        if decision is Answer.DECLINE:
+            self.say(
+                f"refused {what} from {self.other}: nobody at a terminal to ask "
+                f"(--accept-files-from {self.other} takes their files unattended)"
+            )
+            return self.receiver.reject()
+        self.say(
+            f"{self.other} offers {what} as transfer {self.number}: "
+            f"/accept {self.number} or /reject {self.number} "
+            f"(rejected in {self.answer_within:.0f} s)"
+        )
+        self._offer_timer = asyncio.get_running_loop().call_later(
+            self.answer_within,
+            guarded(f"transfer {self.number}", self._unanswered, self._broken),
+        )
+        return []
+
+    def _no_room(self, name: str, size: int, *, take: bool) -> list[Action] | None:
+        """The actions refusing a file of ``size`` bytes there is no room for, or None
+        (then, with ``take``, its bytes are counted against the call's budget)."""
         directory = self.options.download_dir
         try:
             directory.mkdir(parents=True, exist_ok=True)  # the default one, made on first use
             free = shutil.disk_usage(directory).free
         except OSError as exc:
-            self.say(f"cannot receive {action.name}: {exc.strerror or exc} in {directory}")
+            self.say(f"cannot receive {name}: {exc.strerror or exc} in {directory}")
             return self.receiver.disk_error()
-        if action.size > free - FREE_SPACE_MARGIN:
+        if size > free - FREE_SPACE_MARGIN:
             self.say(
-                f"refused {action.name} ({action.size} bytes) from {self.other}: only "
+                f"refused {name} ({size} bytes) from {self.other}: only "
                 f"{free} bytes free in {directory}"
             )
             return self.receiver.refuse("too-large")
-        if not self.budget.take(action.size):
+        if not (self.budget.take(size) if take else self.budget.allows(size)):
             self.say(
-                f"refused {action.name} ({action.size} bytes) from {self.other}: over what "
+                f"refused {name} ({size} bytes) from {self.other}: over what "
                 f"one call may bring in (--max-receive-per-call)"
             )
             return self.receiver.refuse("too-large")
+        return None
+
+    def _open(self, action: OpenFile) -> list[Action]:
+        refusal = self._no_room(action.name, action.size, take=True)
+        if refusal is not None:
+            return refusal
+        directory = self.options.download_dir
         try:
             fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
         except OSError as exc:
@@ -465,6 +543,8 @@ class OutgoingTransfer:
 
 def _ending(cancelled: bool, by_remote: bool, reason: str | None, other: str) -> str:
     """How a transfer ended without success, in words."""
+    if reason == "rejected":
+        return f"rejected by {other}" if by_remote else "rejected"
     if cancelled and reason == "cancelled":
         return f"cancelled by {other}" if by_remote else "cancelled"
     if reason == "closed":
@@ -513,8 +593,14 @@ class CallData:
         say: Say,
         recent: RecentLines,
         accept_within: float = ACCEPT_TIMEOUT,
+        file_policy: FilePolicy | None = None,
+        at_a_terminal: Callable[[], bool] = lambda: False,
+        offer_answer_within: float = OFFER_ANSWER_WITHIN,
     ) -> None:
         self.pc = pc
+        self.offer_answer_within = offer_answer_within
+        self.file_policy = file_policy or FilePolicy()
+        self.at_a_terminal = at_a_terminal
         self.accept_within = accept_within
         self.me = me
         self.other = other
@@ -554,7 +640,14 @@ class CallData:
                 return
             number = next(self._numbers)
             transfer = IncomingTransfer(
-                number, channel, self.other, self.receive, self.say, self._budget
+                number,
+                channel,
+                self.other,
+                self.receive,
+                self.say,
+                self._budget,
+                lambda: self.file_policy.decide(self.other, self.at_a_terminal()),
+                self.offer_answer_within,
             )
             self._incoming[number] = transfer
             self._spawn(self._forget_incoming(transfer))
@@ -699,6 +792,16 @@ class CallData:
             self.say("no transfer to cancel" if number is None else f"no transfer {number}")
         for transfer in chosen:
             transfer.cancel()
+
+    def answer_offer(self, number: int, accept: bool) -> None:
+        """/accept N or /reject N."""
+        transfer = self._incoming.get(number)
+        if transfer is None or not transfer.offered:
+            self.say(f"no file offered as transfer {number}")
+        elif accept:
+            transfer.accept()
+        else:
+            transfer.reject()
 
     # ---- the end -----------------------------------------------------------------------
     async def close(self) -> None:

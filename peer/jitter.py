@@ -42,6 +42,9 @@ RECEIVE_PATHS: Final = ("fast", "stock")
 SEQUENCE_MODULO: Final = 1 << 16
 TIMESTAMP_MODULO: Final = 1 << 32
 VIDEO_CLOCK_RATE: Final = 90_000  # RTP clock of every video codec WebRTC negotiates
+MIN_STALL_LIMIT_S: Final = 0.25
+MAX_STALL_LIMIT_S: Final = 0.6
+STALL_MARGIN_S: Final = 0.1
 MAX_MISORDER: Final = 100  # older than this: the sender restarted, not a late packet
 _RECEIVER_PRIVATE: Final = "_RTCRtpReceiver__"
 
@@ -95,10 +98,11 @@ class FrameCompletionBuffer:
     def __init__(
         self,
         capacity: int = 512,
-        stall_limit: float = 0.25,
+        stall_limit: float = MIN_STALL_LIMIT_S,
         clock_rate: int = VIDEO_CLOCK_RATE,
     ) -> None:
         self._capacity = capacity
+        self._clock_rate = clock_rate
         self._stall_ticks = int(stall_limit * clock_rate)
         self._packets: dict[int, RtpPacket] = {}
         self._origin: int | None = None  # first sequence number not yet released
@@ -115,6 +119,15 @@ class FrameCompletionBuffer:
     @property
     def capacity(self) -> int:
         return self._capacity
+
+    @property
+    def stall_limit(self) -> float:
+        """Seconds of media a gap may hold frames back before it is given up."""
+        return self._stall_ticks / self._clock_rate
+
+    def set_stall_limit(self, seconds: float) -> None:
+        """Wait this long for a retransmission from now on (see :func:`stall_limit_for`)."""
+        self._stall_ticks = int(seconds * self._clock_rate)
 
     @property
     def ready_count(self) -> int:
@@ -423,6 +436,22 @@ def use_frame_completion(receiver: RTCRtpReceiver) -> FrameCompletionBuffer:
         receiver, _RECEIVER_PRIVATE + "decoder_queue", DrainingDecoderQueue(replacement, mapper)
     )
     return replacement
+
+
+def stall_limit_for(rtt_ms: float | None) -> float:
+    """How long a gap may wait for its retransmission on a path with round trip ``rtt_ms``.
+
+    A NACK is answered one round trip later at the earliest, and on a congested link the
+    round trip includes the queue (100-400 ms on the ``weak`` lab link). Giving a gap up
+    sooner turns each loss into a keyframe request, and the keyframe needs that round
+    trip and more to arrive (and is itself more likely to lose a packet). So twice the
+    round trip plus 100 ms, never under 250 ms nor over 600 ms (a gap that waits
+    longer freezes the picture longer than a keyframe would take).
+    """
+    if rtt_ms is None:
+        return MIN_STALL_LIMIT_S
+    seconds = 2 * rtt_ms / 1000 + STALL_MARGIN_S
+    return min(max(seconds, MIN_STALL_LIMIT_S), MAX_STALL_LIMIT_S)
 
 
 def install_receive_path(pc: RTCPeerConnection, path: str) -> list[FrameCompletionBuffer]:

@@ -22,6 +22,10 @@ MAX_ATTEMPTS: Final = 1
 # dial waits for the fresh offer (the dialler may notice the failure a few seconds
 # later: each side's consent checks run on their own clock).
 RECOVERY_TIMEOUT: Final = 20.0
+# A partner who hangs up closes the connection directly (DTLS close_notify) before
+# their close can cross the signaling server; a failure is only a failure once this
+# has passed with no close from them.
+HANG_UP_GRACE: Final = 2.0
 _UFRAG: Final = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
 
 

@@ -125,6 +125,10 @@ class SignalingClient:
         login: JSONObject = {"type": "login", "username": self.username}
         if self.token is not None:
             login["token"] = self.token
+        ticket = self.login_extras.get("ticket")
+        if isinstance(ticket, str):
+            # The name back after a server restart, and from nobody else (docs/protocol.md).
+            login["ticket"] = ticket
         await self._ws.send_json(login)
         while True:
             reply = await self._receive_raw()
@@ -198,13 +202,26 @@ class SignalingClient:
         self._on_status(
             f"lost the signaling server; reconnecting… (for up to {self.reconnect_for:.0f} s)"
         )
+        warned_taken = False
         while not self._closing:
             try:
                 await self.connect()
             except LoginRefused as exc:
-                # Our old session may not have been dropped yet; keep trying briefly.
                 if exc.reason != "username-taken":
                     raise SignalingLost(str(exc)) from exc
+                # Our old session may not have been dropped yet, so keep trying; but
+                # the person hears it: someone else may have logged in as them.
+                if not warned_taken:
+                    warned_taken = True
+                    logger.warning(
+                        "the name %s is taken on the server: someone else may be using it "
+                        "(possible impersonation); still trying to log in again",
+                        self.username,
+                    )
+                    self._on_status(
+                        f"the name {self.username} is taken on the signaling server: "
+                        "someone else may be logged in as you (possible impersonation)"
+                    )
             except ServerUnreachable:
                 pass
             else:

@@ -39,6 +39,16 @@ class Send:
 
 
 @dataclass(frozen=True)
+class Offered:
+    """Receiver: a valid header came; nothing is written until the shell says
+    :meth:`Receiver.accept` (the person, or --accept-files-from) or
+    :meth:`Receiver.reject`."""
+
+    name: str  # sanitised
+    size: int
+
+
+@dataclass(frozen=True)
 class OpenFile:
     """Receiver: make the temporary file for ``name`` (already sanitised)."""
 
@@ -78,7 +88,9 @@ class CloseChannel:
     pass
 
 
-Action = Send | OpenFile | Write | SaveFile | Discard | StartData | StopData | CloseChannel
+Action = (
+    Send | Offered | OpenFile | Write | SaveFile | Discard | StartData | StopData | CloseChannel
+)
 
 
 def _control(message: Control) -> Send:
@@ -98,6 +110,7 @@ class IllegalMove(RuntimeError):
 # ---- receiving ------------------------------------------------------------------------
 class RecvState(Enum):
     HEADER = "header"  # channel open, waiting for the file header
+    OFFERED = "offered"  # header valid, waiting for the person's (or the policy's) answer
     OPENING = "opening"  # header valid, the shell is making the temporary file
     ACCEPTED = "accepted"  # accept sent, no data yet
     RECEIVING = "receiving"
@@ -109,6 +122,7 @@ class RecvState(Enum):
 
 class RecvEvent(Enum):
     HEADER = "header"
+    ACCEPT = "accept"  # this side's person (or --accept-files-from) takes the file
     OPENED = "opened"
     CHUNK = "chunk"
     END = "end"
@@ -119,13 +133,15 @@ class RecvEvent(Enum):
 
 _RECV_LIVE: Final = (
     RecvState.HEADER,
+    RecvState.OFFERED,
     RecvState.OPENING,
     RecvState.ACCEPTED,
     RecvState.RECEIVING,
     RecvState.VERIFYING,
 )
 RECV_TRANSITIONS: Final[dict[tuple[RecvState, RecvEvent], RecvState]] = {
-    (RecvState.HEADER, RecvEvent.HEADER): RecvState.OPENING,
+    (RecvState.HEADER, RecvEvent.HEADER): RecvState.OFFERED,
+    (RecvState.OFFERED, RecvEvent.ACCEPT): RecvState.OPENING,
     (RecvState.OPENING, RecvEvent.OPENED): RecvState.ACCEPTED,
     (RecvState.ACCEPTED, RecvEvent.CHUNK): RecvState.RECEIVING,
     (RecvState.RECEIVING, RecvEvent.CHUNK): RecvState.RECEIVING,
@@ -193,6 +209,26 @@ class Receiver:
         return [Write(data)]
 
     # ---- what the shell did ------------------------------------------------------------
+    @property
+    def offered(self) -> bool:
+        """The header came and nobody has said yes or no yet."""
+        return self.state is RecvState.OFFERED
+
+    def accept(self) -> list[Action]:
+        """The person (or --accept-files-from) takes the file offered: only now is the
+        temporary file made."""
+        if self.state is not RecvState.OFFERED:
+            return []
+        self._fire(RecvEvent.ACCEPT)
+        assert self.name is not None
+        return [OpenFile(self.name, self.size)]
+
+    def reject(self) -> list[Action]:
+        """The person says no, did not answer in time, or nobody was there to ask."""
+        if self.state is not RecvState.OFFERED:
+            return []
+        return self._end(RecvEvent.CANCEL, "rejected")
+
     def opened(self) -> list[Action]:
         self._fire(RecvEvent.OPENED)
         return [_control(Accept())]
@@ -231,7 +267,7 @@ class Receiver:
         self.size = header.size
         if self.max_size is not None and header.size > self.max_size:
             return self._fail("too-large")
-        return [OpenFile(self.name, self.size)]
+        return [Offered(self.name, self.size)]
 
     def _check(self, digest: str) -> list[Action]:
         self._fire(RecvEvent.END)

@@ -18,6 +18,7 @@ MAX_CONTROL_BYTES: Final = 16 * 1024
 REASONS: Final = frozenset(
     {
         "cancelled",
+        "rejected",
         "size-mismatch",
         "hash-mismatch",
         "bad-header",

@@ -556,7 +556,7 @@ late), not gaps over 500 ms.
 """
 
 
-def report_markdown(runs: list[Run], command: str, cc_flag: bool, seconds: float) -> str:
+def report_markdown(runs: list[Run], command: str, cc_flag: bool) -> str:
     cc_stock = (
         " --congestion-control stock` (aiortc's own receive path and sender)"
         if cc_flag
@@ -564,15 +564,17 @@ def report_markdown(runs: list[Run], command: str, cc_flag: bool, seconds: float
         "ours differ only in the receive path)"
     )
     method = METHOD.format(cc_stock=cc_stock, warm_up=WARM_UP_S)
+    seconds_of = {run.profile: run.seconds for run in runs}
     profiles = "\n".join(
-        f"- `{name}`: {PROFILES[name].describe(seconds)}"
-        for name in dict.fromkeys(run.profile for run in runs)
+        f"- `{name}` ({seconds:.0f} s calls): {PROFILES[name].describe(seconds)}"
+        for name, seconds in seconds_of.items()
     )
+    durations = "/".join(f"{s:.0f}" for s in sorted(set(seconds_of.values())))
     notes = "\n".join(f"- {run.profile} {run.config}: {note}" for run in runs for note in run.notes)
     return (
         "## Calls on constrained links (`scripts/bench_network.py`)\n\n"
         f"Measured {time.strftime('%Y-%m-%d')} at commit {_commit()} on {os.cpu_count()} "
-        f"shared cores with\n`{command}`, {seconds:.0f} s per call.\n\n"
+        f"shared cores with\n{command}, {durations} s per call.\n\n"
         f"{method}\nProfiles (delay and jitter apply only where netem exists):\n\n{profiles}\n\n"
         f"{profile_table(runs)}\n" + (f"Notes:\n\n{notes}\n" if notes else "")
     )
@@ -637,6 +639,10 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--only", action="append", choices=CONFIGS, help="these calls only")
     parser.add_argument("--json", type=Path, help="also write every per-second figure here")
     parser.add_argument(
+        "--from-json", type=Path, action="append", metavar="FILE",
+        help="run nothing: report the runs saved by earlier --json runs (several allowed)",
+    )  # fmt: skip
+    parser.add_argument(
         "--write-doc", action="store_true", help="rewrite the section in docs/benchmarks.md "
         "and docs/network.md"
     )  # fmt: skip
@@ -650,6 +656,8 @@ def _main(argv: list[str] | None) -> int:
         parser.error(f"no profile {', '.join(unknown)}; there are {', '.join(PROFILES)} and all")
     configs = args.only or list(CONFIGS)
     cc_flag = congestion_flag()
+    if args.from_json:
+        return _report_saved(args.from_json, cc_flag, args.write_doc)
     print(
         "webcam-peer has --congestion-control: stock runs add --congestion-control stock"
         if cc_flag
@@ -686,11 +694,39 @@ def _main(argv: list[str] | None) -> int:
     if args.json:
         args.json.write_text(json.dumps([asdict(run) for run in runs], indent=1))
     if args.write_doc:
-        markdown = report_markdown(runs, command.strip(), cc_flag, args.seconds)
-        for path in (write_section("bench_network", markdown),
-                     write_section("bench_network", markdown, NETWORK_MD)):  # fmt: skip
-            print(f"wrote {path}")
+        _write_doc(report_markdown(runs, f"`{command.strip()}`", cc_flag))
     return 1 if any(run.error for run in runs) else 0
+
+
+def load_runs(path: Path) -> list[Run]:
+    """The runs an earlier ``--json`` saved."""
+    runs = []
+    for saved in json.loads(path.read_text()):
+        sides = {side: [Second(**row) for row in rows] for side, rows in saved["sides"].items()}
+        runs.append(Run(**{**saved, "sides": sides}))
+    return runs
+
+
+def _report_saved(paths: list[Path], cc_flag: bool, write_doc: bool) -> int:
+    try:
+        runs = [run for path in paths for run in load_runs(path)]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        print(f"cannot read the saved runs: {exc}", file=sys.stderr)
+        return 2
+    print(profile_table(runs))
+    if write_doc:
+        invocations = dict.fromkeys(
+            f"`scripts/bench_network.py --profile {run.profile} --seconds {run.seconds:.0f}`"
+            for run in runs
+        )
+        _write_doc(report_markdown(runs, ", ".join(invocations) + " (one run each)", cc_flag))
+    return 1 if any(run.error for run in runs) else 0
+
+
+def _write_doc(markdown: str) -> None:
+    for path in (write_section("bench_network", markdown),
+                 write_section("bench_network", markdown, NETWORK_MD)):  # fmt: skip
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -138,6 +138,9 @@ def _python_server(workdir: Path, name: str, clients: int, *extra: str) -> tuple
         "0",
         "--max-connections",
         str(max(10_000, clients + 100)),
+        # Every benchmark client comes from 127.0.0.1, far beyond the per-address cap.
+        "--max-per-ip",
+        str(max(10_000, clients + 100)),
         *extra,
     ]
     process = _spawn(argv, workdir / f"{name}.log", "listening on", f"signaling-server ({name})")

@@ -205,7 +205,7 @@ def webcam_peer_send_file(url: str, mode: str, size: int, timeout: float) -> Res
         downloads = Path(scratch) / "received"
         receiver = TimedProcess([str(BIN / "webcam-peer"), "--login", f"fr{tag}", "--once",
                                  "--auto-answer", "--download-dir", str(downloads),
-                                 *common])  # fmt: skip
+                                 "--accept-files-from", f"fs{tag}", *common])  # fmt: skip
         sender: TimedProcess | None = None
         try:
             receiver.wait_for("waiting for calls", 30)

@@ -24,7 +24,10 @@ def write_section(name: str, markdown: str, path: Path = BENCHMARKS_MD) -> Path:
     text = path.read_text(encoding="utf-8") if path.exists() else _HEADER
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
     if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
+        # One block, where the first was: a doubled section (two writers) collapses too.
+        text = pattern.sub(lambda _: block, text, count=1)
+        head, _, tail = text.partition(block)
+        text = head + block + pattern.sub("", tail)
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from .clientaddr import parse_network
 from .cluster import DEFAULT_PRESENCE_TTL
 from .ice_servers import IceServerConfigError, IceServers
 from .origin import is_loopback_host, normalize_origin
+from .resume import load_or_create_secret
 from .router import DEFAULT_RING_TIMEOUT
 from .server import (
     DEFAULT_LOGIN_TIMEOUT,
@@ -270,6 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
         "the process renews them every third of it (default %(default)s)",
     )
     parser.add_argument(
+        "--session-secret-file",
+        type=Path,
+        default=os.environ.get("SIGNALING_SESSION_SECRET_FILE"),
+        metavar="FILE",
+        help="sign a resume ticket for every login with the secret in FILE (made, mode "
+        "0600, if missing; give every --redis process the same file); after a restart, "
+        "the names logged in before are kept 90 s for whoever shows their ticket "
+        "(env SIGNALING_SESSION_SECRET_FILE)",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
     )
     return parser
@@ -333,6 +344,12 @@ def main(argv: list[str] | None = None) -> int:
             args.host,
         )
 
+    if args.session_secret_file is not None:
+        try:
+            load_or_create_secret(args.session_secret_file)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            parser.error(f"cannot use --session-secret-file {args.session_secret_file}: {exc}")
+
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -354,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         listing=not args.no_list,
         max_per_address=args.max_per_ip,
         trusted_proxies=tuple(args.trusted_proxy),
+        session_secret_file=args.session_secret_file,
     )
     try:
         ssl_context = config.ssl_context()

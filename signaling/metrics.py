@@ -23,6 +23,7 @@ class _Counts(Collector):
     def __init__(self) -> None:
         self.relayed: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.bad_envelopes = 0
 
     def collect(self) -> Iterator[Metric]:
         relayed = CounterMetricFamily(
@@ -39,6 +40,11 @@ class _Counts(Collector):
         for reason, count in sorted(self.errors.items()):
             errors.add_metric([reason], count)
         yield errors
+        yield CounterMetricFamily(
+            "signaling_redis_bad_envelopes",
+            "Envelopes from Redis (--redis) dropped because they could not be handled",
+            value=self.bad_envelopes,
+        )
 
 
 class Metrics:
@@ -71,6 +77,9 @@ class Metrics:
             self._counts.errors[str(message.get("reason"))] += 1
         elif relayed:
             self._counts.relayed[kind] += 1
+
+    def count_bad_envelope(self) -> None:
+        self._counts.bad_envelopes += 1
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -87,6 +87,8 @@ class ProtocolError(ValueError):
 class Login:
     username: str
     token: str | None = None
+    # The resume ticket of an earlier login (signaling.tickets), to get the name back.
+    ticket: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +193,10 @@ def _parse_login(data: JSONObject) -> Login:
     token = _field(data, "token", str, required=False)
     if token is not None and len(token) > MAX_TOKEN_CHARS:
         raise ProtocolError(Reason.INVALID_FIELD, "token too long", field="token")
-    return Login(username, token)
+    ticket = _field(data, "ticket", str, required=False)
+    if ticket is not None and len(ticket) > MAX_TOKEN_CHARS:
+        raise ProtocolError(Reason.INVALID_FIELD, "ticket too long", field="ticket")
+    return Login(username, token, ticket)
 
 
 def _parse_offer(data: JSONObject) -> Offer:

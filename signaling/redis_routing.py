@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -51,6 +51,18 @@ NODE_CHANNEL_PREFIX: Final = "signaling:node:"
 _REFRESH_CHUNK: Final = 1000
 _SUBSCRIBE_TIMEOUT: Final = 10.0
 _STOP_TIMEOUT: Final = 5.0
+# A Redis that stops answering (hung, or a network that drops packets) fails a
+# command after this many seconds instead of holding it forever.
+SOCKET_TIMEOUT: Final = 3.0
+# A login waits at most this long for its claim: then "server-unavailable".
+CLAIM_TIMEOUT: Final = 5.0
+# How often Redis is pinged for /healthz.
+_HEALTH_INTERVAL: Final = 1.0
+# A crashed background task is started again after 0.5 s, 1 s, 2 s ... at most 10 s.
+_RESTART_FIRST: Final = 0.5
+_RESTART_MAX: Final = 10.0
+# A task that ran this long before crashing starts again from the first delay.
+_RESTART_RESET_AFTER: Final = 60.0
 
 # Delete a presence key only if this process still owns it.
 _RELEASE_SCRIPT: Final = """
@@ -108,6 +120,7 @@ class RedisRouting:
         deliver: Deliver,
         *,
         drop: Callable[[Connection], None],
+        on_bad_envelope: Callable[[], None] = lambda: None,
         ttl: float = DEFAULT_PRESENCE_TTL,
     ) -> None:
         self.url = url
@@ -116,6 +129,7 @@ class RedisRouting:
         self.ttl = ttl
         self._deliver = deliver
         self._drop = drop
+        self._on_bad_envelope = on_bad_envelope
         self._redis: aioredis.Redis | None = None
         self._pubsub: Any = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -124,10 +138,14 @@ class RedisRouting:
         self._steps_waiting = asyncio.Event()
         self._stopping = False
         self._subscribing: dict[bytes, asyncio.Future[None]] = {}
+        # What /healthz reports: task name -> why it is down; Redis's last failure.
+        self._down: dict[str, str] = {}
+        self._unreachable: str | None = None
 
     # ---- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
-        self._redis = aioredis.from_url(self.url)
+        timeouts = {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": SOCKET_TIMEOUT}
+        self._redis = aioredis.from_url(self.url, **timeouts)
         try:
             await self._redis.ping()
         except (RedisError, OSError) as exc:
@@ -135,12 +153,15 @@ class RedisRouting:
             raise RedisUnavailable(f"cannot reach Redis at {self.url}: {exc}") from exc
         self._release_script = self._redis.register_script(_RELEASE_SCRIPT)
         self._refresh_script = self._redis.register_script(_REFRESH_SCRIPT)
-        self._pubsub = self._redis.pubsub()
+        # The subscriber waits for messages as long as there are none: no read
+        # timeout on its connection (a hung Redis shows in the health pings).
+        self._bus = aioredis.from_url(self.url, socket_connect_timeout=SOCKET_TIMEOUT)
+        self._pubsub = self._bus.pubsub()
         # Subscribed to something from the start, so listen() never runs dry.
         await self._pubsub.subscribe(NODE_CHANNEL_PREFIX + self.node)
-        self._stream = asyncio.create_task(self._send_steps(), name="redis-send-steps")
-        for work in (self._receive, self._refresh):
-            self._tasks.append(asyncio.create_task(work(), name=f"redis-{work.__name__}"))
+        self._stream = self._supervised(self._send_steps)
+        for work in (self._receive, self._refresh, self._check_health):
+            self._tasks.append(self._supervised(work))
         logger.info("sharing users through Redis at %s as process %s", self.url, self.node)
 
     async def stop(self) -> None:
@@ -166,7 +187,59 @@ class RedisRouting:
                 await pipe.execute()
         with contextlib.suppress(RedisError, OSError):
             await self._pubsub.aclose()
+        await self._bus.aclose()
         await self._redis.aclose()
+
+    def problems(self) -> list[str]:
+        """Why this process cannot serve its users fully now (empty: healthy)."""
+        problems = [f"Redis is unreachable: {self._unreachable}"] if self._unreachable else []
+        return problems + [f"{name} is down: {why}" for name, why in sorted(self._down.items())]
+
+    def _supervised(self, work: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        name = f"redis-{work.__name__.lstrip('_').replace('_', '-')}"
+        return asyncio.create_task(self._supervise(name, work), name=name)
+
+    async def _supervise(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` again whenever it crashes, later and later while it keeps
+        crashing; /healthz says so meanwhile."""
+        loop = asyncio.get_running_loop()
+        delay = _RESTART_FIRST
+        while True:
+            started = loop.time()
+            try:
+                await work()
+                return  # finished: the routing is stopping
+            except Exception as exc:  # any crash is restarted
+                if loop.time() - started > _RESTART_RESET_AFTER:
+                    delay = _RESTART_FIRST
+                self._down[name] = f"crashed with {type(exc).__name__}: {exc}"[:200]
+                logger.error(
+                    "%s crashed (%s: %s); restarting it in %.1f s",
+                    name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RESTART_MAX)
+            self._down.pop(name, None)
+            logger.info("%s restarted", name)
+
+    async def _check_health(self) -> None:
+        """Ping Redis: /healthz is unhealthy while it does not answer."""
+        assert self._redis is not None
+        while True:
+            try:
+                await self._redis.ping()
+            except (RedisError, OSError) as exc:
+                if self._unreachable is None:
+                    logger.warning("Redis at %s does not answer: %s", self.url, exc)
+                self._unreachable = str(exc)[:200] or type(exc).__name__
+            else:
+                if self._unreachable is not None:
+                    logger.info("Redis at %s answers again", self.url)
+                self._unreachable = None
+            await asyncio.sleep(_HEALTH_INTERVAL)
 
     # ---- what the server shell calls -------------------------------------------------
     async def handle_frame(self, connection: Connection, frame: str | bytes) -> list[Outgoing]:
@@ -214,7 +287,17 @@ class RedisRouting:
     async def _claim(self, username: str) -> bool | None:
         answer: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._queue(_Claim(username, answer))
-        return await answer
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), CLAIM_TIMEOUT)
+        except TimeoutError:
+            logger.warning("Redis did not answer a login within %.0f s", CLAIM_TIMEOUT)
+            # If the claim goes through after all, nobody took the name: give it back.
+            answer.add_done_callback(lambda done: self._give_back(username, done))
+            return None
+
+    def _give_back(self, username: str, answer: asyncio.Future[bool | None]) -> None:
+        if not answer.cancelled() and answer.result():
+            self._queue(_Release(username))
 
     async def _online(self) -> list[str]:
         assert self._redis is not None
@@ -233,23 +316,42 @@ class RedisRouting:
             try:
                 async for message in self._pubsub.listen():
                     self._on_pubsub(message)
-            except (RedisError, OSError):
+            except (RedisError, OSError) as exc:
                 # redis-py reconnects and subscribes again on the next read.
-                logger.exception("lost the Redis subscription; listening again in 1 s")
+                logger.warning("lost the Redis subscription (%s); listening again in 1 s", exc)
                 await asyncio.sleep(1)
 
     def _on_pubsub(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "message":
             try:
-                for data in orjson.loads(message["data"]):
+                batch = orjson.loads(message["data"])
+            except orjson.JSONDecodeError as exc:
+                self._bad_envelope(message["channel"], message["data"], exc)
+                return
+            if not isinstance(batch, list):
+                batch = [batch]  # not a batch: the one envelope is checked below
+            for data in batch:
+                # Each envelope on its own: one that breaks does not take the
+                # ones after it down with it.
+                try:
                     self._deliver(self._send(self.router.handle_envelope(data)))
-            except Exception:
-                logger.exception("could not handle a message from Redis")
+                except Exception as exc:  # logged in one line, counted
+                    self._bad_envelope(message["channel"], data, exc)
         elif kind == "subscribe":
             future = self._subscribing.pop(message["channel"], None)
             if future is not None and not future.done():
                 future.set_result(None)
+
+    def _bad_envelope(self, channel: bytes, data: object, exc: Exception) -> None:
+        self._on_bad_envelope()
+        logger.warning(
+            "dropping a bad envelope on %s (%s: %s): %.200r",
+            channel.decode(errors="replace"),
+            type(exc).__name__,
+            exc,
+            data,
+        )
 
     async def _send_steps(self) -> None:
         """The command stream: whatever queued up, as one pipeline, in order."""
@@ -325,8 +427,8 @@ class RedisRouting:
             await asyncio.sleep(self.ttl / 3)
             try:
                 await self._refresh_once()
-            except (RedisError, OSError):
-                logger.exception("could not refresh presence in Redis")
+            except (RedisError, OSError) as exc:
+                logger.warning("could not refresh presence in Redis: %s", exc)
 
     async def _refresh_once(self) -> None:
         assert self._redis is not None

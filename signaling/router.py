@@ -27,6 +27,7 @@ from .protocol import (
     Reason,
     Relayed,
 )
+from .resume import Resumption
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ class Router:
     list_gate: Callable[[Connection], bool] | None = None
     # No `list` at all (--no-list): the reply is an empty list saying so.
     list_disabled: bool = False
+    # --session-secret-file: tickets at login, names kept for their holders after a start.
+    resume: Resumption | None = None
     _sessions: dict[Connection, Session] = field(default_factory=dict)
     _users: dict[str, Session] = field(default_factory=dict)
 
@@ -161,6 +164,8 @@ class Router:
         if session is None or session.username is None:
             return []
         del self._users[session.username]
+        if self.resume is not None:
+            self.resume.released(session.username)
         logger.info("user %s left", session.username)
         return self._end_call(session, notify_reason="disconnected")
 
@@ -225,6 +230,14 @@ class Router:
             return [(session.connection, protocol.login_reply(False, Reason.UNAUTHORIZED))]
         if message.username in self._users:
             return [(session.connection, protocol.login_reply(False, Reason.USERNAME_TAKEN))]
+        if self.resume is not None and not self.resume.admits(
+            message.username, message.ticket, time.time()
+        ):
+            logger.warning(
+                "login as %s refused: the name is kept for its holder after a restart",
+                message.username,
+            )
+            return [(session.connection, protocol.login_reply(False, Reason.USERNAME_TAKEN))]
         return self._take_username(session, message.username)
 
     def _take_username(self, session: Session, username: str) -> list[Outgoing]:
@@ -232,7 +245,10 @@ class Router:
         session.username = username
         self._users[username] = session
         logger.info("user %s logged in", username)
-        return [(session.connection, protocol.login_reply(True))]
+        reply = protocol.login_reply(True)
+        if self.resume is not None:
+            reply["ticket"] = self.resume.issue(username, time.time())
+        return [(session.connection, reply)]
 
     def _list_users(self, session: Session) -> list[Outgoing]:
         users = self.online_users()[:MAX_LISTED_USERS]

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -30,6 +31,7 @@ from .origin import host_allowed, origin_allowed
 from .outbox import Flusher, Outbox
 from .protocol import MAX_MESSAGE_BYTES, Reason
 from .ratelimit import TokenBucket
+from .resume import HeldNamesWriter, start_resumption
 from .router import DEFAULT_RING_TIMEOUT, Connection, Outgoing, Router
 from .turn_credentials import DEFAULT_TTL
 
@@ -89,6 +91,8 @@ class ServerConfig:
     max_per_address: int = DEFAULT_MAX_PER_ADDRESS
     # Reverse proxies whose X-Forwarded-For names the client.
     trusted_proxies: tuple[Network, ...] = ()
+    # Resume tickets and names kept across a restart (signaling.resume); None: neither.
+    session_secret_file: Path | None = None
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.cert is None:
@@ -352,13 +356,12 @@ async def config_handler(request: web.Request) -> web.Response:
 
 async def healthz_handler(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.json_response(
-        {
-            "status": "ok",
-            "connections": state.router.connection_count,
-            "users": state.router.user_count,
-        }
-    )
+    counts = {"connections": state.router.connection_count, "users": state.router.user_count}
+    problems = state.cluster.problems() if state.cluster is not None else []
+    if problems:
+        body = {"status": "unhealthy", "reason": "; ".join(problems), **counts}
+        return web.json_response(body, status=503)
+    return web.json_response({"status": "ok", **counts})
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -426,7 +429,27 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     app.on_shutdown.append(_close_sockets)
     if config.redis_url is not None:
         app.cleanup_ctx.append(_share_through_redis)
+    if config.session_secret_file is not None:
+        _keep_names_across_restarts(app, router, config.session_secret_file)
     return app
+
+
+def _keep_names_across_restarts(app: web.Application, router: Router, secret_file: Path) -> None:
+    router.resume = start_resumption(secret_file, time.time())
+    writer = HeldNamesWriter(router.resume, secret_file)
+
+    async def save_each_second(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(writer.run(), name="held-names")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def save_before_sockets_close(_app: web.Application) -> None:
+        writer.final_save()
+
+    app.cleanup_ctx.append(save_each_second)
+    app.on_shutdown.insert(0, save_before_sockets_close)
 
 
 def _may_list(state: SignalingState, connection: Connection) -> bool:
@@ -465,6 +488,7 @@ async def _share_through_redis(app: web.Application) -> AsyncIterator[None]:
         state.router,
         lambda outgoing: _deliver(state, None, outgoing),
         drop=lambda connection: _drop(state, connection),
+        on_bad_envelope=state.metrics.count_bad_envelope,
         ttl=state.config.redis_ttl,
     )
     await cluster.start()

@@ -34,6 +34,18 @@ CHROMIUM_ARGS: tuple[str, ...] = (
 PAGE_STATES = ("logged-out", "idle", "calling", "in-call")
 DEFAULT_TIMEOUT = 20.0
 
+# The one place tests answer the page's incoming calls and files: a person who presses
+# Accept as soon as a call rings or a file is offered. Tests of the asking itself open
+# the page without it.
+_PRESS_ACCEPT_JS = """
+setInterval(() => {
+  const box = document.getElementById('incoming');
+  if (box && !box.hidden) document.getElementById('accept-call').click();
+  const waiting = '#transfers .transfer[data-waiting] button.accept';
+  for (const button of document.querySelectorAll(waiting)) button.click();
+}, 100);
+"""
+
 _REMOTE_VIDEO_JS = """
 async () => {
   const video = document.getElementById('remote');
@@ -116,15 +128,19 @@ async def open_page(
     server_http_url: str,
     name: str = "page",
     errors: list[str] | None = None,
+    accept_calls: bool = True,
 ) -> Page:
     """The call page, loaded and connected to the server (not logged in). A Browser gets
-    a fresh context, so every page is a separate user with its own storage and devices."""
+    a fresh context, so every page is a separate user with its own storage and devices.
+    With ``accept_calls`` its user presses Accept whenever a call rings or a file comes."""
     if isinstance(browser_or_context, Browser):
         context = await browser_or_context.new_context(viewport={"width": 1280, "height": 800})
     else:
         context = browser_or_context
     page = await context.new_page()
     watch_page(page, name, errors)
+    if accept_calls:
+        await page.add_init_script(_PRESS_ACCEPT_JS)
     await page.goto(server_http_url + "/")
     await page.wait_for_function(
         "() => window.webcamPeer !== undefined && window.webcamPeer.connected",
@@ -164,9 +180,10 @@ async def login_page(
     server_http_url: str,
     username: str,
     errors: list[str] | None = None,
+    accept_calls: bool = True,
 ) -> Page:
     """Open the page, log in through the form like a user, and wait until it is idle."""
-    page = await open_page(browser_or_context, server_http_url, username, errors)
+    page = await open_page(browser_or_context, server_http_url, username, errors, accept_calls)
     await page.fill("#username", username)
     await page.click("#login")
     await wait_for_state(page, "idle")

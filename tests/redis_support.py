@@ -24,10 +24,11 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
 
-def start_redis(directory: Path) -> RedisServer:
+def start_redis(directory: Path, port: int | None = None) -> RedisServer:
+    """A new redis-server; on ``port`` to stand in for one that was restarted."""
     binary = shutil.which("redis-server")
     assert binary, "redis-server is missing: scripts/setup.sh --test installs it"
-    port = free_port()
+    port = port or free_port()
     process = Process(redis_server_argv(binary, port, directory))
     process.wait_for("Ready to accept connections")
     return RedisServer(process, port)

@@ -30,12 +30,10 @@ process is gone.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -44,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from .nat_support import _pid_alive, _run, delete_namespace, namespaces
 from .support import Process
 
 logger = logging.getLogger(__name__)
@@ -181,36 +180,6 @@ def loss_rule(shape: Shape) -> list[str]:
 
 
 # ---- the namespaces ---------------------------------------------------------------------------
-def _run(argv: Sequence[str]) -> None:
-    result = subprocess.run(list(argv), capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr}")
-
-
-def namespaces() -> list[str]:
-    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
-    return [line.split()[0] for line in listing.stdout.splitlines() if line.strip()]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def delete_namespace(name: str) -> None:
-    """Kill what still runs inside ``name`` (only what the lab started lives there), delete it."""
-    pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
-    for pid in (int(p) for p in pids.stdout.split()):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    subprocess.run(["ip", "netns", "delete", name], capture_output=True)
-
-
 def remove_stale_labs() -> list[str]:
     """Delete lab namespaces whose creating process is gone; returns their names."""
     stale = []

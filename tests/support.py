@@ -58,11 +58,17 @@ class Process:
             self._queue.put((time.monotonic(), line.rstrip("\n")))
         self._queue.put(None)
 
-    def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
-        """Read lines until one matches ``pattern``; fail with everything seen so far."""
+    def wait_for(
+        self, pattern: str, timeout: float = 20.0, since: float | None = None
+    ) -> re.Match[str]:
+        """Read lines until one matches ``pattern``; fail with everything seen so far.
+
+        ``since`` (a time.monotonic() taken before the action the line answers) ignores
+        lines that arrived before it: a second call's "connected" must not match the first's.
+        """
         regex = re.compile(pattern)
-        for line in self.lines:
-            if match := regex.search(line):
+        for line, at in zip(self.lines, self.arrived, strict=True):
+            if (since is None or at >= since) and (match := regex.search(line)):
                 return match
         deadline = time.monotonic() + timeout
         while True:
@@ -82,7 +88,7 @@ class Process:
                     f"{pattern!r}; output:\n" + "\n".join(self.lines[-60:])
                 )
             self._keep(item)
-            if match := regex.search(item[1]):
+            if (since is None or item[0] >= since) and (match := regex.search(item[1])):
                 return match
 
     def drain(self) -> list[str]:

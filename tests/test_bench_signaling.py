@@ -72,3 +72,36 @@ def test_bad_arguments_are_explained() -> None:
     )
     assert result.returncode == 2
     assert "unknown server 'go'; choose from python, node, python-redis" in result.stderr
+
+
+# The README: "10,000 logged-in connections in about 200 MB", i.e. about 20 KiB each with
+# the process's own memory spread over them. What a connection costs is the growth of the
+# server's RSS between two runs, 200 and 1,200 clients (docs/benchmarks.md's medians give
+# 16 KiB: 41.8 MB at 200, 194.5 MB at 10,000; this test measured 15.7-16.3): 1.5 times
+# the README's share is the bound, so a server whose connections cost twice as much fails.
+README_KIB_PER_CONNECTION = 200 * 1024 / 10_000
+KIB_PER_CONNECTION_BOUND = 1.5 * README_KIB_PER_CONNECTION
+
+
+def rss_after_login_mb(clients: int) -> float:
+    results, _ = bench(
+        "--servers", "python", "--clients", str(clients), "--messages", "2", "--window", "1"
+    )
+    summary = results[0]["summaries"]["python"]
+    assert summary["clients"] == clients and summary["lost"] == 0
+    rss: float = summary["rss_idle_mb"]
+    return rss
+
+
+def test_a_connection_costs_what_the_readme_says() -> None:
+    few, many = 200, 1_200
+    small, large = rss_after_login_mb(few), rss_after_login_mb(many)
+    kib_each = (large - small) * 1024 / (many - few)
+    print(f"server RSS {small:.1f} MB at {few}, {large:.1f} MB at {many}: {kib_each:.1f} KiB each")
+    assert kib_each <= KIB_PER_CONNECTION_BOUND, (
+        f"{kib_each:.1f} KiB per connection > {KIB_PER_CONNECTION_BOUND:.0f} KiB "
+        f"(README: 10,000 in about 200 MB)"
+    )
+    # The 10,000 of the README fit in its 200 MB with the process's base as measured here.
+    projected_mb = small + kib_each * (10_000 - few) / 1024
+    assert projected_mb <= 1.25 * 200, f"10,000 connections projected at {projected_mb:.0f} MB"

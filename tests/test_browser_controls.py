@@ -154,7 +154,7 @@ async def test_page_buttons_and_python_commands_reach_the_other_side(
             bob.type_line("/mute")
             bob.type_line("/video off")
             await carol.wait_for_function(
-                "document.getElementById('remote-media').textContent === 'muted, camera off'"
+                "() => document.getElementById('remote-media').textContent === 'muted, camera off'"
             )
             assert await carol.is_visible("#remote-media")
             await _until(
@@ -169,7 +169,7 @@ async def test_page_buttons_and_python_commands_reach_the_other_side(
             )
             bob.type_line("/unmute")
             bob.type_line("/video on")
-            await carol.wait_for_function("document.getElementById('remote-media').hidden")
+            await carol.wait_for_function("() => document.getElementById('remote-media').hidden")
             await _until(
                 carol,
                 lambda m: m["audioLevel"] is not None and m["audioLevel"] > 0.05,

@@ -43,7 +43,7 @@ async def test_two_pages_call_hang_up_and_busy(
     assert await page_state(alice) == "in-call" and await page_state(bob) == "in-call"
 
     await alice.click("#hangup")
-    await bob.wait_for_function("window.webcamPeer.state === 'idle'")
+    await bob.wait_for_function("() => window.webcamPeer.state === 'idle'")
     assert "alice hung up" in await text_of(bob, "#status")
     assert await bob.evaluate("document.getElementById('remote').srcObject") is None
 
@@ -54,7 +54,7 @@ async def test_two_pages_call_hang_up_and_busy(
     carol = await login_page(browser, url, "carol")
     await carol.fill("#callee", "bob")
     await carol.click("#call")
-    await carol.wait_for_function("document.getElementById('error').textContent !== ''")
+    await carol.wait_for_function("() => document.getElementById('error').textContent !== ''")
     assert "in another call" in await text_of(carol, "#error")
     assert await page_state(carol) == "idle"
     assert await page_state(alice) == "in-call" and await page_state(bob) == "in-call"
@@ -67,7 +67,7 @@ async def test_login_errors_are_shown_as_text(
     page = await open_page(browser, signaling_server.http_url)
     await page.fill("#username", "<b>x</b>")
     await page.click("#login")
-    await page.wait_for_function("document.getElementById('error').textContent !== ''")
+    await page.wait_for_function("() => document.getElementById('error').textContent !== ''")
     assert "usernames are 1-32" in await text_of(page, "#error")
     assert await page.locator("b").count() == 0  # nothing was injected as HTML
     assert await page_state(page) == "logged-out"
@@ -75,12 +75,12 @@ async def test_login_errors_are_shown_as_text(
     await login_page(browser, signaling_server.http_url, "dave")
     await page.fill("#username", "dave")
     await page.click("#login")
-    await page.wait_for_function("document.getElementById('error').textContent !== ''")
+    await page.wait_for_function("() => document.getElementById('error').textContent !== ''")
     assert "taken" in await text_of(page, "#error")
     # The name is still free to fix: a different one works on the same page.
     await page.fill("#username", "erin")
     await page.click("#login")
-    await page.wait_for_function("window.webcamPeer.state === 'idle'")
+    await page.wait_for_function("() => window.webcamPeer.state === 'idle'")
 
 
 async def test_calling_nobody_online_is_explained(
@@ -89,9 +89,9 @@ async def test_calling_nobody_online_is_explained(
     page = await login_page(browser, signaling_server.http_url, "frank")
     await page.fill("#callee", "nobody")
     await page.click("#call")
-    await page.wait_for_function("document.getElementById('error').textContent !== ''")
+    await page.wait_for_function("() => document.getElementById('error').textContent !== ''")
     assert "no such user is online" in await text_of(page, "#error")
-    await page.wait_for_function("window.webcamPeer.state === 'idle'")
+    await page.wait_for_function("() => window.webcamPeer.state === 'idle'")
 
 
 async def test_call_hang_up_and_busy_as_the_users_see_it(

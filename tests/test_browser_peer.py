@@ -150,7 +150,7 @@ async def test_page_calls_python(browser: Browser, signaling_server: SignalingSe
 
         # Python hangs up (Ctrl-C ends its call, then it quits): the page is told.
         bob.signal(2)
-        await carol.wait_for_function("window.webcamPeer.state === 'idle'")
+        await carol.wait_for_function("() => window.webcamPeer.state === 'idle'")
         assert "bob hung up" in await text_of(carol, "#status")
         assert await asyncio.to_thread(bob.wait) == 0
         assert await page_state(carol) == "idle"

@@ -53,7 +53,7 @@ async def page_calls_python(
     browser: Browser, server: SignalingServer, *args: str
 ) -> tuple[Page, Process]:
     """bob, a Python peer, waits; carol calls him from the page; both chats open."""
-    bob = start_peer(server, "--login", "bob", *NO_MEDIA, *args)
+    bob = start_peer(server, "--login", "bob", *NO_MEDIA, "--accept-files-from", "carol", *args)
     await wait_line(bob, "waiting for calls")
     carol = await login_page(browser, server.http_url, "carol")
     await carol.fill("#callee", "bob")

@@ -344,12 +344,37 @@ async def test_the_adapted_track_scales_and_thins_to_what_it_is_told() -> None:
 def test_the_encoder_bitrate_follows_with_hysteresis() -> None:
     committed = CommittedBitrate(300_000)
     assert not committed.request(280_000, 0.0)  # within 15 %: no restart, no keyframe
-    assert committed.request(200_000, 0.0)  # down at once
-    assert not committed.request(150_000, 0.2)  # but not again within half a second
-    assert committed.request(150_000, 0.6)
-    assert not committed.request(400_000, 2.0)  # up only after 2 s
-    assert committed.request(400_000, 2.7)
-    assert committed.bps == 300_000  # and at most doubling
+    assert committed.request(150_000, 0.0)  # a squeeze to half: down at once
+    assert not committed.request(80_000, 0.2)  # but not again within half a second
+    assert committed.request(80_000, 0.6)
+    assert not committed.request(200_000, 1.9)  # up only after 2 s
+    assert not committed.request(200_000, 2.7)  # and once the rise has lasted 1 s
+    assert committed.request(200_000, 2.9)
+    assert committed.bps == 160_000  # and at most doubling
+    assert committed.restarts == 3
+
+
+def test_a_peak_of_the_estimate_costs_no_encoder_restart() -> None:
+    committed = CommittedBitrate(150_000)
+    assert not committed.request(260_000, 10.0)  # one sample up...
+    assert not committed.request(160_000, 10.1)  # ...and back: nothing to commit
+    assert not any(
+        committed.request(bps, 11 + t / 10) for t, bps in enumerate([200_000, 190_000] * 5)
+    )
+    assert committed.request(200_000, 12.0)  # a rise held for 1 s...
+    assert committed.bps == 190_000  # ...committed at its lowest
+
+
+def test_a_mild_dip_that_recovers_costs_no_encoder_restart() -> None:
+    committed = CommittedBitrate(600_000)
+    # The estimate dips to 75 % for 0.8 s (a cut after a keyframe burst) and recovers.
+    assert not any(committed.request(450_000, t / 10) for t in range(8))
+    assert not committed.request(600_000, 0.9)
+    assert (committed.bps, committed.restarts) == (600_000, 0)
+    # The same dip held for a second is real: committed then.
+    assert not any(committed.request(450_000, 2 + t / 10) for t in range(10))
+    assert committed.request(450_000, 3.0)
+    assert committed.bps == 450_000
 
 
 async def test_our_keyframe_requests_are_throttled_and_counted() -> None:

@@ -18,6 +18,8 @@ from peer.chat import (
     encode_chat,
 )
 from peer.commands import (
+    HELP,
+    AnswerOfferCommand,
     BadCommand,
     CancelCommand,
     ChatCommand,
@@ -97,6 +99,8 @@ def test_recent_lines_fade_after_their_time() -> None:
         ("/send", BadCommand("usage: /send PATH")),
         ("/cancel", CancelCommand(None)),
         ("/cancel 3", CancelCommand(3)),
+        ("/accept 2", AnswerOfferCommand(2, accept=True)),
+        ("/reject 12", AnswerOfferCommand(12, accept=False)),
         ("/help", HelpCommand()),
         ("", None),
         ("   ", None),
@@ -111,3 +115,6 @@ def test_bad_commands_say_why() -> None:
     assert isinstance(bad, BadCommand) and "not a transfer number" in bad.why
     bad = parse_command("/frobnicate")
     assert isinstance(bad, BadCommand) and "//frobnicate sends it as chat" in bad.why
+    bad = parse_command("/accept")
+    assert isinstance(bad, BadCommand) and "usage: /accept N" in bad.why
+    assert "/accept N" in HELP and "/reject N" in HELP

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from peer.congestion.keyframes import KeyframeRequestThrottle
-from peer.congestion.pacer import PacingBudget, PacketKind, PacketQueue
+from peer.congestion.pacer import PacingBudget, PacketKind, PacketQueue, retransmission_fits
 
 
 def _pace(
@@ -180,3 +180,11 @@ def test_keyframe_requests_wait_a_round_trip_when_it_is_longer() -> None:
     assert throttle.allow(10_200.0, None)  # no RTT known yet: the 500 ms floor
     assert not throttle.allow(10_600.0, None)
     assert throttle.allow(10_700.0, None)
+
+
+def test_retransmissions_count_against_the_target() -> None:
+    target_bps = 160_000  # 20 000 bytes a second; retransmissions may reach 24 000
+    assert retransmission_fits(0, 1_200, target_bps)
+    assert retransmission_fits(22_000, 1_200, target_bps)  # a little over: losses get repaired
+    # What the weak link's first seconds looked like: 240 kbit/s leaving, target 160.
+    assert not retransmission_fits(30_000, 1_200, target_bps)

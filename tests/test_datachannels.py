@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from peer.answering import FilePolicy
 from peer.chat import RecentLines
 from peer.datachannels import (
     ACCEPT_TIMEOUT,
@@ -43,8 +44,14 @@ class Side:
 
 @contextlib.asynccontextmanager
 async def two_sides(
-    download_dir: Path, *, bob_takes_files: bool = True, accept_within: float = ACCEPT_TIMEOUT
+    download_dir: Path,
+    *,
+    bob_takes_files: bool = True,
+    accept_within: float = ACCEPT_TIMEOUT,
+    bob_asks_within: float | None = None,
 ) -> AsyncIterator[tuple[Side, Side]]:
+    """With ``bob_asks_within``, bob is at a terminal and takes alice's files only when
+    told (CallData.answer_offer), rejecting them after that many seconds."""
     """alice and bob's CallData on two connected peer connections, chat open."""
     alice_said: list[str] = []
     bob_said: list[str] = []
@@ -63,7 +70,15 @@ async def two_sides(
         )
         bob = Side(
             CallData(
-                pc_bob, "bob", "alice", ReceiveOptions(download_dir), bob_said.append, RecentLines()
+                pc_bob,
+                "bob",
+                "alice",
+                ReceiveOptions(download_dir),
+                bob_said.append,
+                RecentLines(),
+                file_policy=FilePolicy.of([] if bob_asks_within else ["alice"]),
+                at_a_terminal=lambda: True,
+                offer_answer_within=bob_asks_within or 60.0,
             ),
             bob_said,
         )
@@ -144,6 +159,23 @@ async def test_a_receiver_that_never_accepts_does_not_hang_the_sender(tmp_path: 
     assert alice.count("bob did not accept a.txt within 1 s") == 1
     assert not alice.data.outgoing
     assert files_in(tmp_path / "dl") == []
+
+
+async def test_an_unanswered_offer_is_rejected_and_the_sender_told(tmp_path: Path) -> None:
+    (tmp_path / "dl").mkdir()
+    (tmp_path / "a.txt").write_bytes(b"hello")
+    (tmp_path / "b.txt").write_bytes(b"world")
+    async with two_sides(tmp_path / "dl", bob_asks_within=2.0) as (alice, bob):
+        alice.data.send_file(tmp_path / "a.txt")
+        await until(lambda: alice.count("transfer of a.txt to bob rejected by bob"), (alice, bob))
+        assert bob.count("rejected a.txt from alice: not accepted within 2 s") == 1
+        assert files_in(tmp_path / "dl") == []
+        alice.data.send_file(tmp_path / "b.txt")
+        await until(lambda: bob.count("alice offers b.txt (5 bytes) as transfer"), (alice, bob))
+        number = int(bob.said[-1].split("as transfer ")[1].split(":")[0])
+        bob.data.answer_offer(number, accept=True)
+        await until(lambda: alice.count("sent b.txt (5 bytes) to bob"), (alice, bob))
+    assert files_in(tmp_path / "dl") == ["b.txt"]
 
 
 def test_a_partial_file_goes_only_once_nothing_wrote_to_it_for_ten_minutes(

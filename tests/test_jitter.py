@@ -29,6 +29,7 @@ from peer.jitter import (
     check_aiortc,
     install_receive_path,
     is_keyframe_start,
+    stall_limit_for,
     use_frame_completion,
 )
 
@@ -480,3 +481,31 @@ async def test_stock_leaves_aiortc_alone() -> None:
         assert type(buffer) is JitterBuffer
     finally:
         await pc.close()
+
+
+def test_the_wait_for_a_retransmission_follows_the_round_trip() -> None:
+    assert stall_limit_for(None) == 0.25
+    assert stall_limit_for(20.0) == 0.25  # a fast path: give up as soon as before
+    assert stall_limit_for(200.0) == pytest.approx(0.5)  # a queue on the path: wait for it
+    assert stall_limit_for(2_000.0) == 0.6  # but a keyframe is quicker than that
+
+
+@pytest.mark.parametrize(("rtt_ms", "gives_up"), [(None, True), (200.0, False)])
+def test_a_retransmission_a_round_trip_late_still_fills_its_gap(
+    rtt_ms: float | None, gives_up: bool
+) -> None:
+    # Frame 3 loses a packet; its retransmission comes 12 frames (0.4 s) later, as on a
+    # link whose queue makes the round trip 200 ms.
+    sent = stream(30, keyframes=frozenset({0}))
+    lost = sent[3].packets[1]
+    packets = [p for p in all_packets(sent) if p is not lost]
+    packets.insert(packets.index(sent[15].packets[0]), lost)
+    buffer = FrameCompletionBuffer()
+    buffer.set_stall_limit(stall_limit_for(rtt_ms))
+    fed = feed(buffer, packets)
+    if gives_up:
+        assert fed.plis >= 1
+        assert_frames_are(fed, sent[:3])  # the rest waits for a keyframe: a freeze
+    else:
+        assert fed.plis == 0
+        assert_frames_are(fed, sent)  # nothing dropped, nothing frozen until a keyframe

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import aiohttp
 import pytest
 
 from peer.errors import ExitCode
 
-from .peer_support import start_peer
+from .peer_support import NO_MEDIA, start_peer
+from .server_support import Client
 from .support import BIN, Process, SignalingServer, free_port
 
 
@@ -111,3 +115,39 @@ def test_help_teaches() -> None:
     text = "\n".join(peer.lines)
     for flag in ("--login", "--call", "--video", "--audio", "--ice-host", "--record", "examples:"):
         assert flag in text
+
+
+async def test_an_answer_aiortc_cannot_take_ends_the_call_in_one_line(
+    signaling_server: SignalingServer,
+) -> None:
+    """The callee answers with a description aiortc cannot take: the answer passes the
+    server (its sdp is a string) and aiortc's ValueError comes out of
+    Call.answer_received. The message's own error boundary (peer/app.py ``_handle``)
+    ends that call in one line; the signaling reader goes on (it used to crash)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(signaling_server.ws_url) as ws,
+    ):
+        bob = Client(ws)
+        assert await bob.login("bob") == {"type": "login", "success": True}
+        alice = start_peer(signaling_server, "--login", "alice", "--call", "bob", *NO_MEDIA)
+        try:
+            while (message := await bob.recv(within=20)).get("type") != "offer":
+                pass
+            assert message["username"] == "alice"
+            await bob.send(
+                {
+                    "type": "answer",
+                    "answer": {"type": "answer", "sdp": "v=0\r\nnot a session description"},
+                    "otherUsername": "alice",
+                }
+            )
+            code = await asyncio.to_thread(alice.wait, 20)
+        finally:
+            alice.stop()
+    said = "\n".join(alice.lines)
+    assert "ending the call with bob: their answer could not be applied" in said, said
+    assert code == ExitCode.DECLINED, said  # no usable answer: as if bob had declined
+    assert "the signaling reader crashed" not in said
+    assert "Traceback" not in said
+    assert "lost the signaling server" not in said

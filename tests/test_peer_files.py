@@ -28,6 +28,9 @@ pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
 # Generous: throughput is not what these tests measure, and the machine is shared.
 TRANSFER_TIMEOUT = 400.0
+# The receiver takes the caller's files without a question (tests/test_file_consent.py
+# covers the question).
+FROM_ALICE = ("--accept-files-from", "alice")
 
 
 def sparse_file(path: Path, size: int) -> Path:
@@ -70,7 +73,9 @@ def test_chat_both_ways_and_commands(
     note = tmp_path / "note for alice.txt"
     note.write_text("a short note\n")
     alice, bob = connected_pair(
-        signaling_server, (*NO_MEDIA, "--download-dir", str(alice_dir)), NO_MEDIA
+        signaling_server,
+        (*NO_MEDIA, "--download-dir", str(alice_dir), "--accept-files-from", "bob"),
+        NO_MEDIA,
     )
     try:
         alice.wait_for("chat with bob open")
@@ -126,10 +131,12 @@ def test_100_mib_both_ways_in_one_call(
             str(to_bob),
             "--download-dir",
             str(alice_dir),
+            "--accept-files-from",
+            "bob",
             "--stats-interval",
             "1",
         ),
-        (*NO_MEDIA, "--send-file", str(to_alice), "--download-dir", str(bob_dir)),
+        (*NO_MEDIA, "--send-file", str(to_alice), "--download-dir", str(bob_dir), *FROM_ALICE),
     )
     try:
         alice.wait_for("chat with bob open")
@@ -197,7 +204,7 @@ def start_big_transfer(
     return connected_pair(
         server,
         (*NO_MEDIA, "--send-file", str(big)),
-        (*NO_MEDIA, "--download-dir", str(bob_dir)),
+        (*NO_MEDIA, "--download-dir", str(bob_dir), *FROM_ALICE),
     )
 
 

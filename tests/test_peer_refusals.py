@@ -31,6 +31,8 @@ def bob(signaling_server: SignalingServer, tmp_path: Path) -> Iterator[Process]:
         str(tmp_path / "dl"),
         "--max-receive-size",
         "1M",
+        "--accept-files-from",
+        "mallory",  # what these tests refuse is the files' content, not the sender
     )
     process.wait_for("waiting for calls")
     yield process

@@ -40,7 +40,9 @@ ESCAPES = "\x1b]0;PWNED\x07\x1b[2J\x1b]52;c;ZWNobyBwd25lZA==\x07"
 def bob(signaling_server: SignalingServer, tmp_path: Path) -> Iterator[Process]:
     (tmp_path / "dl").mkdir()
     process = start_peer(
-        signaling_server, "--login", "bob", *NO_MEDIA, "--download-dir", str(tmp_path / "dl")
+        signaling_server,
+        *("--login", "bob", *NO_MEDIA, "--download-dir", str(tmp_path / "dl")),
+        *("--accept-files-from", "mallory"),
     )
     process.wait_for("waiting for calls")
     yield process
@@ -265,6 +267,7 @@ async def test_files_go_to_a_dedicated_folder_within_the_default_limits(
     bob = start_peer(
         signaling_server,
         *("--login", "bob", *NO_MEDIA, "--max-receive-per-call", "100"),
+        *("--accept-files-from", "mallory"),
         env={"HOME": str(home), "XDG_DOWNLOAD_DIR": ""},
     )
     data = b"x" * 60

@@ -115,10 +115,11 @@ def assert_no_traceback(*processes: Process) -> None:
 
 def hang_up_then_call_again(server: SignalingServer, alice: Process, bob: Process) -> None:
     """alice hangs up (bob sees the call end), then carol's call to bob connects."""
+    hung_up = time.monotonic()
     alice.signal(signal.SIGINT)
     assert alice.wait() == 0
-    bob.wait_for("call with alice ended: alice hung up")
-    bob.wait_for("waiting for the next call")
+    bob.wait_for("call with alice ended: alice hung up", since=hung_up)
+    bob.wait_for("waiting for the next call", since=hung_up)
     carol = start_peer(server, "--login", "carol", "--call", "bob", *BOT, *STATS)
     try:
         carol.wait_for("call with bob connected")
@@ -281,9 +282,10 @@ def test_a_failed_media_connection_is_re_established_once(
         logger.info("cut -> failure noticed %.1f s, -> re-established %.1f s", failed, back)
         # A second failure ends the call: no second attempt. Whoever notices first
         # says "failed again" and tells the other, whose call ends with that close.
+        cut_again = time.monotonic()
         cut_media(lab, True)
         for peer, other in ((alice, "bob"), (bob, "alice")):
-            peer.wait_for(f"call with {other} ended:", 30)
+            peer.wait_for(f"call with {other} ended:", 30, since=cut_again)
         said = alice.lines + bob.lines
         assert any("failed again; call ended" in line for line in said), said[-40:]
         for peer in (alice, bob):
@@ -369,8 +371,9 @@ async def test_the_page_keeps_its_call_through_a_server_restart(browser: Browser
         await asyncio.to_thread(bob.wait_for, "call with carol ended: carol hung up")
         await wait_for_state(carol, "idle")
         await carol.fill("#callee", "bob")
+        second_call = time.monotonic()
         await carol.click("#call")
-        await asyncio.to_thread(bob.wait_for, "call with carol connected")
+        await asyncio.to_thread(bob.wait_for, "call with carol connected", since=second_call)
         await remote_video_playing(carol)
     finally:
         bob.stop()

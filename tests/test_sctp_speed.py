@@ -387,7 +387,7 @@ def test_webcam_peer_sends_a_file_over_the_fast_path_and_reports_it(
     alice, bob = connected_pair(
         signaling_server,
         ("--send-file", str(source), *stats),
-        ("--download-dir", str(downloads), *stats),
+        ("--download-dir", str(downloads), "--accept-files-from", "alice", *stats),
     )
     try:
         alice.wait_for(r"sent payload\.bin .*verified by bob", timeout=120)

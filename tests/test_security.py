@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -500,3 +502,75 @@ def test_version(command: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(rf"{command} \d+\.\d+\.\d+\S*\n", done.stdout), done.stdout
+
+
+# ---- names that survive a restart -------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+async def test_after_a_restart_a_name_is_kept_for_the_holder_of_its_ticket(
+    tmp_path: Path, how: signal.Signals
+) -> None:
+    secret_file = tmp_path / "session-secret"
+    port = free_port()
+
+    def start() -> SignalingServer:
+        server = start_signaling_server("--session-secret-file", str(secret_file), port=port)
+        started.append(server)
+        return server
+
+    started: list[SignalingServer] = []
+    try:
+        await _name_kept_through_a_restart(start, secret_file, how)
+    finally:
+        for server in started:
+            server.process.stop()
+
+
+async def _name_kept_through_a_restart(
+    start: Callable[[], SignalingServer], secret_file: Path, how: signal.Signals
+) -> None:
+    server = start()
+    assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
+    async with connected(server.ws_url, 2) as [alice, bob]:
+        alice_reply = await alice.login("alice")
+        bob_reply = await bob.login("bob")
+        assert alice_reply["success"] is True and bob_reply["success"] is True
+        alice_ticket, bob_ticket = alice_reply["ticket"], bob_reply["ticket"]
+        assert alice_ticket.startswith("alice:")
+        # A crash loses only what was not yet written: the names go out each second.
+        await asyncio.sleep(1.5)
+        server.process.signal(how)
+        server.process.wait()
+    server = start()
+    async with connected(server.ws_url, 4) as [attacker, forger, carol, real_alice]:
+        # The attacker who is first in the gap does not get alice's name ...
+        refused = await attacker.login("alice")
+        assert refused["success"] is False and refused["reason"] == "username-taken"
+        # ... nor with a ticket of his own (bob's) or one he made up.
+        assert (await forger.login("alice", ticket=bob_ticket))["success"] is False
+        assert (await forger.login("alice", ticket="alice:9999999999:00"))["success"] is False
+        # The tutorial's own client, which knows nothing of tickets, logs in as before.
+        assert (await carol.login("carol"))["success"] is True
+        # The real alice, with her ticket, has her name back, and a fresh ticket.
+        back = await real_alice.login("alice", ticket=alice_ticket)
+        assert back["success"] is True and back["ticket"] != alice_ticket
+    log = "\n".join(server.process.drain())
+    assert "login as alice refused" in log, log
+
+
+async def test_without_a_session_secret_the_login_reply_is_as_before(
+    start_server: StartServer,
+) -> None:
+    server = start_server()
+    async with connected(server.ws_url) as [alice]:
+        assert await alice.login("alice", ticket="alice:1:00") == {"type": "login", "success": True}
+
+
+def test_an_unusable_session_secret_file_is_a_one_line_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    result = _run_server("--session-secret-file", str(empty))
+    assert result.returncode == 2
+    assert "cannot use --session-secret-file" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -13,6 +13,7 @@ from peer.transfer import (
     CloseChannel,
     Discard,
     IllegalMove,
+    Offered,
     OpenFile,
     Receiver,
     RecvEvent,
@@ -49,7 +50,8 @@ def end(digest: str = DIGEST) -> str:
 
 def accepted_receiver(size: int = len(DATA), max_size: int | None = None) -> Receiver:
     receiver = Receiver(max_size)
-    assert receiver.on_text(header(size=size)) == [OpenFile("a.bin", size)]
+    assert receiver.on_text(header(size=size)) == [Offered("a.bin", size)]
+    assert receiver.accept() == [OpenFile("a.bin", size)]
     assert control(receiver.opened()) == [{"type": "accept"}]
     return receiver
 
@@ -70,7 +72,8 @@ def test_a_whole_transfer_between_the_two_machines() -> None:
             for action in actions:
                 if isinstance(action, Write):
                     written.extend(action.data)
-                elif isinstance(action, OpenFile):
+                elif isinstance(action, Offered):
+                    assert receiver.accept() == [OpenFile(action.name, action.size)]
                     replies.extend(receiver.opened())
                 elif isinstance(action, SaveFile):
                     replies.extend(receiver.saved())
@@ -89,6 +92,37 @@ def test_a_whole_transfer_between_the_two_machines() -> None:
     assert control(done) == [{"type": "done", "sha256": DIGEST}]
     assert sender.on_text(str(sent(done)[0])) == [CloseChannel()]
     assert sender.state is SendState.DONE and sender.sha256 == DIGEST
+
+
+def test_nothing_is_opened_before_the_file_is_accepted() -> None:
+    receiver = Receiver()
+    assert receiver.on_text(header()) == [Offered("a.bin", len(DATA))]
+    assert receiver.state is RecvState.OFFERED and receiver.offered
+    assert control(receiver.on_binary(b"early")) == [{"type": "cancel", "reason": "protocol-error"}]
+    receiver = Receiver()
+    receiver.on_text(header())
+    assert control(receiver.on_text(end())) == [{"type": "cancel", "reason": "protocol-error"}]
+
+
+def test_a_rejected_offer_tells_the_sender_and_opens_nothing() -> None:
+    receiver = Receiver()
+    receiver.on_text(header())
+    actions = receiver.reject()
+    assert not any(isinstance(a, OpenFile) for a in actions)
+    assert control(actions) == [{"type": "cancel", "reason": "rejected"}]
+    assert receiver.state is RecvState.CANCELLED and receiver.reason == "rejected"
+    assert receiver.accept() == [] and receiver.reject() == []
+    sender = Sender("a.bin", len(DATA))
+    sender.start()
+    sender.on_text(str(sent(actions)[0]))
+    assert sender.state is SendState.FAILED and sender.reason == "rejected" and sender.by_remote
+
+
+def test_the_sender_may_withdraw_an_offer_before_it_is_answered() -> None:
+    receiver = Receiver()
+    receiver.on_text(header())
+    assert receiver.on_text('{"type":"cancel","reason":"cancelled"}') == [Discard(), CloseChannel()]
+    assert receiver.accept() == []
 
 
 def test_an_empty_file() -> None:

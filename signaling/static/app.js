@@ -3,6 +3,7 @@
 // Chat and file transfer live in calldata.js and the modules it imports.
 
 import { CallData } from './calldata.js';
+import { CallConsent, shown } from './consent.js';
 import { Controls } from './controls.js';
 import { DevicePicker } from './devices.js';
 
@@ -36,6 +37,12 @@ const talk = new CallData(
   { list: $('transfers'), input: $('file-input'), send: $('file-send') },
   showNotice,
 );
+const consent = new CallConsent({
+  box: $('incoming'),
+  name: $('incoming-name'),
+  accept: $('accept-call'),
+  decline: $('decline-call'),
+});
 
 const controls = new Controls(
   { mute: $('mute-mic'), camera: $('camera-toggle'), share: $('share-screen'), remoteState: $('remote-media') },
@@ -184,6 +191,7 @@ function connect() {
     if (app.ws !== ws) return;
     app.ws = null;
     stopUserPolling();
+    consent.withdraw();
     // A call goes on without the server (media flows peer to peer); the page logs in
     // again under the same name when the server is back.
     if (!app.call && app.state !== 'logged-out') setState('logged-out');
@@ -251,7 +259,6 @@ function login() {
   app.pendingLogin = name;
   setState(app.state);
   setStatus(`Logging in as ${name}…`);
-  startMedia();
   if (app.ws && app.ws.readyState === WebSocket.OPEN) {
     sendLogin(name);
   } else {
@@ -656,10 +663,12 @@ async function handleOffer(data) {
   const renegotiation = call !== null && call.mediaAdded;
   if (call) call.awaitingOffer = false;
   if (!call) {
+    if (!(await askToAnswer(from))) return;
     clearError();
     call = newCall(from, false);
+    call.pendingRemote.push(...consent.takeCandidates());
     setState('in-call');
-    setStatus(`Incoming call from ${from}; answering…`);
+    setStatus(`Answering ${shown(from)}…`);
   }
   try {
     // A glare (we were calling them too) rolls our offer back implicitly.
@@ -691,6 +700,28 @@ async function handleOffer(data) {
   }
 }
 
+// Accept or Decline before anything of ours (connection, camera, microphone) is made
+// for a caller; true to answer.
+async function askToAnswer(from) {
+  if (consent.caller !== null) {
+    // Another call already rings here (the server normally says busy for us).
+    if (consent.caller !== from) send({ type: 'close', otherUsername: from, reason: 'busy' });
+    return false;
+  }
+  if (app.state !== 'idle') return false;
+  const name = shown(from);
+  setStatus(`${name} is calling you.`);
+  const outcome = await consent.ask(from);
+  if (outcome === 'accept' && app.state === 'idle' && app.call === null) return true;
+  if (outcome === 'withdrawn') {
+    setStatus(`${name} hung up before the call was answered.`);
+  } else {
+    send({ type: 'close', otherUsername: from, reason: 'declined' });
+    setStatus(outcome === 'timeout' ? `Missed a call from ${name}.` : `Declined the call from ${name}.`);
+  }
+  return false;
+}
+
 async function handleAnswer(data) {
   const call = app.call;
   if (!call || call.partner !== data.username || !data.answer) return;
@@ -716,14 +747,16 @@ async function handleAnswer(data) {
 
 async function handleCandidate(data) {
   const call = app.call;
-  if (!call || call.partner !== data.username) return;
   const candidate = data.candidate ?? null;
   if (candidate !== null && typeof candidate !== 'object') return;
+  if (!call && consent.candidate(data.username, candidate)) return;
+  if (!call || call.partner !== data.username) return;
   if (call.remoteSet) await addRemoteCandidate(call, candidate);
   else call.pendingRemote.push(candidate);
 }
 
 function handleClose(data) {
+  if (!app.call && consent.withdraw(data.username)) return;
   const call = app.call;
   if (!call || call.partner !== data.username) return;
   const name = call.partner;

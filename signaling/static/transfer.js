@@ -19,7 +19,34 @@ export const HIGH_WATER = 1 * MiB;
 export const LOW_WATER = 256 * 1024;
 const READ_BYTES = 1 * MiB; // one file.slice() read, sent as MAX_CHUNK_BYTES messages
 const BLOB_PART_BYTES = 4 * MiB;
-export const MAX_RECEIVE_BYTES = 4 * 1024 * MiB; // what the page is willing to hold as a Blob
+export const MAX_RECEIVE_BYTES = 1024 * MiB; // the Python peer's default --max-receive-size
+// Incoming transfers running at once; a further one is refused `too-many`, as the Python peer does.
+export const MAX_INCOMING_AT_ONCE = 8;
+
+// A channel that said its last word waits this long for it to leave before closing.
+const SEND_TIMEOUT_MS = 5000;
+// ...and then this long for the partner, who has read it, to close first.
+const PARTNER_CLOSES_MS = 1000;
+
+// Closes a file channel once the message just sent on it has gone. Closing resets the
+// SCTP stream, and a stream reset drops the messages still queued on it (bufferedAmount
+// reaching 0 means SCTP has them, not that they are on the wire), so a close() right
+// after send() loses a final `cancel` whenever the machine is busy.
+export function closeAfterLastWord(channel) {
+  const deadline = Date.now() + SEND_TIMEOUT_MS;
+  const open = () => channel.readyState === 'open' || channel.readyState === 'connecting';
+  const check = () => {
+    if (!open()) return;
+    if (channel.bufferedAmount > 0 && Date.now() < deadline) {
+      setTimeout(check, 50);
+      return;
+    }
+    setTimeout(() => {
+      if (open()) channel.close();
+    }, PARTNER_CLOSES_MS);
+  };
+  check();
+}
 
 // data-state of a row, and where it may go from there. The end states are final: a late
 // message or event for a finished transfer changes nothing.
@@ -34,7 +61,7 @@ const TRANSITIONS = Object.freeze({
 // Which control message each side expects in each phase; anything else is a protocol error.
 const EXPECTED = Object.freeze({
   out: { offered: ['accept', 'cancel'], streaming: ['cancel'], ended: ['done', 'cancel'] },
-  in: { header: ['file'], streaming: ['end', 'cancel'] },
+  in: { header: ['file'], offered: ['cancel'], streaming: ['end', 'cancel'] },
 });
 
 class Finished extends Error {}
@@ -72,6 +99,7 @@ class Row {
     this.outcome.className = 'outcome';
     this.li.append(this.name, this.progress, this.amount, this.cancel, this.outcome);
     list.prepend(this.li);
+    this.decide = null; // Accept / Reject while a received file waits for them
   }
 
   setName(name) {
@@ -90,6 +118,45 @@ class Row {
     this.li.dataset.state = state;
     this.outcome.textContent = text;
     this.cancel.hidden = true;
+    if (this.decide) this.decide.remove();
+    this.decide = null;
+    delete this.li.dataset.waiting;
+    const clear = document.createElement('button');
+    clear.type = 'button';
+    clear.className = 'clear';
+    clear.textContent = 'Clear';
+    clear.addEventListener('click', () => this.clear());
+    this.li.append(clear);
+  }
+
+  // Accept / Reject for a received file's header; nothing more is taken before Accept.
+  ask(onAccept, onReject) {
+    this.decide = document.createElement('span');
+    this.decide.className = 'decide';
+    for (const [label, action] of [
+      ['Accept', onAccept],
+      ['Reject', onReject],
+    ]) {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = label.toLowerCase();
+      button.textContent = label;
+      button.addEventListener('click', () => {
+        this.decide.remove();
+        this.decide = null;
+        action();
+      });
+      this.decide.append(button);
+    }
+    this.li.dataset.waiting = 'accept';
+    this.li.append(this.decide);
+  }
+
+  // The row goes, and with it the file it offered: its object URL is revoked.
+  clear() {
+    const link = this.li.querySelector('a.download');
+    if (link) URL.revokeObjectURL(link.href);
+    this.li.remove();
   }
 }
 
@@ -123,9 +190,7 @@ class Transfer {
     this.row.finish(state, text);
     this.wake();
     this.release();
-    if (this.channel.readyState === 'open' || this.channel.readyState === 'connecting') {
-      this.channel.close();
-    }
+    closeAfterLastWord(this.channel);
     return true;
   }
 
@@ -312,13 +377,24 @@ class Incoming extends Transfer {
       );
       return;
     }
-    this.phase = 'streaming';
-    this.sendText(fileMessages.accept());
+    this.phase = 'offered';
+    this.row.outcome.textContent = `${this.partner} offers this file`;
+    this.row.ask(
+      () => {
+        if (this.finished) return;
+        delete this.row.li.dataset.waiting;
+        this.row.outcome.textContent = '';
+        this.phase = 'streaming';
+        this.sendText(fileMessages.accept());
+      },
+      () => this.cancel('cancelled', 'rejected, nothing saved'),
+    );
   }
 
   onData(buffer) {
     if (this.phase !== 'streaming') {
-      this.cancel('bad-header', 'bad-header, nothing saved');
+      const why = this.phase === 'header' ? 'bad-header' : 'protocol-error';
+      this.cancel(why, `${why}, nothing saved`);
       return;
     }
     const bytes = buffer instanceof ArrayBuffer ? buffer : new Uint8Array(buffer).buffer;
@@ -414,6 +490,19 @@ export class Transfers {
   }
 
   incoming(channel) {
+    const running = [...this.active].filter((t) => t.direction === 'in' && !t.finished).length;
+    if (running >= MAX_INCOMING_AT_ONCE) {
+      this.notify(
+        `Refused a file from ${this.partner}: ${MAX_INCOMING_AT_ONCE} transfers from them are already running (too-many).`,
+      );
+      const refuse = () => {
+        channel.send(fileMessages.cancel('too-many'));
+        closeAfterLastWord(channel);
+      };
+      if (channel.readyState === 'open') refuse();
+      else channel.addEventListener('open', refuse, { once: true });
+      return;
+    }
     this.track(new Incoming(channel, this.partner, this.list));
   }
 

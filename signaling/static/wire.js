@@ -17,6 +17,7 @@ export const CANCEL_REASONS = Object.freeze([
   'too-many',
   'disk-error',
   'protocol-error',
+  'rejected',
 ]);
 
 const encoder = new TextEncoder();
