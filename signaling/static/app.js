@@ -49,10 +49,16 @@ const controls = new Controls(
   () => app.media ?? Promise.resolve(null),
   () => (app.call ? app.call.pc : null),
   showNotice,
-  (kind) => devices.constraint(kind),
+  (kind) => devices.openTrack(kind),
 );
 const devices = new DevicePicker(
-  { camera: $('camera-select'), microphone: $('mic-select'), speaker: $('speaker-select'), speakerField: $('speaker-field') },
+  {
+    camera: $('camera-select'),
+    microphone: $('mic-select'),
+    speaker: $('speaker-select'),
+    speakerField: $('speaker-field'),
+    note: $('devices-note'),
+  },
   $('remote'),
   () => $('local').srcObject,
   controls,
@@ -369,17 +375,15 @@ function startMedia() {
       );
       return null;
     }
-    const video = devices.constraint('video');
-    const audio = devices.constraint('audio');
     const attempts = [
-      [{ video, audio }, ''],
-      [{ video }, 'No microphone available: sending video only.'],
-      [{ audio }, 'No camera available: sending audio only.'],
+      [['video', 'audio'], ''],
+      [['video'], 'No microphone available: sending video only.'],
+      [['audio'], 'No camera available: sending audio only.'],
     ];
     let firstError = null;
-    for (const [constraints, note] of attempts) {
+    for (const [kinds, note] of attempts) {
       try {
-        const stream = await navigator.mediaDevices.getUserMedia(constraints);
+        const stream = await devices.getUserMedia(kinds);
         ui.local.muted = true;
         ui.local.srcObject = stream;
         if (note) showNotice(note);
@@ -388,7 +392,7 @@ function startMedia() {
         return stream;
       } catch (err) {
         firstError ??= err;
-        console.warn('getUserMedia', constraints, err);
+        console.warn('getUserMedia', kinds, err);
       }
     }
     showNotice(
