@@ -21,6 +21,9 @@ const STORAGE_KEY = 'webcam-peer.devices';
 // How long a new camera may take to hand its first frames to the call's sender.
 const SEND_CHECK_MS = 3000;
 const SEND_CHECK_STEP_MS = 250;
+// Frames the camera itself must have delivered meanwhile for a still sender to mean
+// "cannot be sent" (about half a second of a 20 fps camera).
+const SEND_CHECK_MIN_FRAMES = 10;
 // getUserMedia's refusals that mean "no such device".
 const MISSING_ERRORS = new Set(['OverconstrainedError', 'NotFoundError']);
 // A switch in progress holds the controls; a device change waits for it.
@@ -209,12 +212,15 @@ export class DevicePicker {
 
   // Whether the call's sender gets frames from ``track``. Chromium hands a camera whose
   // frames it cannot send (a depth camera's Y16) to the preview but not to the encoder:
-  // its media-source frame count stands still. Outside a call there is nothing to ask.
+  // its media-source frame count stands still while the track delivers frames. A camera
+  // that delivers none yet is slow, not unsendable. Outside a call there is nothing to ask.
   async sending(track) {
     const pc = this.controls.pc();
     if (!pc || pc.connectionState !== 'connected') return true;
     const first = await sourceFrames(pc, track);
     if (first === null) return true;
+    const delivered = () => (track.stats ? track.stats.deliveredFrames : null);
+    const deliveredFirst = delivered();
     const deadline = performance.now() + SEND_CHECK_MS;
     while (performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, SEND_CHECK_STEP_MS));
@@ -222,7 +228,8 @@ export class DevicePicker {
       const now = await sourceFrames(pc, track);
       if (now === null || now > first) return true;
     }
-    return false;
+    // Without track.stats (older browsers) a camera silent for 3 s counts as unsendable.
+    return deliveredFirst !== null && delivered() - deliveredFirst < SEND_CHECK_MIN_FRAMES;
   }
 
   // devicechange, or a device track ended: a device we use may be gone.
