@@ -204,6 +204,15 @@ async def test_device_picker_switches_mid_call_remembers_and_falls_back(
                 ".textContent === 'fake_device_2'"
             )
 
+            # ---- a camera of another size (Chromium sends a new keyframe at 320x240):
+            # the Python peer follows it ----
+            await carol.evaluate(
+                "() => window.webcamPeer.pc.getSenders().find((s) => s.track"
+                " && s.track.kind === 'video').track.applyConstraints({width: 320, height: 240})"
+            )
+            await asyncio.to_thread(wait_for_stats, bob, lambda s: s["video"]["width"] == 320)
+            await _keeps_decoding(bob)
+
             # ---- a camera whose picture Chromium cannot send: back to the last one ----
             await carol.select_option("#camera-select", label=DEPTH_CAMERA)
             told = await notice(carol, "gives no picture this browser can send")
