@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -33,10 +33,8 @@ from .protocol import MAX_MESSAGE_BYTES, Reason
 from .ratelimit import TokenBucket
 from .resume import HeldNamesWriter, start_resumption
 from .router import DEFAULT_RING_TIMEOUT, Connection, Outgoing, Router
+from .routing import InProcess, Routing
 from .turn_credentials import DEFAULT_TTL
-
-if TYPE_CHECKING:
-    from .redis_routing import RedisRouting
 
 logger = logging.getLogger(__name__)
 
@@ -103,28 +101,68 @@ class ServerConfig:
 
 
 @dataclass
+class LoginWatch:
+    """Until a connection has logged in: its deadline and its failed token attempts."""
+
+    deadline: float
+    done: bool = False
+    token_failures: int = 0
+
+    def check(self, router: Router, client: Client, outgoing: list[Outgoing]) -> bool:
+        """After a frame: True when the connection has failed the token too often."""
+        if router.username_of(client.id) is not None:
+            self.done = True
+            return False
+        for destination, message in outgoing:
+            if destination == client.id and message.get("reason") == Reason.UNAUTHORIZED:
+                self.token_failures += 1
+                logger.warning(
+                    "wrong token from %s (attempt %d of %d)",
+                    client.address,
+                    self.token_failures,
+                    MAX_TOKEN_FAILURES,
+                )
+        if self.token_failures >= MAX_TOKEN_FAILURES:
+            logger.warning("closing connection from %s: too many wrong tokens", client.address)
+            return True
+        return False
+
+
+@dataclass(eq=False, slots=True)
+class Client:
+    """One WebSocket connection: what the shell keeps for it. The router knows it by
+    ``id``."""
+
+    id: int
+    address: str
+    ws: web.WebSocketResponse
+    # The task serving it: on shutdown it closes its own socket (see _close_sockets).
+    handler: asyncio.Task[Any]
+    outbox: Outbox
+    rate: TokenBucket
+    login: LoginWatch
+    # `list` requests (made on the first one: most clients never ask).
+    list_rate: TokenBucket | None = None
+
+
+@dataclass
 class SignalingState:
     config: ServerConfig
     router: Router
     metrics: Metrics
-    sockets: dict[int, web.WebSocketResponse] = field(default_factory=dict)
-    # The task serving each socket: on shutdown each closes its own socket (see
-    # _close_sockets), and nothing else is sent once shutting_down is set.
-    handlers: dict[int, asyncio.Task[Any]] = field(default_factory=dict)
+    # Where frames go: the router itself, or (--redis) the link to the other processes.
+    routing: Routing
+    clients: dict[int, Client] = field(default_factory=dict)
     ids: itertools.count[int] = field(default_factory=itertools.count)
-    outboxes: dict[int, Outbox] = field(default_factory=dict)
     flusher: Flusher | None = None
-    # --redis: users shared with other processes (None: this process is alone).
-    cluster: RedisRouting | None = None
     # STUN/TURN: the public part for /config, TURN credentials in each login reply.
     ice: IceServers = field(default_factory=IceServers)
     # Set while the server shuts down: its sockets closing are not users leaving, so
     # nobody's partner is told "disconnected" (calls go on peer to peer, and both
-    # peers log in again to the next server: docs/reliability.md).
+    # peers log in again to the next server: docs/reliability.md); nothing else is sent.
     shutting_down: bool = False
     # Open WebSockets per client address (see clientaddr), for --max-per-ip.
     per_address: dict[str, int] = field(default_factory=dict)
-    list_buckets: dict[Connection, TokenBucket] = field(default_factory=dict)
 
 
 STATE = web.AppKey("signaling_state", SignalingState)
@@ -139,48 +177,26 @@ def _deliver(state: SignalingState, sender: int | None, outgoing: list[Outgoing]
         # Here rather than after handle_frame: with --redis the login reply comes
         # later, once Redis granted the name. TURN credentials are minted per user.
         outgoing = with_ice_servers(outgoing, state.router.username_of, state.ice)
+    clients = state.clients
     for connection, message in outgoing:
         state.metrics.observe_outgoing(message, relayed=connection != sender)
-        outbox = state.outboxes.get(connection)  # type: ignore[call-overload]
-        if outbox is not None:
-            outbox.put(protocol.encode_frame(message))
+        client = clients.get(connection)  # type: ignore[call-overload]
+        if client is not None:
+            client.outbox.put(protocol.encode_frame(message))
 
 
 def _drop(state: SignalingState, connection: Connection) -> None:
-    outbox = state.outboxes.get(connection)  # type: ignore[call-overload]
-    if outbox is not None:
-        outbox.abort()
+    client = state.clients.get(connection)  # type: ignore[call-overload]
+    if client is not None:
+        client.outbox.abort()
 
 
-def _slow_reader(connection: int) -> None:
-    # Messages for it are queued behind megabytes it is not reading: nothing more
-    # can reach it, and the memory is better freed now than at the next heartbeat.
-    logger.warning("connection %s stopped reading; dropping it", connection)
+# ---- the WebSocket endpoint -------------------------------------------------------------
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    origin = request.headers.get("Origin")
-    if not origin_allowed(origin, request.host, request.secure, state.config.allowed_origins):
-        logger.warning(
-            "refusing a WebSocket from %s: page origin %r is not allowed (--allowed-origin)",
-            request.remote,
-            origin[:100] if origin else origin,
-        )
-        raise web.HTTPForbidden(text="this page's origin may not connect (--allowed-origin)\n")
-    if len(state.sockets) >= state.config.max_connections:
-        logger.warning("refusing connection from %s: limit reached", request.remote)
-        raise web.HTTPServiceUnavailable(text="too many connections\n")
-    address = client_address(
-        request.remote, request.headers.getall("X-Forwarded-For", ()), state.config.trusted_proxies
-    )
-    if state.per_address.get(address, 0) >= state.config.max_per_address:
-        logger.warning(
-            "refusing connection from %s: %d already open from there (--max-per-ip)",
-            address,
-            state.config.max_per_address,
-        )
-        raise web.HTTPTooManyRequests(text="too many connections from your address\n")
+    address = _admit(request, state)
     state.per_address[address] = state.per_address.get(address, 0) + 1
     try:
         return await _serve_websocket(request, state, address)
@@ -190,6 +206,34 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             state.per_address[address] = left
         else:
             del state.per_address[address]
+
+
+def _admit(request: web.Request, state: SignalingState) -> str:
+    """The client's address, once its origin, the server's capacity and the address's
+    share of it allow another WebSocket; raises the HTTP refusal otherwise."""
+    config = state.config
+    origin = request.headers.get("Origin")
+    if not origin_allowed(origin, request.host, request.secure, config.allowed_origins):
+        logger.warning(
+            "refusing a WebSocket from %s: page origin %r is not allowed (--allowed-origin)",
+            request.remote,
+            origin[:100] if origin else origin,
+        )
+        raise web.HTTPForbidden(text="this page's origin may not connect (--allowed-origin)\n")
+    if len(state.clients) >= config.max_connections:
+        logger.warning("refusing connection from %s: limit reached", request.remote)
+        raise web.HTTPServiceUnavailable(text="too many connections\n")
+    address = client_address(
+        request.remote, request.headers.getall("X-Forwarded-For", ()), config.trusted_proxies
+    )
+    if state.per_address.get(address, 0) >= config.max_per_address:
+        logger.warning(
+            "refusing connection from %s: %d already open from there (--max-per-ip)",
+            address,
+            config.max_per_address,
+        )
+        raise web.HTTPTooManyRequests(text="too many connections from your address\n")
+    return address
 
 
 async def _serve_websocket(
@@ -215,66 +259,14 @@ async def _serve_websocket(
     transport = request.transport
     if transport is None:  # the client went away during the upgrade
         return ws
-    if state.flusher is None:
-        state.flusher = Flusher(asyncio.get_running_loop())
-    connection = next(state.ids)
-    handler = asyncio.current_task()
-    assert handler is not None
-    state.handlers[connection] = handler
-    state.sockets[connection] = ws
-    state.outboxes[connection] = Outbox(
-        transport,
-        state.flusher,
-        is_closed=lambda: ws.closed,
-        on_overflow=lambda: _slow_reader(connection),
-    )
-    state.router.connect(connection)
-    bucket = TokenBucket(state.config.rate_limit, state.config.rate_burst)
-    logger.debug("connection %s opened from %s", connection, address)
-    login = _LoginWatch(asyncio.get_running_loop().time() + state.config.login_timeout)
+    client = _register(state, ws, transport, address)
     try:
-        while True:
-            # receive() rather than `async for`: one coroutine less per message, 4% of
-            # a relayed message's CPU in the profile.
-            if login.done:
-                frame = await ws.receive()
-            else:
-                remaining = login.deadline - asyncio.get_running_loop().time()
-                try:
-                    frame = await ws.receive(timeout=max(remaining, 0.001))
-                except TimeoutError:
-                    logger.info("connection %s from %s did not log in in time", connection, address)
-                    await _refuse(state, connection, ws, b"log in first")
-                    break
-            if frame.type is WSMsgType.TEXT:
-                payload: str | bytes = frame.data
-            elif frame.type is WSMsgType.BINARY:
-                payload = frame.data
-            elif frame.type is WSMsgType.ERROR:
-                logger.info("connection %s error: %s", connection, ws.exception())
-                break
-            elif frame.type in _CLOSED:
-                break
-            else:
-                continue
-            if not bucket.allow():
-                outgoing: list[Outgoing] = [(connection, protocol.error(Reason.RATE_LIMITED))]
-            elif state.cluster is None:
-                outgoing = state.router.handle_frame(connection, payload)
-            else:
-                outgoing = await state.cluster.handle_frame(connection, payload)
-            _deliver(state, connection, outgoing)
-            if not login.done and login.check(state, connection, outgoing, address):
-                await _refuse(state, connection, ws, b"wrong token")
-                break
-            # Not kept while waiting for the next frame: 10,000 idle connections
-            # would otherwise hold on to 10,000 last messages.
-            del frame, payload, outgoing
+        await _read_frames(state, client)
     except ConnectionResetError:
         # aiohttp answers pings inside receive(); a client that resets its connection
         # while pings are queued makes that write fail. It is a disconnect like any
         # other (the socket fuzzer's ping flood then reset found it).
-        logger.debug("connection %s reset by the client", connection)
+        logger.debug("connection %s reset by the client", client.id)
     except asyncio.CancelledError:
         if not state.shutting_down:
             raise
@@ -284,61 +276,105 @@ async def _serve_websocket(
         # waits, aiohttp drops the connection right after sending its close frame; the
         # client's answer then cannot be written and aiohttp's client reports 1006
         # instead of the 1001 it received (the "KNOWN FLAKE" of test_server.py).
-        handler.uncancel()
+        client.handler.uncancel()
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
     finally:
-        state.list_buckets.pop(connection, None)
-        del state.handlers[connection]
-        del state.sockets[connection]
-        del state.outboxes[connection]
-        if state.cluster is None:
-            left = state.router.disconnect(connection)
-        else:
-            left = state.cluster.disconnect(connection)
-        if not state.shutting_down:
-            _deliver(state, connection, left)
-        logger.debug("connection %s closed (code %s)", connection, ws.close_code)
+        _unregister(state, client)
     return ws
 
 
-async def _refuse(
-    state: SignalingState, connection: int, ws: web.WebSocketResponse, why: bytes
-) -> None:
-    """Close with 1008 (policy violation), after what is queued for it (its last reply)."""
-    outbox = state.outboxes.get(connection)
-    if outbox is not None:
-        outbox.flush()
-    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=why)
+def _register(
+    state: SignalingState, ws: web.WebSocketResponse, transport: asyncio.Transport, address: str
+) -> Client:
+    loop = asyncio.get_running_loop()
+    if state.flusher is None:
+        state.flusher = Flusher(loop)
+    connection = next(state.ids)
+    handler = asyncio.current_task()
+    assert handler is not None
+    outbox = Outbox(
+        transport,
+        state.flusher,
+        is_closed=lambda: ws.closed,
+        on_overflow=lambda: _slow_reader(connection),
+    )
+    client = Client(
+        connection,
+        address,
+        ws,
+        handler,
+        outbox,
+        rate=TokenBucket(state.config.rate_limit, state.config.rate_burst),
+        login=LoginWatch(loop.time() + state.config.login_timeout),
+    )
+    state.clients[connection] = client
+    state.router.connect(connection)
+    logger.debug("connection %s opened from %s", connection, address)
+    return client
 
 
-@dataclass
-class _LoginWatch:
-    """Until a connection has logged in: its deadline and its failed token attempts."""
+def _unregister(state: SignalingState, client: Client) -> None:
+    del state.clients[client.id]
+    left = state.routing.disconnect(client.id)
+    if not state.shutting_down:
+        _deliver(state, client.id, left)
+    logger.debug("connection %s closed (code %s)", client.id, client.ws.close_code)
 
-    deadline: float
-    done: bool = False
-    token_failures: int = 0
 
-    def check(
-        self, state: SignalingState, connection: int, outgoing: list[Outgoing], address: str
-    ) -> bool:
-        """After a frame: True when the connection has failed the token too often."""
-        if state.router.username_of(connection) is not None:
-            self.done = True
-            return False
-        for destination, message in outgoing:
-            if destination == connection and message.get("reason") == Reason.UNAUTHORIZED:
-                self.token_failures += 1
-                logger.warning(
-                    "wrong token from %s (attempt %d of %d)",
-                    address,
-                    self.token_failures,
-                    MAX_TOKEN_FAILURES,
+def _slow_reader(connection: int) -> None:
+    # Messages for it are queued behind megabytes it is not reading: nothing more
+    # can reach it, and the memory is better freed now than at the next heartbeat.
+    logger.warning("connection %s stopped reading; dropping it", connection)
+
+
+async def _read_frames(state: SignalingState, client: Client) -> None:
+    """Hand each frame to the routing and send what comes back, until the client
+    leaves, fails to log in in time, or fails the token too often."""
+    ws, connection, login = client.ws, client.id, client.login
+    while True:
+        # receive() rather than `async for`: one coroutine less per message, 4% of
+        # a relayed message's CPU in the profile.
+        if login.done:
+            frame = await ws.receive()
+        else:
+            remaining = login.deadline - asyncio.get_running_loop().time()
+            try:
+                frame = await ws.receive(timeout=max(remaining, 0.001))
+            except TimeoutError:
+                logger.info(
+                    "connection %s from %s did not log in in time", connection, client.address
                 )
-        if self.token_failures >= MAX_TOKEN_FAILURES:
-            logger.warning("closing connection from %s: too many wrong tokens", address)
-            return True
-        return False
+                await _refuse(client, b"log in first")
+                return
+        if frame.type is WSMsgType.TEXT or frame.type is WSMsgType.BINARY:
+            payload: str | bytes = frame.data
+        elif frame.type is WSMsgType.ERROR:
+            logger.info("connection %s error: %s", connection, ws.exception())
+            return
+        elif frame.type in _CLOSED:
+            return
+        else:
+            continue
+        if client.rate.allow():
+            outgoing = await state.routing.handle_frame(connection, payload)
+        else:
+            outgoing = [(connection, protocol.error(Reason.RATE_LIMITED))]
+        _deliver(state, connection, outgoing)
+        if not login.done and login.check(state.router, client, outgoing):
+            await _refuse(client, b"wrong token")
+            return
+        # Not kept while waiting for the next frame: 10,000 idle connections
+        # would otherwise hold on to 10,000 last messages.
+        del frame, payload, outgoing
+
+
+async def _refuse(client: Client, why: bytes) -> None:
+    """Close with 1008 (policy violation), after what is queued for it (its last reply)."""
+    client.outbox.flush()
+    await client.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=why)
+
+
+# ---- HTTP -------------------------------------------------------------------------------
 
 
 async def index_or_websocket(request: web.Request) -> web.StreamResponse:
@@ -357,7 +393,7 @@ async def config_handler(request: web.Request) -> web.Response:
 async def healthz_handler(request: web.Request) -> web.Response:
     state = request.app[STATE]
     counts = {"connections": state.router.connection_count, "users": state.router.user_count}
-    problems = state.cluster.problems() if state.cluster is not None else []
+    problems = state.routing.problems()
     if problems:
         body = {"status": "unhealthy", "reason": "; ".join(problems), **counts}
         return web.json_response(body, status=503)
@@ -379,7 +415,7 @@ async def _close_sockets(app: web.Application) -> None:
     state.shutting_down = True
     # All at once: a client that never answers the close must not hold up the others.
     # Each handler closes its own socket (see websocket_handler).
-    handlers = list(state.handlers.values())
+    handlers = [client.handler for client in state.clients.values()]
     for handler in handlers:
         handler.cancel()
     await asyncio.gather(*handlers, return_exceptions=True)
@@ -415,7 +451,7 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_MESSAGE_BYTES, middlewares=[_check_host])
     app.on_response_prepare.append(_add_security_headers)
     ice = IceServers(config.ice_servers, config.turn_secret, config.turn_ttl)
-    state = SignalingState(config, router, Metrics(router), ice=ice)
+    state = SignalingState(config, router, Metrics(router), InProcess(router), ice=ice)
     app[STATE] = state
     router.list_disabled = not config.listing
     router.list_gate = lambda connection: _may_list(state, connection)
@@ -453,10 +489,12 @@ def _keep_names_across_restarts(app: web.Application, router: Router, secret_fil
 
 
 def _may_list(state: SignalingState, connection: Connection) -> bool:
-    bucket = state.list_buckets.get(connection)
-    if bucket is None:
-        bucket = state.list_buckets[connection] = TokenBucket(LIST_RATE, LIST_BURST)
-    return bucket.allow()
+    client = state.clients.get(connection)  # type: ignore[call-overload]
+    if client is None:
+        return False
+    if client.list_rate is None:
+        client.list_rate = TokenBucket(LIST_RATE, LIST_BURST)
+    return client.list_rate.allow()
 
 
 async def _ring_timeouts(app: web.Application) -> AsyncIterator[None]:
@@ -492,6 +530,6 @@ async def _share_through_redis(app: web.Application) -> AsyncIterator[None]:
         ttl=state.config.redis_ttl,
     )
     await cluster.start()
-    state.cluster = cluster
+    state.routing = cluster
     yield
     await cluster.stop()
