@@ -386,7 +386,16 @@ def main(argv: list[str] | None = None) -> int:
 
     unavailable: tuple[type[Exception], ...] = ()
     if args.redis:
-        from .redis_routing import RedisUnavailable
+        try:
+            from .redis_routing import RedisUnavailable
+        except ImportError as exc:
+            # A plain `pip install webcam-peer` has no redis-py: the extra brings it.
+            print(
+                f"signaling-server: --redis needs redis-py ({exc.name} is missing): "
+                "pip install 'webcam-peer[server]'",
+                file=sys.stderr,
+            )
+            return 2
 
         unavailable = (RedisUnavailable,)
     try:

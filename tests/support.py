@@ -33,6 +33,7 @@ class Process:
     argv: Sequence[str]
     env: dict[str, str] | None = None
     stdin: int | None = None  # a file descriptor (a pseudo-terminal, say); default a pipe
+    cwd: Path = ROOT
     popen: subprocess.Popen[str] = field(init=False)
     lines: list[str] = field(default_factory=list)
     # When each of ``lines`` was read (time.monotonic()): rates over a window need it.
@@ -48,7 +49,7 @@ class Process:
             stdin=subprocess.PIPE if self.stdin is None else self.stdin,
             text=True,
             env=env,
-            cwd=ROOT,
+            cwd=self.cwd,
         )
         threading.Thread(target=self._pump, daemon=True).start()
 
