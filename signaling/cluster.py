@@ -187,7 +187,7 @@ class ClusterRouter(Router):
         kind = protocol.message_type(message)
         try:
             # The target's side is for its own home to take.
-            self._sender_side(session, sender, target, message)
+            self._sender_side(session, sender, target, message, kind)
         except ProtocolError as exc:
             # On one process an offline target would be unknown-user instead; its
             # home (if any) sends this error back.

@@ -58,6 +58,11 @@ class Role(Enum):
     __hash__ = object.__hash__  # as CallState's
 
 
+# Looked up on every relayed message: module constants are quicker than Role.CALLER.
+_CALLER: Final = Role.CALLER
+_CALLEE: Final = Role.CALLEE
+
+
 class IllegalMove(ProtocolError):
     def __init__(self, state: CallState, role: Role, kind: str) -> None:
         super().__init__(
@@ -91,7 +96,7 @@ def refusal(exc: ProtocolError, target: str, request: str | None) -> JSONObject:
     return protocol.error_from(exc, request)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Call:
     caller: str
     callee: str
@@ -106,7 +111,7 @@ class Call:
         return self.callee if username == self.caller else self.caller
 
     def apply(self, username: str, kind: str) -> None:
-        role = self.role_of(username)
+        role = _CALLER if username == self.caller else _CALLEE
         next_state = CALL_TRANSITIONS.get((self.state, role, kind))
         if next_state is None:
             raise IllegalMove(self.state, role, kind)
@@ -277,8 +282,8 @@ class Router:
         recipient = self._users.get(target)
         if recipient is None:
             return self._relay_elsewhere(session, sender, target, message)
-        self._sender_side(session, sender, target, message)
         kind = protocol.message_type(message)
+        self._sender_side(session, sender, target, message, kind)
         try:
             self._target_side(recipient, target, sender, kind)
         except ProtocolError as exc:
@@ -299,16 +304,18 @@ class Router:
     # target's home process: signaling.cluster). Both copies see every message of the
     # call, so they agree.
     @staticmethod
-    def _sender_side(session: Session, sender: str, target: str, message: Relayed) -> None:
+    def _sender_side(
+        session: Session, sender: str, target: str, message: Relayed, kind: str
+    ) -> None:
         """The sender's side of a message to ``target``: an offer outside a call starts
         one, anything else moves the current call along; raises what the sender hears."""
         call = session.call
         if call is not None and call.other(sender) == target:
-            call.apply(sender, protocol.message_type(message))
+            call.apply(sender, kind)
             if call.state is CallState.ENDED:
                 session.call = None
             return
-        if isinstance(message, Close):
+        if kind == "close":
             # A close outside a call the sender knows of: whether it may pass is the
             # target's to say (see _target_side).
             return
