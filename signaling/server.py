@@ -35,6 +35,7 @@ from .resume import HeldNamesWriter, start_resumption
 from .router import DEFAULT_RING_TIMEOUT, Connection, Outgoing, Router
 from .routing import InProcess, Routing
 from .turn_credentials import DEFAULT_TTL
+from .websocket_ends import CLOSING
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,6 @@ MAX_TOKEN_FAILURES = 3
 # How long a close waits for the client's answering close frame (aiohttp's default is
 # 10 s): a client that never answers holds up the server's shutdown this long.
 CLOSE_TIMEOUT = 3.0
-_CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
 
 
 @dataclass(frozen=True)
@@ -351,7 +351,7 @@ async def _read_frames(state: SignalingState, client: Client) -> None:
         elif frame.type is WSMsgType.ERROR:
             logger.info("connection %s error: %s", connection, ws.exception())
             return
-        elif frame.type in _CLOSED:
+        elif frame.type in CLOSING:
             return
         else:
             continue
