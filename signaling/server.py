@@ -1,55 +1,57 @@
-"""The aiohttp shell around the router: WebSockets in, router outputs out.
+"""The aiohttp shell around the router: the application, its background tasks, and
+the page, ``/config``, ``/healthz`` and ``/metrics``.
 
-Everything that decides anything lives in :mod:`signaling.router`; this module
-reads frames, applies the per-connection rate limit, sends what the router
-returns, and serves the page, ``/config``, ``/healthz`` and ``/metrics``.
+Everything that decides anything lives in :mod:`signaling.router`; the WebSocket
+endpoint (frames in, router outputs out) is :mod:`signaling.websocket`, and what the
+server keeps is :mod:`signaling.state`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import web
 
-from . import protocol
-from .clientaddr import Network, client_address
-from .cluster import DEFAULT_PRESENCE_TTL, ClusterRouter
+from .cluster import ClusterRouter
 from .headers import security_headers
-from .ice_servers import IceServers, with_ice_servers
+from .ice_servers import IceServers
 from .metrics import Metrics
-from .origin import host_allowed, origin_allowed
-from .outbox import Flusher, Outbox
-from .protocol import MAX_MESSAGE_BYTES, Reason
+from .origin import host_allowed
+from .protocol import MAX_MESSAGE_BYTES
 from .ratelimit import TokenBucket
 from .resume import HeldNamesWriter, start_resumption
-from .router import DEFAULT_RING_TIMEOUT, Connection, Outgoing, Router
-from .routing import InProcess, Routing
-from .turn_credentials import DEFAULT_TTL
-from .websocket_ends import CLOSING
+from .router import Connection, Router
+from .routing import InProcess
+from .state import (
+    DEFAULT_LOGIN_TIMEOUT,
+    DEFAULT_MAX_PER_ADDRESS,
+    STATE,
+    ServerConfig,
+    SignalingState,
+    deliver,
+    drop,
+)
+from .websocket import websocket_handler
+
+# What the command line and the tests take from here.
+__all__ = [
+    "DEFAULT_LOGIN_TIMEOUT",
+    "DEFAULT_MAX_PER_ADDRESS",
+    "HTTP_REQUEST_TIMEOUT",
+    "STATE",
+    "ServerConfig",
+    "create_app",
+]
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(str(resources.files("signaling") / "static"))
-# Frames between the protocol limit and this get a polite "too-large" error and the
-# connection stays open; beyond it aiohttp closes the socket with 1009. aiohttp checks
-# a frame's declared length before reading its payload, so a connection never holds
-# more than this of a frame it is still receiving.
-HARD_FRAME_LIMIT = 128 * 1024
-# A connection that has not logged in by then is closed: idle sockets would take
-# the places of real users under --max-connections.
-DEFAULT_LOGIN_TIMEOUT = 10.0
-# Connections from one address (NAT'd offices and campuses share one).
-DEFAULT_MAX_PER_ADDRESS = 256
 # How long a client may take to send a whole HTTP request (the upgrade included),
 # counted from its connection; also how long an idle keep-alive connection stays.
 # aiohttp's default is 75 s, which lets a slowloris hold sockets for that long.
@@ -58,323 +60,6 @@ HTTP_REQUEST_TIMEOUT = 10.0
 # costs a Redis SCAN with --redis), so a client gets no more than this.
 LIST_RATE = 1.0
 LIST_BURST = 5
-# Failed token attempts one connection may make.
-MAX_TOKEN_FAILURES = 3
-# How long a close waits for the client's answering close frame (aiohttp's default is
-# 10 s): a client that never answers holds up the server's shutdown this long.
-CLOSE_TIMEOUT = 3.0
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    cert: Path | None = None
-    key: Path | None = None
-    token: str | None = None
-    ice_servers: tuple[str, ...] = ()
-    turn_secret: str | None = None
-    turn_ttl: int = DEFAULT_TTL
-    max_connections: int = 10_000
-    heartbeat: float = 20.0
-    rate_limit: float = 50.0
-    rate_burst: int = 200
-    redis_url: str | None = None
-    redis_ttl: float = DEFAULT_PRESENCE_TTL
-    # Web origins besides the server's own whose pages may open a WebSocket here.
-    allowed_origins: tuple[str, ...] = ()
-    login_timeout: float = DEFAULT_LOGIN_TIMEOUT
-    ring_timeout: float = DEFAULT_RING_TIMEOUT
-    listing: bool = True
-    max_per_address: int = DEFAULT_MAX_PER_ADDRESS
-    # Reverse proxies whose X-Forwarded-For names the client.
-    trusted_proxies: tuple[Network, ...] = ()
-    # Resume tickets and names kept across a restart (signaling.resume); None: neither.
-    session_secret_file: Path | None = None
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        if self.cert is None:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.cert, self.key)
-        return context
-
-
-@dataclass
-class LoginWatch:
-    """Until a connection has logged in: its deadline and its failed token attempts."""
-
-    deadline: float
-    done: bool = False
-    token_failures: int = 0
-
-    def check(self, router: Router, client: Client, outgoing: list[Outgoing]) -> bool:
-        """After a frame: True when the connection has failed the token too often."""
-        if router.username_of(client.id) is not None:
-            self.done = True
-            return False
-        for destination, message in outgoing:
-            if destination == client.id and message.get("reason") == Reason.UNAUTHORIZED:
-                self.token_failures += 1
-                logger.warning(
-                    "wrong token from %s (attempt %d of %d)",
-                    client.address,
-                    self.token_failures,
-                    MAX_TOKEN_FAILURES,
-                )
-        if self.token_failures >= MAX_TOKEN_FAILURES:
-            logger.warning("closing connection from %s: too many wrong tokens", client.address)
-            return True
-        return False
-
-
-@dataclass(eq=False, slots=True)
-class Client:
-    """One WebSocket connection: what the shell keeps for it. The router knows it by
-    ``id``."""
-
-    id: int
-    address: str
-    ws: web.WebSocketResponse
-    # The task serving it: on shutdown it closes its own socket (see _close_sockets).
-    handler: asyncio.Task[Any]
-    outbox: Outbox
-    rate: TokenBucket
-    login: LoginWatch
-    # `list` requests (made on the first one: most clients never ask).
-    list_rate: TokenBucket | None = None
-
-
-@dataclass
-class SignalingState:
-    config: ServerConfig
-    router: Router
-    metrics: Metrics
-    # Where frames go: the router itself, or (--redis) the link to the other processes.
-    routing: Routing
-    clients: dict[int, Client] = field(default_factory=dict)
-    ids: itertools.count[int] = field(default_factory=itertools.count)
-    flusher: Flusher | None = None
-    # STUN/TURN: the public part for /config, TURN credentials in each login reply.
-    ice: IceServers = field(default_factory=IceServers)
-    # Set while the server shuts down: its sockets closing are not users leaving, so
-    # nobody's partner is told "disconnected" (calls go on peer to peer, and both
-    # peers log in again to the next server: docs/reliability.md); nothing else is sent.
-    shutting_down: bool = False
-    # Open WebSockets per client address (see clientaddr), for --max-per-ip.
-    per_address: dict[str, int] = field(default_factory=dict)
-
-
-STATE = web.AppKey("signaling_state", SignalingState)
-
-
-def _deliver(state: SignalingState, sender: int | None, outgoing: list[Outgoing]) -> None:
-    if state.shutting_down:
-        # The users leaving now are not hanging up: their calls may outlive this
-        # process (peers reconnect to its successor), so nobody is told "close".
-        return
-    if state.ice.urls:
-        # Here rather than after handle_frame: with --redis the login reply comes
-        # later, once Redis granted the name. TURN credentials are minted per user.
-        outgoing = with_ice_servers(outgoing, state.router.username_of, state.ice)
-    clients = state.clients
-    for connection, message in outgoing:
-        state.metrics.observe_outgoing(message, relayed=connection != sender)
-        client = clients.get(connection)  # type: ignore[call-overload]
-        if client is not None:
-            client.outbox.put(protocol.encode_frame(message))
-
-
-def _drop(state: SignalingState, connection: Connection) -> None:
-    client = state.clients.get(connection)  # type: ignore[call-overload]
-    if client is not None:
-        client.outbox.abort()
-
-
-# ---- the WebSocket endpoint -------------------------------------------------------------
-
-
-async def websocket_handler(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
-    address = _admit(request, state)
-    state.per_address[address] = state.per_address.get(address, 0) + 1
-    try:
-        return await _serve_websocket(request, state, address)
-    finally:
-        left = state.per_address[address] - 1
-        if left:
-            state.per_address[address] = left
-        else:
-            del state.per_address[address]
-
-
-def _admit(request: web.Request, state: SignalingState) -> str:
-    """The client's address, once its origin, the server's capacity and the address's
-    share of it allow another WebSocket; raises the HTTP refusal otherwise."""
-    config = state.config
-    origin = request.headers.get("Origin")
-    if not origin_allowed(origin, request.host, request.secure, config.allowed_origins):
-        logger.warning(
-            "refusing a WebSocket from %s: page origin %r is not allowed (--allowed-origin)",
-            request.remote,
-            origin[:100] if origin else origin,
-        )
-        raise web.HTTPForbidden(text="this page's origin may not connect (--allowed-origin)\n")
-    if len(state.clients) >= config.max_connections:
-        logger.warning("refusing connection from %s: limit reached", request.remote)
-        raise web.HTTPServiceUnavailable(text="too many connections\n")
-    address = client_address(
-        request.remote, request.headers.getall("X-Forwarded-For", ()), config.trusted_proxies
-    )
-    if state.per_address.get(address, 0) >= config.max_per_address:
-        logger.warning(
-            "refusing connection from %s: %d already open from there (--max-per-ip)",
-            address,
-            config.max_per_address,
-        )
-        raise web.HTTPTooManyRequests(text="too many connections from your address\n")
-    return address
-
-
-async def _serve_websocket(
-    request: web.Request, state: SignalingState, address: str
-) -> web.StreamResponse:
-    ws = web.WebSocketResponse(
-        heartbeat=state.config.heartbeat or None,
-        max_msg_size=HARD_FRAME_LIMIT,
-        timeout=CLOSE_TIMEOUT,
-        # Deflate costs CPU on every message and some 300 KB of zlib state per
-        # browser connection; signaling frames are small. Node's `ws` says the same.
-        compress=False,
-    )
-    try:
-        await ws.prepare(request)
-    except ConnectionResetError:
-        # Reset right after its upgrade request: nothing to serve, and not an error of
-        # ours (aiohttp would log the failed 101 write as one, with a traceback).
-        # The WebSocketResponse is half-prepared and cannot be returned; aiohttp's
-        # attempt to send this one fails quietly as a premature disconnection.
-        logger.debug("connection from %s gone during the upgrade", request.remote)
-        return web.Response()
-    transport = request.transport
-    if transport is None:  # the client went away during the upgrade
-        return ws
-    client = _register(state, ws, transport, address)
-    try:
-        await _read_frames(state, client)
-    except ConnectionResetError:
-        # aiohttp answers pings inside receive(); a client that resets its connection
-        # while pings are queued makes that write fail. It is a disconnect like any
-        # other (the socket fuzzer's ping flood then reset found it).
-        logger.debug("connection %s reset by the client", client.id)
-    except asyncio.CancelledError:
-        if not state.shutting_down:
-            raise
-        # Cancelled by _close_sockets: close from this task, which is not waiting in
-        # receive() any more, so close() waits for the client's answering close frame
-        # before the TCP connection goes. Closed from another task while receive()
-        # waits, aiohttp drops the connection right after sending its close frame; the
-        # client's answer then cannot be written and aiohttp's client reports 1006
-        # instead of the 1001 it received (the "KNOWN FLAKE" of test_server.py).
-        client.handler.uncancel()
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-    finally:
-        _unregister(state, client)
-    return ws
-
-
-def _register(
-    state: SignalingState, ws: web.WebSocketResponse, transport: asyncio.Transport, address: str
-) -> Client:
-    loop = asyncio.get_running_loop()
-    if state.flusher is None:
-        state.flusher = Flusher(loop)
-    connection = next(state.ids)
-    handler = asyncio.current_task()
-    assert handler is not None
-    outbox = Outbox(
-        transport,
-        state.flusher,
-        is_closed=lambda: ws.closed,
-        on_overflow=lambda: _slow_reader(connection),
-    )
-    client = Client(
-        connection,
-        address,
-        ws,
-        handler,
-        outbox,
-        rate=TokenBucket(state.config.rate_limit, state.config.rate_burst),
-        login=LoginWatch(loop.time() + state.config.login_timeout),
-    )
-    state.clients[connection] = client
-    state.router.connect(connection)
-    logger.debug("connection %s opened from %s", connection, address)
-    return client
-
-
-def _unregister(state: SignalingState, client: Client) -> None:
-    del state.clients[client.id]
-    left = state.routing.disconnect(client.id)
-    if not state.shutting_down:
-        _deliver(state, client.id, left)
-    logger.debug("connection %s closed (code %s)", client.id, client.ws.close_code)
-
-
-def _slow_reader(connection: int) -> None:
-    # Messages for it are queued behind megabytes it is not reading: nothing more
-    # can reach it, and the memory is better freed now than at the next heartbeat.
-    logger.warning("connection %s stopped reading; dropping it", connection)
-
-
-async def _read_frames(state: SignalingState, client: Client) -> None:
-    """Hand each frame to the routing and send what comes back, until the client
-    leaves, fails to log in in time, or fails the token too often."""
-    ws, connection, login = client.ws, client.id, client.login
-    while True:
-        # receive() rather than `async for`: one coroutine less per message, 4% of
-        # a relayed message's CPU in the profile.
-        if login.done:
-            frame = await ws.receive()
-        else:
-            remaining = login.deadline - asyncio.get_running_loop().time()
-            try:
-                frame = await ws.receive(timeout=max(remaining, 0.001))
-            except TimeoutError:
-                logger.info(
-                    "connection %s from %s did not log in in time", connection, client.address
-                )
-                await _refuse(client, b"log in first")
-                return
-        if frame.type is WSMsgType.TEXT or frame.type is WSMsgType.BINARY:
-            payload: str | bytes = frame.data
-        elif frame.type is WSMsgType.ERROR:
-            logger.info("connection %s error: %s", connection, ws.exception())
-            return
-        elif frame.type in CLOSING:
-            return
-        else:
-            continue
-        if client.rate.allow():
-            outgoing = await state.routing.handle_frame(connection, payload)
-        else:
-            outgoing = [(connection, protocol.error(Reason.RATE_LIMITED))]
-        _deliver(state, connection, outgoing)
-        if not login.done and login.check(state.router, client, outgoing):
-            await _refuse(client, b"wrong token")
-            return
-        # Not kept while waiting for the next frame: 10,000 idle connections
-        # would otherwise hold on to 10,000 last messages.
-        del frame, payload, outgoing
-
-
-async def _refuse(client: Client, why: bytes) -> None:
-    """Close with 1008 (policy violation), after what is queued for it (its last reply)."""
-    client.outbox.flush()
-    await client.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=why)
-
-
-# ---- HTTP -------------------------------------------------------------------------------
 
 
 async def index_or_websocket(request: web.Request) -> web.StreamResponse:
@@ -506,7 +191,7 @@ async def _ring_timeouts(app: web.Application) -> AsyncIterator[None]:
     async def watch() -> None:
         while True:
             await asyncio.sleep(min(1.0, timeout / 4))
-            _deliver(state, None, state.router.expire_ringing(timeout))
+            deliver(state, None, state.router.expire_ringing(timeout))
 
     task = asyncio.create_task(watch(), name="ring-timeouts")
     yield
@@ -524,8 +209,8 @@ async def _share_through_redis(app: web.Application) -> AsyncIterator[None]:
     cluster = RedisRouting(
         state.config.redis_url,
         state.router,
-        lambda outgoing: _deliver(state, None, outgoing),
-        drop=lambda connection: _drop(state, connection),
+        lambda outgoing: deliver(state, None, outgoing),
+        drop=lambda connection: drop(state, connection),
         on_bad_envelope=state.metrics.count_bad_envelope,
         ttl=state.config.redis_ttl,
     )
