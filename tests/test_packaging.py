@@ -124,6 +124,11 @@ def test_a_server_only_install_serves_the_page_without_the_peer_libraries(
     assert redis.returncode == 2
     assert "pip install 'webcam-peer[server]'" in redis.stderr
     assert "Traceback" not in redis.stderr
+    # webcam-peer without its media libraries: what to install, in one line.
+    peer = _run([str(bin_dir / "webcam-peer"), "--help"], elsewhere)
+    assert peer.returncode == 1
+    assert "pip install 'webcam-peer[peer]'" in peer.stderr
+    assert "Traceback" not in peer.stderr
 
 
 def test_a_full_install_runs_both_commands(wheel: Path, elsewhere: Path, tmp_path: Path) -> None:
