@@ -65,13 +65,21 @@ class _PortAudioInput:
         except sd.PortAudioError as exc:
             raise MediaSourceError(f"cannot open microphone {self.name}: {exc}; {ADVICE}") from exc
         self.latency_ms = float(self._stream.latency) * 1000
+        self.overflows = 0
+        self._reading = False
 
     def read(self) -> Block | None:
-        data, _overflowed = self._stream.read(BLOCK_SAMPLES)
+        data, overflowed = self._stream.read(BLOCK_SAMPLES)
+        if overflowed and self._reading:  # not the backlog from before the call began
+            self.overflows += 1
+        self._reading = True
         return np.asarray(data, dtype=np.int16).reshape(-1)
 
     def close(self) -> None:
         self._stream.close(ignore_errors=True)
+        if self.overflows:
+            # Each one lost audio, and moved the echo against the far end for the canceller.
+            logger.info("microphone %s overflowed %d times", self.name, self.overflows)
 
 
 class _AlsaInput:

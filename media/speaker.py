@@ -1,8 +1,12 @@
 """Plays the remote audio: PortAudio (``sounddevice``) on every OS, or ALSA through FFmpeg.
 
-Everything played is 48 kHz mono int16; just before each block goes to the device
-it is handed to the audio processor (when the microphone has one), so the echo
-canceller hears exactly what the room will.
+Everything played is 48 kHz mono int16. Decoded audio waits in a
+:class:`~media.playout.PlayoutBuffer`; a writer thread takes one 10 ms block at a
+time, at the device's pace (its blocking write is the clock), silence when no
+audio is waiting, and hands each block to the audio processor (when the microphone
+has one) just before it goes to the device. So the echo canceller hears exactly
+what the room will, sample for sample: the device never has to fill a gap with
+silence of its own, which would move the echo against the far end.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Protocol
 
@@ -24,10 +30,18 @@ from .alsa import use_system_alsa_config
 from .audio_processing import BLOCK_SAMPLES, PROCESSING_RATE, AudioProcessor
 from .devices import ALSA_PREFIX, audio_devices, portaudio, resolve
 from .errors import MediaSourceError
+from .playout import DevicePace, PlayoutBuffer
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_RATE: Final = PROCESSING_RATE
+# The device's own buffer. PortAudio's "low" is 9 ms on PulseAudio: one late wake-up
+# of the writer thread on a busy machine and the device plays silence of its own.
+OUTPUT_LATENCY_S: Final = 0.04
+# Audio kept waiting for the device: a margin for packets' jitter, and the most
+# before the oldest is dropped (a stall must not leave the call late for good).
+PREBUFFER_SAMPLES: Final = 4 * BLOCK_SAMPLES
+PLAYOUT_LIMIT_SAMPLES: Final = 20 * BLOCK_SAMPLES
 
 Block = npt.NDArray[np.int16]
 
@@ -36,7 +50,7 @@ class _Output(Protocol):
     name: str
     latency_ms: float
 
-    def write(self, samples: Block) -> None: ...  # blocks while the device is full
+    def write(self, samples: Block) -> bool: ...  # blocks while the device is full; underflowed?
 
     def close(self) -> None: ...
 
@@ -56,7 +70,7 @@ class _PortAudioOutput:
                 samplerate=OUTPUT_RATE,
                 channels=self._channels,
                 dtype="int16",
-                latency="low",
+                latency=OUTPUT_LATENCY_S,
                 extra_settings=extra,
             )
             self._stream.start()
@@ -64,8 +78,8 @@ class _PortAudioOutput:
             raise MediaSourceError(f"cannot open speaker {self.name}: {exc}") from exc
         self.latency_ms = float(self._stream.latency) * 1000
 
-    def write(self, samples: Block) -> None:
-        self._stream.write(np.repeat(samples.reshape(-1, 1), self._channels, axis=1))
+    def write(self, samples: Block) -> bool:
+        return bool(self._stream.write(np.repeat(samples.reshape(-1, 1), self._channels, axis=1)))
 
     def close(self) -> None:
         self._stream.close(ignore_errors=True)
@@ -86,11 +100,12 @@ class _AlsaOutput:
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise MediaSourceError(f"cannot open speaker {pcm!r} (alsa): {exc}") from exc
 
-    def write(self, samples: Block) -> None:
+    def write(self, samples: Block) -> bool:
         frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = OUTPUT_RATE
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
+        return False  # FFmpeg does not say
 
     def close(self) -> None:
         self._container.close()
@@ -109,7 +124,7 @@ def open_output(spec: str | None) -> _Output:
 
 
 class Speaker:
-    """Writes ``track``'s frames to the sound card until the track ends."""
+    """Plays ``track``'s audio on the sound card until the track ends."""
 
     def __init__(
         self,
@@ -120,22 +135,43 @@ class Speaker:
         self.track = track
         self.device = device
         self.processor = processor
-        self.frames_played = 0
+        self.frames_played = 0  # frames taken from the track
+        self.device_underruns = 0  # times the device ran dry anyway (the writer was late)
+        self.playout = PlayoutBuffer(PREBUFFER_SAMPLES, PLAYOUT_LIMIT_SAMPLES)
+        self._playout_lock = threading.Lock()  # the event loop pushes, the writer pulls
 
     def _open(self) -> _Output:
         output = open_output(self.device)
         if self.processor is not None and output.latency_ms:
             self.processor.set_output_latency_ms(output.latency_ms)
-        logger.info("speaker %s opened", output.name)
+        logger.info("speaker %s opened (%.0f ms buffer)", output.name, output.latency_ms)
         return output
 
-    def _play(self, output: _Output, samples: Block) -> None:
-        if self.processor is not None:
-            self.processor.far_end(samples)
-        output.write(samples)
+    def _write_until(self, output: _Output, stop: threading.Event) -> None:
+        """The writer thread: one block after another, as fast as the device takes them."""
+        pace = DevicePace(OUTPUT_RATE, headroom=OUTPUT_LATENCY_S + 0.02)
+        try:
+            while not stop.is_set():
+                with self._playout_lock:
+                    block = self.playout.pull(BLOCK_SAMPLES)
+                if self.processor is not None:
+                    self.processor.far_end(block)
+                started = time.monotonic()
+                if output.write(block):
+                    self.device_underruns += 1
+                now = time.monotonic()
+                wait = pace.wait_after(BLOCK_SAMPLES, now - started, now)
+                if wait:
+                    stop.wait(wait)
+        except Exception as exc:  # the device went away: the call goes on without sound
+            logger.warning("speaker %s stopped: %s", output.name, exc)
+
+    def _push(self, samples: Block) -> None:
+        with self._playout_lock:
+            self.playout.push(samples)
 
     async def run(self) -> None:
-        # One thread for the device: writes block for as long as the sound card needs.
+        # One thread for the device: its writes block for as long as the sound card needs.
         with ThreadPoolExecutor(1, thread_name_prefix="speaker") as device_thread:
             loop = asyncio.get_running_loop()
             try:
@@ -143,17 +179,34 @@ class Speaker:
             except MediaSourceError as exc:
                 logger.warning("%s; the call goes on without sound (--no-speaker hides this)", exc)
                 return
+            stop = threading.Event()
+            writing = loop.run_in_executor(device_thread, self._write_until, output, stop)
             resampler = av.AudioResampler(format="s16", layout="mono", rate=OUTPUT_RATE)
             try:
-                while True:
+                while not writing.done():
                     try:
                         frame = await self.track.recv()
                     except MediaStreamError:
                         return
                     assert isinstance(frame, AudioFrame)
                     for chunk in resampler.resample(frame):
-                        samples = np.asarray(chunk.to_ndarray(), dtype=np.int16).reshape(-1)
-                        await loop.run_in_executor(device_thread, self._play, output, samples)
+                        self._push(np.asarray(chunk.to_ndarray(), dtype=np.int16).reshape(-1))
                     self.frames_played += 1
             finally:
+                stop.set()
+                self._log_summary(output)  # first: a second cancel may end the wait below
+                # Runs after the writer has returned: the thread is the writer's until then.
                 await loop.run_in_executor(device_thread, output.close)
+
+    def _log_summary(self, output: _Output) -> None:
+        counters = self.playout.counters
+        logger.info(
+            "speaker %s: played %.1f s; %.2f s silence in %d gaps waiting for audio, "
+            "%.2f s dropped to stay on time; the device ran dry %d times",
+            output.name,
+            counters.played / OUTPUT_RATE,
+            counters.filled / OUTPUT_RATE,
+            counters.gaps,
+            counters.dropped / OUTPUT_RATE,
+            self.device_underruns,
+        )

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import ipaddress
 import logging
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from signaling.protocol import is_valid_username
+from signaling import argtypes
 
 from . import consent, ice_checks
 from .aiortc_seam import AiortcChanged
@@ -80,64 +78,14 @@ name the candidate pair a call uses: host, srflx/prflx (through a NAT) or relay 
 """
 
 
-def _username(text: str) -> str:
-    if not is_valid_username(text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a valid username (1-32 letters, digits, '_', '.', '-')"
-        )
-    return text
-
-
-def _size(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)[xX](\d+)", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"size {text!r} must look like 640x480")
-    width, height = int(match.group(1)), int(match.group(2))
-    if not (16 <= width <= 3840 and 16 <= height <= 2160) or width % 2 or height % 2:
-        raise argparse.ArgumentTypeError(
-            f"size {text!r} must be even and between 16x16 and 3840x2160"
-        )
-    return width, height
-
-
-def _fps(text: str) -> float:
-    try:
-        fps = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"fps {text!r} is not a number") from None
-    if not 1 <= fps <= 120:
-        raise argparse.ArgumentTypeError(f"fps {text!r} must be between 1 and 120")
-    return fps
-
-
-def _kbps(text: str) -> int:
-    try:
-        kbps = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bitrate {text!r} is not a whole number") from None
-    if not 100 <= kbps <= 50_000:
-        raise argparse.ArgumentTypeError(f"bitrate {text!r} must be 100-50000 kbit/s")
-    return kbps
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return value
-
-
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-
-
-def _byte_size(text: str) -> int:
-    match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:i?B)?", text.strip(), flags=re.IGNORECASE)
-    if not match:
-        raise argparse.ArgumentTypeError(f"size {text!r} must look like 1048576, 500M or 2G")
-    return int(match.group(1)) * _UNITS[match.group(2).upper()]
+# The types live in signaling.argtypes, shared with signaling-server.
+_username = argtypes.username
+_size = argtypes.frame_size
+_fps = argtypes.number(float, "fps", 1, 120)
+_kbps = argtypes.number(int, "bitrate", 100, 50_000)
+_seconds = argtypes.non_negative(float)
+_byte_size = argtypes.byte_size
+_version = argtypes.package_version
 
 
 def _prepare_download_dir(directory: Path) -> str | None:
@@ -173,17 +121,10 @@ class _ListDevices(argparse.Action):
 
 
 def _token(parser: argparse.ArgumentParser, given: str | None, path: Path | None) -> str | None:
-    if path is None:
-        return given
-    if given is not None and os.environ.get("WEBCAM_PEER_TOKEN") != given:
-        parser.error("--token and --token-file: give one of them")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        parser.error(f"cannot read --token-file {path}: {exc}")
-    if not lines or not lines[0].strip():
-        parser.error(f"--token-file {path} is empty")
-    return lines[0].strip()
+    from_environment = os.environ.get("WEBCAM_PEER_TOKEN")
+    return argtypes.secret_from_file(
+        parser, "token", given, path, from_environment=from_environment
+    )
 
 
 def _cleartext_server(url: str) -> bool:
@@ -196,13 +137,6 @@ def _cleartext_server(url: str) -> bool:
         return not ipaddress.ip_address(host).is_loopback
     except ValueError:
         return True
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("webcam-peer")
-    except importlib.metadata.PackageNotFoundError:
-        return "(not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchdoc import write_section  # noqa: E402
-from benchproc import cpu_seconds, free_port, memory_kib  # noqa: E402
+from benchproc import LineReader, cpu_seconds, free_port, memory_kib  # noqa: E402
 
 CONFIGS = ("640x480/vp8", "640x480/h264", "1280x720/vp8", "1280x720/h264")
 PATHS = ("fast", "stock")
@@ -55,22 +54,22 @@ class Bot:
         self.process = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
-        self.lines: list[str] = []
         self.final: dict[str, Any] | None = None
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
-            if line.startswith("{"):
-                try:
-                    stats = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if stats.get("event") == "final":
-                    self.final = stats
+        self._output = LineReader(self.process.stdout, on_line=self._read)
+
+    @property
+    def lines(self) -> list[str]:
+        return self._output.lines
+
+    def _read(self, line: str) -> None:
+        if line.startswith("{"):
+            try:
+                stats = json.loads(line)
+            except json.JSONDecodeError:
+                return
+            if stats.get("event") == "final":
+                self.final = stats
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.process.pid)
@@ -86,10 +85,10 @@ class Bot:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self._reader.join(5)
+        self._output.join(5)
 
     def tail(self) -> str:
-        return "\n".join(self.lines[-15:])
+        return self._output.tail(15)
 
 
 @dataclass

@@ -38,7 +38,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -51,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
 from benchdoc import write_section  # noqa: E402
+from benchproc import LineReader  # noqa: E402
 
 from tests.page_stats import (  # noqa: E402
     PAGE_STATS_JS,
@@ -189,39 +189,28 @@ class Bot:
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
         )  # fmt: skip
-        self.lines: list[str] = []
         self.stats: list[tuple[float, dict[str, Any]]] = []
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip())
-                if line.startswith("{"):
-                    with contextlib.suppress(ValueError):
-                        self.stats.append((time.monotonic(), json.loads(line)))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
+        self._output = LineReader(self.process.stdout, on_line=self._read)
+
+    @property
+    def lines(self) -> list[str]:
+        return self._output.lines
+
+    def _read(self, line: str) -> None:
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                self.stats.append((time.monotonic(), json.loads(line)))
 
     def wait_for(self, pattern: str, timeout: float) -> None:
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not any(regex.search(line) for line in self.lines):
-                left = deadline - time.monotonic()
-                if left <= 0 or self.process.poll() is not None:
-                    raise RuntimeError(f"no line matching {pattern!r}:\n" + self.tail())
-                self._changed.wait(min(left, 0.5))
+        if self._output.search(pattern, timeout) is None:
+            raise RuntimeError(f"no line matching {pattern!r}:\n" + self.tail())
 
     def failures(self) -> list[str]:
         return [line for line in self.lines if not line.startswith("{") and FAILURE.search(line)]
 
     def tail(self) -> str:
-        return "\n".join(self.lines[-12:])
+        return self._output.tail(12)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -231,7 +220,7 @@ class Bot:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._reader.join(5)
+        self._output.join(5)
 
 
 def congestion_flag() -> bool:

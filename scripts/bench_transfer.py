@@ -25,7 +25,6 @@ import asyncio
 import hashlib
 import json
 import os
-import re
 import shlex
 import signal
 import statistics
@@ -44,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_call import start_server  # noqa: E402
 from benchdoc import write_section  # noqa: E402
-from benchproc import cpu_seconds, memory_kib  # noqa: E402
+from benchproc import LineReader, cpu_seconds, memory_kib  # noqa: E402
 
 MIB = 1024 * 1024
 BIN = Path(sys.executable).parent
@@ -103,17 +102,17 @@ class PeerProcess:
             text=True,
             cwd=ROOT,
         )
-        self.lines: list[str] = []
         self.logged_in = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
-            if line.startswith("logged in"):
-                self.logged_in.set()
+        self._output = LineReader(self.process.stdout, on_line=self._read)
+
+    @property
+    def lines(self) -> list[str]:
+        return self._output.lines
+
+    def _read(self, line: str) -> None:
+        if line.startswith("logged in"):
+            self.logged_in.set()
 
     def report(self, timeout: float) -> dict[str, Any]:
         try:
@@ -121,7 +120,7 @@ class PeerProcess:
         except subprocess.TimeoutExpired:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(10)
-        self._reader.join(5)
+        self._output.join(5)
         for line in reversed(self.lines):
             if line.startswith("{"):
                 data: dict[str, Any] = json.loads(line)
@@ -247,33 +246,15 @@ class TimedProcess:
         self.process = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
         )
-        self.lines: list[tuple[float, str]] = []
-        self._changed = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append((time.monotonic(), line.rstrip()))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
+        self._output = LineReader(self.process.stdout)
 
     def wait_for(self, pattern: str, timeout: float) -> float:
         """When the first line matching ``pattern`` arrived."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for at, line in self.lines:
-                    if regex.search(line):
-                        return at
-                left = deadline - time.monotonic()
-                if left <= 0 or self.process.poll() is not None:
-                    tail = "\n".join(line for _, line in self.lines[-15:])
-                    raise RuntimeError(f"no line matching {pattern!r}:\n{tail}")
-                self._changed.wait(min(left, 1.0))
+        found = self._output.search(pattern, timeout)
+        if found is None:
+            raise RuntimeError(f"no line matching {pattern!r}:\n{self._output.tail(15)}")
+        return self._output.arrived[found[0]]
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -1,14 +1,21 @@
-"""Shared by the benchmark scripts: what they read about the processes they start.
+"""Shared by the benchmark scripts and the tests: what they read about the processes
+they start.
 
-A free loopback port to start a server on, and a process's CPU time and memory from
-/proc, the same way in every benchmark so their figures compare.
+A free loopback port to start a server on, a process's output read line by line as it
+comes, and its CPU time and memory from /proc, the same way everywhere so the figures
+compare.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -18,6 +25,68 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class LineReader:
+    """A child process's output, read line by line in a daemon thread as it comes.
+
+    ``lines`` and ``arrived`` (each line's time.monotonic()) grow together under
+    ``changed``; ``on_line`` sees each line first, in the reader thread (to parse a stats
+    line or set an event).
+    """
+
+    def __init__(self, stream: IO[str], on_line: Callable[[str], None] | None = None) -> None:
+        self.lines: list[str] = []
+        self.arrived: list[float] = []
+        self.ended = False  # the stream is at its end: the process has exited
+        self.changed = threading.Condition()
+        self._stream = stream
+        self._on_line = on_line
+        self._thread = threading.Thread(target=self._read, name="line-reader", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for raw in self._stream:
+            line = raw.rstrip("\n")
+            at = time.monotonic()
+            if self._on_line is not None:
+                self._on_line(line)
+            with self.changed:
+                self.lines.append(line)
+                self.arrived.append(at)
+                self.changed.notify_all()
+        with self.changed:
+            self.ended = True
+            self.changed.notify_all()
+
+    def search(
+        self, pattern: str, timeout: float, since: float | None = None
+    ) -> tuple[int, re.Match[str]] | None:
+        """The index and match of the first line matching ``pattern`` (among those that
+        arrived at or after ``since``), waiting up to ``timeout`` s for it; None when none
+        came in time or the output ended first."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        checked = 0
+        with self.changed:
+            while True:
+                for index in range(checked, len(self.lines)):
+                    if since is not None and self.arrived[index] < since:
+                        continue
+                    if match := regex.search(self.lines[index]):
+                        return index, match
+                checked = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0 or self.ended:
+                    return None
+                self.changed.wait(left)
+
+    def tail(self, count: int = 15) -> str:
+        with self.changed:
+            return "\n".join(self.lines[-count:])
+
+    def join(self, timeout: float = 5.0) -> None:
+        self._thread.join(timeout)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -44,14 +44,15 @@ if [[ ! -x .venv/bin/python ]]; then
   "$python" -m venv .venv
 fi
 
-# Reinstall only when the project's dependency list changes.
-extras=""
-(( want_test )) && extras="[dev]"
+# Reinstall only when the project's dependency list changes. `all`: the server with
+# Redis and the peer (a plain `pip install webcam-peer` is the server alone).
+extras="[all]"
+(( want_test )) && extras="[all,dev]"
 stamp=".venv/.installed$extras"
 digest=$(sha256sum pyproject.toml | cut -c1-16)
 # A test set-up already holds everything a plain one installs (demo.sh after setup.sh --test).
-if [[ -z "$extras" && -f ".venv/.installed[dev]" && "$(cat ".venv/.installed[dev]")" == "$digest" ]]; then
-  stamp=".venv/.installed[dev]"
+if [[ "$extras" == "[all]" && -f ".venv/.installed[all,dev]" && "$(cat ".venv/.installed[all,dev]")" == "$digest" ]]; then
+  stamp=".venv/.installed[all,dev]"
 fi
 if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$digest" ]]; then
   echo "setup: installing Python packages into .venv (first run takes a minute)"

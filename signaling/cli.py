@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import logging
 import os
 import ssl
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
-from . import badrequests
+from . import argtypes, badrequests
 from .clientaddr import parse_network
 from .cluster import DEFAULT_PRESENCE_TTL
 from .ice_servers import IceServerConfigError, IceServers
@@ -54,30 +52,6 @@ endpoints: / (page, or WebSocket upgrade as the tutorial client does), /ws, /con
 """
 
 
-def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
-    def convert(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-        return value
-
-    convert.__name__ = getattr(kind, "__name__", "number")
-    return convert
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is outside 0-65535")
-    return port
-
-
 def _network(text: str) -> object:
     try:
         return parse_network(text)
@@ -97,13 +71,6 @@ def _redis_url(text: str) -> str:
     return text
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("webcam-peer")
-    except importlib.metadata.PackageNotFoundError:
-        return "(not installed)"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="signaling-server",
@@ -112,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {argtypes.package_version()}"
+    )
     parser.add_argument(
         "--host",
         default=os.environ.get("SIGNALING_HOST", "127.0.0.1"),
@@ -120,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--port",
-        type=_port,
+        type=argtypes.port,
         default=os.environ.get("SIGNALING_PORT", "8080"),
         help="TCP port (default %(default)s; 0 picks a free one; env SIGNALING_PORT)",
     )
@@ -180,20 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--turn-ttl",
-        type=_positive(int),
+        type=argtypes.non_negative(int),
         default=DEFAULT_TTL,
         metavar="SECONDS",
         help="how long minted TURN credentials stay valid after login (default %(default)s)",
     )
     parser.add_argument(
         "--max-connections",
-        type=_positive(int),
+        type=argtypes.non_negative(int),
         default=10_000,
         help="refuse new WebSocket connections beyond this many (default %(default)s)",
     )
     parser.add_argument(
         "--max-per-ip",
-        type=_positive(int),
+        type=argtypes.non_negative(int),
         default=DEFAULT_MAX_PER_ADDRESS,
         metavar="N",
         help="refuse (HTTP 429) WebSocket connections from one address beyond this many "
@@ -210,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--login-timeout",
-        type=_positive(float),
+        type=argtypes.non_negative(float),
         default=DEFAULT_LOGIN_TIMEOUT,
         metavar="SECONDS",
         help="close a connection that has not logged in this long after it opened "
@@ -218,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--ring-timeout",
-        type=_positive(float),
+        type=argtypes.non_negative(float),
         default=DEFAULT_RING_TIMEOUT,
         metavar="SECONDS",
         help="end a call whose offer is not answered in this time; both sides get "
@@ -232,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--heartbeat",
-        type=_positive(float),
+        type=argtypes.non_negative(float),
         default=20.0,
         metavar="SECONDS",
         help="ping interval; a connection silent for 1.5x this is dropped "
@@ -240,14 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--rate-limit",
-        type=_positive(float),
+        type=argtypes.non_negative(float),
         default=50.0,
         metavar="PER_SECOND",
         help="messages per second per connection on average (default %(default)s, 0 unlimited)",
     )
     parser.add_argument(
         "--rate-burst",
-        type=_positive(int),
+        type=argtypes.non_negative(int),
         default=200,
         metavar="MESSAGES",
         help="messages a connection may send at once (default %(default)s)",
@@ -264,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--redis-ttl",
-        type=_positive(float),
+        type=argtypes.non_negative(float),
         default=DEFAULT_PRESENCE_TTL,
         metavar="SECONDS",
         help="with --redis: how long the users of a process that died stay taken; "
@@ -287,23 +256,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _secret(
-    parser: argparse.ArgumentParser, flag: str, given: str | None, path: Path | None
-) -> str | None:
-    """A secret from ``--FLAG`` or the first line of ``--FLAG-file``."""
-    if path is None:
-        return given
-    if given is not None:
-        parser.error(f"--{flag} and --{flag}-file: give one of them")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        parser.error(f"cannot read --{flag}-file {path}: {exc}")
-    if not lines or not lines[0].strip():
-        parser.error(f"--{flag}-file {path} is empty")
-    return lines[0].strip()
-
-
 def config_is_cleartext(host: str, cert: Path | None) -> bool:
     """Would secrets cross a network unencrypted (plain ws:// on a reachable address)?"""
     return cert is None and not is_loopback_host(host)
@@ -316,8 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--cert and --key go together")
     if args.rate_burst < 1:
         parser.error("--rate-burst must be at least 1")
-    turn_secret = _secret(parser, "turn-secret", args.turn_secret, args.turn_secret_file)
-    token = _secret(parser, "token", args.token, args.token_file)
+    turn_secret = argtypes.secret_from_file(
+        parser, "turn-secret", args.turn_secret, args.turn_secret_file
+    )
+    token = argtypes.secret_from_file(parser, "token", args.token, args.token_file)
     try:
         IceServers(tuple(args.ice_server), turn_secret, args.turn_ttl)
     except IceServerConfigError as exc:
@@ -387,7 +341,16 @@ def main(argv: list[str] | None = None) -> int:
 
     unavailable: tuple[type[Exception], ...] = ()
     if args.redis:
-        from .redis_routing import RedisUnavailable
+        try:
+            from .redis_routing import RedisUnavailable
+        except ImportError as exc:
+            # A plain `pip install webcam-peer` has no redis-py: the extra brings it.
+            print(
+                f"signaling-server: --redis needs redis-py ({exc.name} is missing): "
+                "pip install 'webcam-peer[server]'",
+                file=sys.stderr,
+            )
+            return 2
 
         unavailable = (RedisUnavailable,)
     try:

@@ -22,9 +22,10 @@ How the decisions are split:
   ``in-another-call``) would be ``unknown-user`` on one process when the target is
   offline, so it travels as a *probe*: the target's home bounces it back, nobody
   home makes it ``unknown-user``.
-- Claiming a username and listing the users online need the shared directory; the
-  router parks them as :attr:`ClusterRouter.pending` queries and takes the answer
-  through :meth:`ClusterRouter.claimed` and :meth:`ClusterRouter.listed`.
+- Claiming a username and listing the users online need the shared directory: the
+  router returns them as queries, messages like the others whose destination is the
+  :class:`Directory`, and takes the answers through :meth:`ClusterRouter.claimed` and
+  :meth:`ClusterRouter.listed`.
 
 Envelopes are JSON objects: ``{"kind": K, "from": sender, "to": target, ...}`` with K
 ``relay`` (plus ``message``, the frame as the target receives it), ``probe`` and
@@ -34,20 +35,19 @@ Envelopes are JSON objects: ``{"kind": K, "from": sender, "to": target, ...}`` w
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from . import protocol
 from .protocol import Close, JSONObject, ProtocolError, Reason, Relayed
 from .router import (
     MAX_LISTED_USERS,
-    Call,
     CallState,
     Connection,
-    IllegalMove,
     Outgoing,
     Router,
     Session,
+    refusal,
 )
 
 logger = logging.getLogger(__name__)
@@ -57,8 +57,9 @@ DEFAULT_PRESENCE_TTL: Final = 10.0
 RELAY: Final = "relay"
 PROBE: Final = "probe"
 ERROR: Final = "error"
-# Bounced reasons that mean the target never took the call the offer was starting.
-_REFUSED: Final = frozenset({Reason.BUSY, Reason.UNKNOWN_USER})
+# The queries for the Directory, in the "query" field of their message.
+CLAIM: Final = "claim"  # may the connection have "username"? Answer with claimed().
+LIST: Final = "list"  # who is online on every process? Answer with listed().
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,18 +70,11 @@ class RemoteUser:
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimUsername:
-    """Query: may this connection have ``username``? Answer with ``claimed()``."""
+class Directory:
+    """Destination of a query to the directory of users all processes share, asked on
+    behalf of ``connection``: ``{"query": CLAIM, "username": U}`` or ``{"query": LIST}``."""
 
-    username: str
-
-
-@dataclass(frozen=True, slots=True)
-class ListOnline:
-    """Query: who is online on every process? Answer with ``listed()``."""
-
-
-PendingQuery = ClaimUsername | ListOnline
+    connection: Connection
 
 
 def envelope(kind: str, sender: str, target: str, **body: Any) -> JSONObject:
@@ -91,14 +85,12 @@ def envelope(kind: str, sender: str, target: str, **body: Any) -> JSONObject:
 class ClusterRouter(Router):
     """The router of one process among several sharing their users."""
 
-    pending: dict[Connection, PendingQuery] = field(default_factory=dict)
-
-    # ---- answers to pending queries ------------------------------------------------
+    # ---- answers to the Directory's queries ----------------------------------------
     def claimed(
         self, connection: Connection, username: str, granted: bool | None
     ) -> list[Outgoing]:
-        """The directory's answer to a :class:`ClaimUsername`; None: no answer (the
-        directory is unreachable), which is not the same as the name being taken."""
+        """The directory's answer to a CLAIM; None: no answer (the directory is
+        unreachable), which is not the same as the name being taken."""
         session = self._sessions.get(connection)
         if session is None:
             return []
@@ -109,7 +101,7 @@ class ClusterRouter(Router):
         return super()._take_username(session, username)
 
     def listed(self, connection: Connection, usernames: list[str]) -> list[Outgoing]:
-        """The directory's answer to a :class:`ListOnline`."""
+        """The directory's answer to a LIST."""
         if connection not in self._sessions:
             return []
         users = sorted(usernames)[:MAX_LISTED_USERS]
@@ -184,20 +176,18 @@ class ClusterRouter(Router):
 
     # ---- the hooks of Router ---------------------------------------------------------
     def _take_username(self, session: Session, username: str) -> list[Outgoing]:
-        self.pending[session.connection] = ClaimUsername(username)
-        return []
+        return [(Directory(session.connection), {"query": CLAIM, "username": username})]
 
     def _list_users(self, session: Session) -> list[Outgoing]:
-        self.pending[session.connection] = ListOnline()
-        return []
+        return [(Directory(session.connection), {"query": LIST})]
 
     def _relay_elsewhere(
         self, session: Session, sender: str, target: str, message: Relayed
     ) -> list[Outgoing]:
         kind = protocol.message_type(message)
         try:
-            # Whether the target is busy is for its own home to say.
-            self._advance_call(session, sender, target, message, target_busy=False)
+            # The target's side is for its own home to take.
+            self._sender_side(session, sender, target, message, kind)
         except ProtocolError as exc:
             # On one process an offline target would be unknown-user instead; its
             # home (if any) sends this error back.
@@ -220,38 +210,17 @@ class ClusterRouter(Router):
 
     # ---- internals ---------------------------------------------------------------------
     def _relay_arrived(self, sender: str, target: str, message: JSONObject) -> list[Outgoing]:
-        """The target's side of a relayed message, as Router._relay does it on one process."""
-        kind = message["type"]
+        """The target's side of a relayed message, as Router._relay takes it on one
+        process; what it refuses goes back to the sender as an error envelope."""
         session = self._users.get(target)
         if session is None:
-            if kind == "close":
+            if message["type"] == "close":
                 return []
             return self._bounce(target, sender, ProtocolError(Reason.UNKNOWN_USER), message)
-        call = session.call
-        if call is not None and call.other(target) == sender:
-            try:
-                call.apply(sender, kind)
-            except IllegalMove as exc:
-                return self._bounce(target, sender, exc, message)
-            if call.state is CallState.ENDED:
-                session.call = None
-                logger.info("call %s <-> %s ended by %s", call.caller, call.callee, sender)
-            elif kind == "answer":
-                logger.info("call %s <-> %s active", call.caller, call.callee)
-        elif kind == "offer":
-            if call is not None:
-                return self._bounce(target, sender, ProtocolError(Reason.BUSY), message)
-            session.call = Call(caller=sender, callee=target)
-            logger.info("call %s -> %s ringing", sender, target)
-        elif kind == "close" and call is not None:
-            # As Router._advance_call: a close that belongs to no call is refused when
-            # the target is in a call (with someone else).
-            return self._bounce(target, sender, ProtocolError(Reason.NOT_IN_CALL), message)
-        elif kind == "close":
-            # A call from before a restart, or both hung up at once: relayed as on one process.
-            logger.info("close %s -> %s outside a known call: relayed", sender, target)
-        else:
-            return self._bounce(target, sender, ProtocolError(Reason.NOT_IN_CALL), message)
+        try:
+            self._target_side(session, target, sender, message["type"])
+        except ProtocolError as exc:
+            return self._bounce(target, sender, exc, message)
         return [(session.connection, message)]
 
     def _bounce(
@@ -259,10 +228,7 @@ class ClusterRouter(Router):
     ) -> list[Outgoing]:
         """Send ``sender`` the error its message to ``target`` earned here."""
         request = about.get("type") or about.get(ERROR, {}).get("request")
-        if isinstance(exc, IllegalMove):
-            error = protocol.error_from(exc, request)
-        else:
-            error = protocol.error_from(ProtocolError(exc.reason, otherUsername=target), request)
+        error = refusal(exc, target, request)
         return [(RemoteUser(sender), envelope(ERROR, target, sender, error=error))]
 
     def _bounced(self, recipient: str, origin: str, error: JSONObject) -> list[Outgoing]:
@@ -270,16 +236,7 @@ class ClusterRouter(Router):
         session = self._users.get(recipient)
         if session is None:
             return []
-        call = session.call
-        if (
-            error.get("reason") in _REFUSED
-            and call is not None
-            and call.caller == recipient
-            and call.callee == origin
-            and call.state is CallState.RINGING
-        ):
-            # The offer that started this call was refused: there is no call.
-            session.call = None
+        self._refused(session, recipient, origin, error.get("reason", ""))
         return [(session.connection, error)]
 
     def _target_gone(self, sender: str, target: str, request: str) -> list[Outgoing]:

@@ -39,7 +39,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .cluster import DEFAULT_PRESENCE_TTL, ClaimUsername, ClusterRouter, ListOnline, RemoteUser
+from .cluster import CLAIM, DEFAULT_PRESENCE_TTL, ClusterRouter, Directory, RemoteUser
 from .protocol import JSONObject
 from .router import Connection, Outgoing
 
@@ -243,17 +243,24 @@ class RedisRouting:
 
     # ---- what the server shell calls -------------------------------------------------
     async def handle_frame(self, connection: Connection, frame: str | bytes) -> list[Outgoing]:
-        """Router.handle_frame, plus answering the queries it parks; returns the
+        """Router.handle_frame, with the Directory's queries answered; returns the
         messages for sockets of this process (envelopes are on their way)."""
-        local = self._send(self.router.handle_frame(connection, frame))
-        query = self.router.pending.pop(connection, None)
-        if isinstance(query, ClaimUsername):
-            granted = await self._claim(query.username)
-            local += self._send(self.router.claimed(connection, query.username, granted))
-            if granted and self.router.username_of(connection) != query.username:
-                self._queue(_Release(query.username))  # gone meanwhile
-        elif isinstance(query, ListOnline):
-            local += self._send(self.router.listed(connection, await self._online()))
+        local: list[Outgoing] = []
+        for destination, message in self._send(self.router.handle_frame(connection, frame)):
+            if isinstance(destination, Directory):
+                local += await self._ask(destination.connection, message)
+            else:
+                local.append((destination, message))
+        return local
+
+    async def _ask(self, connection: Connection, query: JSONObject) -> list[Outgoing]:
+        if query["query"] != CLAIM:
+            return self._send(self.router.listed(connection, await self._online()))
+        username = query["username"]
+        granted = await self._claim(username)
+        local = self._send(self.router.claimed(connection, username, granted))
+        if granted and self.router.username_of(connection) != username:
+            self._queue(_Release(username))  # gone meanwhile
         return local
 
     def disconnect(self, connection: Connection) -> list[Outgoing]:
@@ -265,7 +272,8 @@ class RedisRouting:
 
     # ---- internals -----------------------------------------------------------------
     def _send(self, outgoing: list[Outgoing]) -> list[Outgoing]:
-        """Queue the envelopes, return what is for this process's sockets."""
+        """Queue the envelopes, return what is for this process (its sockets, and
+        queries for the Directory, which only handle_frame's messages make)."""
         local = []
         for destination, message in outgoing:
             if isinstance(destination, RemoteUser):

@@ -37,6 +37,8 @@ MAX_LISTED_USERS: Final = 200
 # How long an offer rings unanswered before the server ends the call.
 DEFAULT_RING_TIMEOUT: Final = 60.0
 NO_ANSWER: Final = "no-answer"
+# What the target's side may answer an offer that means there is no call.
+REFUSED_OFFER: Final = frozenset({Reason.BUSY, Reason.UNKNOWN_USER})
 
 
 class CallState(Enum):
@@ -54,6 +56,11 @@ class Role(Enum):
     CALLEE = "callee"
 
     __hash__ = object.__hash__  # as CallState's
+
+
+# Looked up on every relayed message: module constants are quicker than Role.CALLER.
+_CALLER: Final = Role.CALLER
+_CALLEE: Final = Role.CALLEE
 
 
 class IllegalMove(ProtocolError):
@@ -82,7 +89,14 @@ CALL_TRANSITIONS: Final[dict[tuple[CallState, Role, str], CallState]] = {
 }
 
 
-@dataclass(eq=False)
+def refusal(exc: ProtocolError, target: str, request: str | None) -> JSONObject:
+    """The error a sender hears when ``target``'s side refused its message."""
+    if not isinstance(exc, IllegalMove):
+        exc = ProtocolError(exc.reason, otherUsername=target)
+    return protocol.error_from(exc, request)
+
+
+@dataclass(eq=False, slots=True)
 class Call:
     caller: str
     callee: str
@@ -97,7 +111,7 @@ class Call:
         return self.callee if username == self.caller else self.caller
 
     def apply(self, username: str, kind: str) -> None:
-        role = self.role_of(username)
+        role = _CALLER if username == self.caller else _CALLEE
         next_state = CALL_TRANSITIONS.get((self.state, role, kind))
         if next_state is None:
             raise IllegalMove(self.state, role, kind)
@@ -202,22 +216,20 @@ class Router:
         this router in one hears ``close`` from the other with reason ``no-answer``."""
         now = time.monotonic() if now is None else now
         out: list[Outgoing] = []
-        expired: list[Call] = []
-        for username, session in self._users.items():
+        for username, session in list(self._users.items()):
             call = session.call
-            if (
-                call is not None
-                and call.state is CallState.RINGING
-                and now - call.rang_at >= timeout
-            ):
-                session.call = None
-                expired.append(call)
-                close = protocol.relayed(Close(None, NO_ANSWER), call.other(username))
-                out.append((session.connection, close))
-        for call in expired:
-            if call.state is not CallState.ENDED:
-                call.state = CallState.ENDED
-                logger.info("call %s -> %s not answered in time", call.caller, call.callee)
+            if call is None or call.state is not CallState.RINGING or now - call.rang_at < timeout:
+                continue
+            logger.info("call %s -> %s not answered in time", call.caller, call.callee)
+            # Both copies of the call go at once when both users are here.
+            for user in (username, call.other(username)):
+                here = self._users.get(user)
+                if here is not None and here.call is not None:
+                    partner = here.call.other(user)
+                    if partner == call.other(user):
+                        here.call = None
+                        close = protocol.relayed(Close(None, NO_ANSWER), partner)
+                        out.append((here.connection, close))
         return out
 
     # ---- internals ---------------------------------------------------------------------
@@ -270,10 +282,13 @@ class Router:
         recipient = self._users.get(target)
         if recipient is None:
             return self._relay_elsewhere(session, sender, target, message)
-        if self._advance_call(
-            session, sender, target, message, target_busy=recipient.call is not None
-        ):
-            recipient.call = session.call  # the same Call, just begun or going on; None once ended
+        kind = protocol.message_type(message)
+        self._sender_side(session, sender, target, message, kind)
+        try:
+            self._target_side(recipient, target, sender, kind)
+        except ProtocolError as exc:
+            self._refused(session, sender, target, exc.reason)
+            return [(session.connection, refusal(exc, target, kind))]
         return [(recipient.connection, protocol.relayed(message, sender))]
 
     def _relay_elsewhere(
@@ -284,48 +299,85 @@ class Router:
         # target is never our partner: the call we may be in is left alone.
         raise ProtocolError(Reason.UNKNOWN_USER, otherUsername=target)
 
-    def _advance_call(
-        self, session: Session, sender: str, target: str, message: Relayed, *, target_busy: bool
-    ) -> bool:
+    # ---- the call rules: each user keeps its own copy of its call -----------------------
+    # A message moves the sender's copy (here) and then the target's (here, or at the
+    # target's home process: signaling.cluster). Both copies see every message of the
+    # call, so they agree.
+    @staticmethod
+    def _sender_side(
+        session: Session, sender: str, target: str, message: Relayed, kind: str
+    ) -> None:
         """The sender's side of a message to ``target``: an offer outside a call starts
-        one, anything else moves the current call along; raises what the sender hears.
-        False for a ``close`` that belongs to no call this router knows of."""
-        kind = protocol.message_type(message)
+        one, anything else moves the current call along; raises what the sender hears."""
         call = session.call
-        if call is None or call.other(sender) != target:
-            if isinstance(message, Close) and not target_busy:
-                # Calls outlive a server restart (media flows peer to peer) but the
-                # router's memory of them does not: two peers hanging up a call from
-                # before the restart look idle here. The close is relayed so the
-                # partner hears it; nothing changes here. An idle target has no call
-                # that a stray close could end; a busy one is still refused below.
-                logger.info("close %s -> %s outside a known call: relayed", sender, target)
-                return False
-            if not isinstance(message, Offer):
-                raise ProtocolError(Reason.NOT_IN_CALL, otherUsername=target)
+        if call is not None and call.other(sender) == target:
+            call.apply(sender, kind)
+            if call.state is CallState.ENDED:
+                session.call = None
+            return
+        if kind == "close":
+            # A close outside a call the sender knows of: whether it may pass is the
+            # target's to say (see _target_side).
+            return
+        if not isinstance(message, Offer):
+            raise ProtocolError(Reason.NOT_IN_CALL, otherUsername=target)
+        if call is not None:
+            raise ProtocolError(Reason.IN_ANOTHER_CALL, otherUsername=call.other(sender))
+        session.call = Call(caller=sender, callee=target)
+
+    @staticmethod
+    def _target_side(session: Session, target: str, sender: str, kind: str) -> None:
+        """The target's side of a message from ``sender``, once the sender's side took
+        it; raises what the sender hears (the sender's side is then undone by _refused).
+        The log lines are written here, once per call event."""
+        call = session.call
+        if call is not None and call.other(target) == sender:
+            call.apply(sender, kind)
+            if call.state is CallState.ENDED:
+                session.call = None
+                logger.info("call %s <-> %s ended by %s", call.caller, call.callee, sender)
+            elif kind == "answer":
+                logger.info("call %s <-> %s active", call.caller, call.callee)
+        elif kind == "offer":
             if call is not None:
-                raise ProtocolError(Reason.IN_ANOTHER_CALL, otherUsername=call.other(sender))
-            if target_busy:
                 raise ProtocolError(Reason.BUSY, otherUsername=target)
             session.call = Call(caller=sender, callee=target)
             logger.info("call %s -> %s ringing", sender, target)
-            return True
-        call.apply(sender, kind)
-        if call.state is CallState.ENDED:
+        elif kind == "close":
+            if call is not None:
+                # In a call with someone else: a stray close must not look like it
+                # could end that one.
+                raise ProtocolError(Reason.NOT_IN_CALL, otherUsername=target)
+            # Calls outlive a server restart (media flows peer to peer) but the
+            # router's memory of them does not: two peers hanging up a call from
+            # before the restart look idle here. The close is relayed so the
+            # partner hears it; nothing changes here.
+            logger.info("close %s -> %s outside a known call: relayed", sender, target)
+        else:
+            raise ProtocolError(Reason.NOT_IN_CALL, otherUsername=target)
+
+    @staticmethod
+    def _refused(session: Session, sender: str, target: str, reason: str) -> None:
+        """``target``'s side refused ``sender``'s message: an offer refused that way (busy,
+        or nobody there) started no call."""
+        call = session.call
+        if (
+            reason in REFUSED_OFFER
+            and call is not None
+            and call.caller == sender
+            and call.callee == target
+            and call.state is CallState.RINGING
+        ):
             session.call = None
-            logger.info("call %s <-> %s ended by %s", call.caller, call.callee, sender)
-        elif kind == "answer":
-            logger.info("call %s <-> %s active", call.caller, call.callee)
-        return True
 
     def _end_call(self, session: Session, notify_reason: str | None) -> list[Outgoing]:
         call = session.call
         if call is None or session.username is None:
             return []
-        call.state = CallState.ENDED
         session.call = None
-        partner = self._users.get(call.other(session.username))
-        if partner is None or partner.call is not call:
+        other = call.other(session.username)
+        partner = self._users.get(other)
+        if partner is None or partner.call is None or partner.call.other(other) != session.username:
             return []
         partner.call = None
         close = protocol.relayed(Close(None, notify_reason), session.username)

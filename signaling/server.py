@@ -1,56 +1,57 @@
-"""The aiohttp shell around the router: WebSockets in, router outputs out.
+"""The aiohttp shell around the router: the application, its background tasks, and
+the page, ``/config``, ``/healthz`` and ``/metrics``.
 
-Everything that decides anything lives in :mod:`signaling.router`; this module
-reads frames, applies the per-connection rate limit, sends what the router
-returns, and serves the page, ``/config``, ``/healthz`` and ``/metrics``.
+Everything that decides anything lives in :mod:`signaling.router`; the WebSocket
+endpoint (frames in, router outputs out) is :mod:`signaling.websocket`, and what the
+server keeps is :mod:`signaling.state`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import web
 
-from . import protocol
-from .clientaddr import Network, client_address
-from .cluster import DEFAULT_PRESENCE_TTL, ClusterRouter
+from .cluster import ClusterRouter
 from .headers import security_headers
-from .ice_servers import IceServers, with_ice_servers
+from .ice_servers import IceServers
 from .metrics import Metrics
-from .origin import host_allowed, origin_allowed
-from .outbox import Flusher, Outbox
-from .protocol import MAX_MESSAGE_BYTES, Reason
+from .origin import host_allowed
+from .protocol import MAX_MESSAGE_BYTES
 from .ratelimit import TokenBucket
 from .resume import HeldNamesWriter, start_resumption, writer_name
-from .router import DEFAULT_RING_TIMEOUT, Connection, Outgoing, Router
-from .turn_credentials import DEFAULT_TTL
+from .router import Connection, Router
+from .routing import InProcess
+from .state import (
+    DEFAULT_LOGIN_TIMEOUT,
+    DEFAULT_MAX_PER_ADDRESS,
+    STATE,
+    ServerConfig,
+    SignalingState,
+    deliver,
+    drop,
+)
+from .websocket import websocket_handler
 
-if TYPE_CHECKING:
-    from .redis_routing import RedisRouting
+# What the command line and the tests take from here.
+__all__ = [
+    "DEFAULT_LOGIN_TIMEOUT",
+    "DEFAULT_MAX_PER_ADDRESS",
+    "HTTP_REQUEST_TIMEOUT",
+    "STATE",
+    "ServerConfig",
+    "create_app",
+]
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(str(resources.files("signaling") / "static"))
-# Frames between the protocol limit and this get a polite "too-large" error and the
-# connection stays open; beyond it aiohttp closes the socket with 1009. aiohttp checks
-# a frame's declared length before reading its payload, so a connection never holds
-# more than this of a frame it is still receiving.
-HARD_FRAME_LIMIT = 128 * 1024
-# A connection that has not logged in by then is closed: idle sockets would take
-# the places of real users under --max-connections.
-DEFAULT_LOGIN_TIMEOUT = 10.0
-# Connections from one address (NAT'd offices and campuses share one).
-DEFAULT_MAX_PER_ADDRESS = 256
 # How long a client may take to send a whole HTTP request (the upgrade included),
 # counted from its connection; also how long an idle keep-alive connection stays.
 # aiohttp's default is 75 s, which lets a slowloris hold sockets for that long.
@@ -59,286 +60,6 @@ HTTP_REQUEST_TIMEOUT = 10.0
 # costs a Redis SCAN with --redis), so a client gets no more than this.
 LIST_RATE = 1.0
 LIST_BURST = 5
-# Failed token attempts one connection may make.
-MAX_TOKEN_FAILURES = 3
-# How long a close waits for the client's answering close frame (aiohttp's default is
-# 10 s): a client that never answers holds up the server's shutdown this long.
-CLOSE_TIMEOUT = 3.0
-_CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    cert: Path | None = None
-    key: Path | None = None
-    token: str | None = None
-    ice_servers: tuple[str, ...] = ()
-    turn_secret: str | None = None
-    turn_ttl: int = DEFAULT_TTL
-    max_connections: int = 10_000
-    heartbeat: float = 20.0
-    rate_limit: float = 50.0
-    rate_burst: int = 200
-    redis_url: str | None = None
-    redis_ttl: float = DEFAULT_PRESENCE_TTL
-    # Web origins besides the server's own whose pages may open a WebSocket here.
-    allowed_origins: tuple[str, ...] = ()
-    login_timeout: float = DEFAULT_LOGIN_TIMEOUT
-    ring_timeout: float = DEFAULT_RING_TIMEOUT
-    listing: bool = True
-    max_per_address: int = DEFAULT_MAX_PER_ADDRESS
-    # Reverse proxies whose X-Forwarded-For names the client.
-    trusted_proxies: tuple[Network, ...] = ()
-    # Resume tickets and names kept across a restart (signaling.resume); None: neither.
-    session_secret_file: Path | None = None
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        if self.cert is None:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.cert, self.key)
-        return context
-
-
-@dataclass
-class SignalingState:
-    config: ServerConfig
-    router: Router
-    metrics: Metrics
-    sockets: dict[int, web.WebSocketResponse] = field(default_factory=dict)
-    # The task serving each socket: on shutdown each closes its own socket (see
-    # _close_sockets), and nothing else is sent once shutting_down is set.
-    handlers: dict[int, asyncio.Task[Any]] = field(default_factory=dict)
-    ids: itertools.count[int] = field(default_factory=itertools.count)
-    outboxes: dict[int, Outbox] = field(default_factory=dict)
-    flusher: Flusher | None = None
-    # --redis: users shared with other processes (None: this process is alone).
-    cluster: RedisRouting | None = None
-    # STUN/TURN: the public part for /config, TURN credentials in each login reply.
-    ice: IceServers = field(default_factory=IceServers)
-    # Set while the server shuts down: its sockets closing are not users leaving, so
-    # nobody's partner is told "disconnected" (calls go on peer to peer, and both
-    # peers log in again to the next server: docs/reliability.md).
-    shutting_down: bool = False
-    # Open WebSockets per client address (see clientaddr), for --max-per-ip.
-    per_address: dict[str, int] = field(default_factory=dict)
-    list_buckets: dict[Connection, TokenBucket] = field(default_factory=dict)
-
-
-STATE = web.AppKey("signaling_state", SignalingState)
-
-
-def _deliver(state: SignalingState, sender: int | None, outgoing: list[Outgoing]) -> None:
-    if state.shutting_down:
-        # The users leaving now are not hanging up: their calls may outlive this
-        # process (peers reconnect to its successor), so nobody is told "close".
-        return
-    if state.ice.urls:
-        # Here rather than after handle_frame: with --redis the login reply comes
-        # later, once Redis granted the name. TURN credentials are minted per user.
-        outgoing = with_ice_servers(outgoing, state.router.username_of, state.ice)
-    for connection, message in outgoing:
-        state.metrics.observe_outgoing(message, relayed=connection != sender)
-        outbox = state.outboxes.get(connection)  # type: ignore[call-overload]
-        if outbox is not None:
-            outbox.put(protocol.encode_frame(message))
-
-
-def _drop(state: SignalingState, connection: Connection) -> None:
-    outbox = state.outboxes.get(connection)  # type: ignore[call-overload]
-    if outbox is not None:
-        outbox.abort()
-
-
-def _slow_reader(connection: int) -> None:
-    # Messages for it are queued behind megabytes it is not reading: nothing more
-    # can reach it, and the memory is better freed now than at the next heartbeat.
-    logger.warning("connection %s stopped reading; dropping it", connection)
-
-
-async def websocket_handler(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
-    origin = request.headers.get("Origin")
-    if not origin_allowed(origin, request.host, request.secure, state.config.allowed_origins):
-        logger.warning(
-            "refusing a WebSocket from %s: page origin %r is not allowed (--allowed-origin)",
-            request.remote,
-            origin[:100] if origin else origin,
-        )
-        raise web.HTTPForbidden(text="this page's origin may not connect (--allowed-origin)\n")
-    if len(state.sockets) >= state.config.max_connections:
-        logger.warning("refusing connection from %s: limit reached", request.remote)
-        raise web.HTTPServiceUnavailable(text="too many connections\n")
-    address = client_address(
-        request.remote, request.headers.getall("X-Forwarded-For", ()), state.config.trusted_proxies
-    )
-    if state.per_address.get(address, 0) >= state.config.max_per_address:
-        logger.warning(
-            "refusing connection from %s: %d already open from there (--max-per-ip)",
-            address,
-            state.config.max_per_address,
-        )
-        raise web.HTTPTooManyRequests(text="too many connections from your address\n")
-    state.per_address[address] = state.per_address.get(address, 0) + 1
-    try:
-        return await _serve_websocket(request, state, address)
-    finally:
-        left = state.per_address[address] - 1
-        if left:
-            state.per_address[address] = left
-        else:
-            del state.per_address[address]
-
-
-async def _serve_websocket(
-    request: web.Request, state: SignalingState, address: str
-) -> web.StreamResponse:
-    ws = web.WebSocketResponse(
-        heartbeat=state.config.heartbeat or None,
-        max_msg_size=HARD_FRAME_LIMIT,
-        timeout=CLOSE_TIMEOUT,
-        # Deflate costs CPU on every message and some 300 KB of zlib state per
-        # browser connection; signaling frames are small. Node's `ws` says the same.
-        compress=False,
-    )
-    try:
-        await ws.prepare(request)
-    except ConnectionResetError:
-        # Reset right after its upgrade request: nothing to serve, and not an error of
-        # ours (aiohttp would log the failed 101 write as one, with a traceback).
-        # The WebSocketResponse is half-prepared and cannot be returned; aiohttp's
-        # attempt to send this one fails quietly as a premature disconnection.
-        logger.debug("connection from %s gone during the upgrade", request.remote)
-        return web.Response()
-    transport = request.transport
-    if transport is None:  # the client went away during the upgrade
-        return ws
-    if state.flusher is None:
-        state.flusher = Flusher(asyncio.get_running_loop())
-    connection = next(state.ids)
-    handler = asyncio.current_task()
-    assert handler is not None
-    state.handlers[connection] = handler
-    state.sockets[connection] = ws
-    state.outboxes[connection] = Outbox(
-        transport,
-        state.flusher,
-        is_closed=lambda: ws.closed,
-        on_overflow=lambda: _slow_reader(connection),
-    )
-    state.router.connect(connection)
-    bucket = TokenBucket(state.config.rate_limit, state.config.rate_burst)
-    logger.debug("connection %s opened from %s", connection, address)
-    login = _LoginWatch(asyncio.get_running_loop().time() + state.config.login_timeout)
-    try:
-        while True:
-            # receive() rather than `async for`: one coroutine less per message, 4% of
-            # a relayed message's CPU in the profile.
-            if login.done:
-                frame = await ws.receive()
-            else:
-                remaining = login.deadline - asyncio.get_running_loop().time()
-                try:
-                    frame = await ws.receive(timeout=max(remaining, 0.001))
-                except TimeoutError:
-                    logger.info("connection %s from %s did not log in in time", connection, address)
-                    await _refuse(state, connection, ws, b"log in first")
-                    break
-            if frame.type is WSMsgType.TEXT:
-                payload: str | bytes = frame.data
-            elif frame.type is WSMsgType.BINARY:
-                payload = frame.data
-            elif frame.type is WSMsgType.ERROR:
-                logger.info("connection %s error: %s", connection, ws.exception())
-                break
-            elif frame.type in _CLOSED:
-                break
-            else:
-                continue
-            if not bucket.allow():
-                outgoing: list[Outgoing] = [(connection, protocol.error(Reason.RATE_LIMITED))]
-            elif state.cluster is None:
-                outgoing = state.router.handle_frame(connection, payload)
-            else:
-                outgoing = await state.cluster.handle_frame(connection, payload)
-            _deliver(state, connection, outgoing)
-            if not login.done and login.check(state, connection, outgoing, address):
-                await _refuse(state, connection, ws, b"wrong token")
-                break
-            # Not kept while waiting for the next frame: 10,000 idle connections
-            # would otherwise hold on to 10,000 last messages.
-            del frame, payload, outgoing
-    except ConnectionResetError:
-        # aiohttp answers pings inside receive(); a client that resets its connection
-        # while pings are queued makes that write fail. It is a disconnect like any
-        # other (the socket fuzzer's ping flood then reset found it).
-        logger.debug("connection %s reset by the client", connection)
-    except asyncio.CancelledError:
-        if not state.shutting_down:
-            raise
-        # Cancelled by _close_sockets: close from this task, which is not waiting in
-        # receive() any more, so close() waits for the client's answering close frame
-        # before the TCP connection goes. Closed from another task while receive()
-        # waits, aiohttp drops the connection right after sending its close frame; the
-        # client's answer then cannot be written and aiohttp's client reports 1006
-        # instead of the 1001 it received (the "KNOWN FLAKE" of test_server.py).
-        handler.uncancel()
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-    finally:
-        state.list_buckets.pop(connection, None)
-        del state.handlers[connection]
-        del state.sockets[connection]
-        del state.outboxes[connection]
-        if state.cluster is None:
-            left = state.router.disconnect(connection)
-        else:
-            left = state.cluster.disconnect(connection)
-        if not state.shutting_down:
-            _deliver(state, connection, left)
-        logger.debug("connection %s closed (code %s)", connection, ws.close_code)
-    return ws
-
-
-async def _refuse(
-    state: SignalingState, connection: int, ws: web.WebSocketResponse, why: bytes
-) -> None:
-    """Close with 1008 (policy violation), after what is queued for it (its last reply)."""
-    outbox = state.outboxes.get(connection)
-    if outbox is not None:
-        outbox.flush()
-    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=why)
-
-
-@dataclass
-class _LoginWatch:
-    """Until a connection has logged in: its deadline and its failed token attempts."""
-
-    deadline: float
-    done: bool = False
-    token_failures: int = 0
-
-    def check(
-        self, state: SignalingState, connection: int, outgoing: list[Outgoing], address: str
-    ) -> bool:
-        """After a frame: True when the connection has failed the token too often."""
-        if state.router.username_of(connection) is not None:
-            self.done = True
-            return False
-        for destination, message in outgoing:
-            if destination == connection and message.get("reason") == Reason.UNAUTHORIZED:
-                self.token_failures += 1
-                logger.warning(
-                    "wrong token from %s (attempt %d of %d)",
-                    address,
-                    self.token_failures,
-                    MAX_TOKEN_FAILURES,
-                )
-        if self.token_failures >= MAX_TOKEN_FAILURES:
-            logger.warning("closing connection from %s: too many wrong tokens", address)
-            return True
-        return False
 
 
 async def index_or_websocket(request: web.Request) -> web.StreamResponse:
@@ -357,7 +78,7 @@ async def config_handler(request: web.Request) -> web.Response:
 async def healthz_handler(request: web.Request) -> web.Response:
     state = request.app[STATE]
     counts = {"connections": state.router.connection_count, "users": state.router.user_count}
-    problems = state.cluster.problems() if state.cluster is not None else []
+    problems = state.routing.problems()
     if problems:
         body = {"status": "unhealthy", "reason": "; ".join(problems), **counts}
         return web.json_response(body, status=503)
@@ -379,7 +100,7 @@ async def _close_sockets(app: web.Application) -> None:
     state.shutting_down = True
     # All at once: a client that never answers the close must not hold up the others.
     # Each handler closes its own socket (see websocket_handler).
-    handlers = list(state.handlers.values())
+    handlers = [client.handler for client in state.clients.values()]
     for handler in handlers:
         handler.cancel()
     await asyncio.gather(*handlers, return_exceptions=True)
@@ -415,7 +136,7 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_MESSAGE_BYTES, middlewares=[_check_host])
     app.on_response_prepare.append(_add_security_headers)
     ice = IceServers(config.ice_servers, config.turn_secret, config.turn_ttl)
-    state = SignalingState(config, router, Metrics(router), ice=ice)
+    state = SignalingState(config, router, Metrics(router), InProcess(router), ice=ice)
     app[STATE] = state
     router.list_disabled = not config.listing
     router.list_gate = lambda connection: _may_list(state, connection)
@@ -457,10 +178,12 @@ def _keep_names_across_restarts(
 
 
 def _may_list(state: SignalingState, connection: Connection) -> bool:
-    bucket = state.list_buckets.get(connection)
-    if bucket is None:
-        bucket = state.list_buckets[connection] = TokenBucket(LIST_RATE, LIST_BURST)
-    return bucket.allow()
+    client = state.clients.get(connection)  # type: ignore[call-overload]
+    if client is None:
+        return False
+    if client.list_rate is None:
+        client.list_rate = TokenBucket(LIST_RATE, LIST_BURST)
+    return client.list_rate.allow()
 
 
 async def _ring_timeouts(app: web.Application) -> AsyncIterator[None]:
@@ -472,7 +195,7 @@ async def _ring_timeouts(app: web.Application) -> AsyncIterator[None]:
     async def watch() -> None:
         while True:
             await asyncio.sleep(min(1.0, timeout / 4))
-            _deliver(state, None, state.router.expire_ringing(timeout))
+            deliver(state, None, state.router.expire_ringing(timeout))
 
     task = asyncio.create_task(watch(), name="ring-timeouts")
     yield
@@ -490,12 +213,12 @@ async def _share_through_redis(app: web.Application) -> AsyncIterator[None]:
     cluster = RedisRouting(
         state.config.redis_url,
         state.router,
-        lambda outgoing: _deliver(state, None, outgoing),
-        drop=lambda connection: _drop(state, connection),
+        lambda outgoing: deliver(state, None, outgoing),
+        drop=lambda connection: drop(state, connection),
         on_bad_envelope=state.metrics.count_bad_envelope,
         ttl=state.config.redis_ttl,
     )
     await cluster.start()
-    state.cluster = cluster
+    state.routing = cluster
     yield
     await cluster.stop()

@@ -33,19 +33,16 @@ left by a test process that no longer exists (a crashed run).
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import itertools
 import json
 import logging
-import os
-import signal
 import subprocess
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
-from .support import ROOT, Process
+from .namespace_lab import NamespaceLab, ip, remove_stale
+from .support import ROOT
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +50,6 @@ PREFIX = "wpnat-"
 SERVER_IP = "203.0.113.1"
 SECOND_SERVER_IP = "203.0.113.2"  # only for the mapping probe
 PUBLIC_PREFIX = 24
-_labs = itertools.count(1)
 
 
 class NatType(enum.Enum):
@@ -82,82 +78,14 @@ class Site:
 SITES = (Site("a", "203.0.113.10", "10.0.1"), Site("b", "203.0.113.20", "10.0.2"))
 
 
-def ip(*args: str) -> None:
-    _run(["ip", *args])
-
-
-def _run(argv: Sequence[str]) -> None:
-    result = subprocess.run(list(argv), capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr}")
-
-
-def namespaces() -> list[str]:
-    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
-    return [line.split()[0] for line in listing.stdout.splitlines() if line.strip()]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def delete_namespace(name: str) -> None:
-    """Stop what still runs inside ``name`` (processes our tests started), then delete it."""
-    pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
-    for pid in (int(p) for p in pids.stdout.split()):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    subprocess.run(["ip", "netns", "delete", name], capture_output=True)
-
-
 def remove_stale_labs() -> list[str]:
-    """Delete lab namespaces whose creating test process is gone; returns their names."""
-    stale = []
-    for name in namespaces():
-        if not name.startswith(PREFIX):
-            continue
-        owner = name[len(PREFIX) :].split("-", 1)[0]
-        if owner.isdigit() and not _pid_alive(int(owner)):
-            delete_namespace(name)
-            stale.append(name)
-    if stale:
-        logger.warning("removed namespaces left by an earlier run: %s", ", ".join(stale))
-    return stale
+    return remove_stale(PREFIX)
 
 
 @dataclass
-class NatLab:
+class NatLab(NamespaceLab):
+    PREFIX: ClassVar[str] = PREFIX
     nat: NatType
-    lab_id: str = field(default_factory=lambda: f"{PREFIX}{os.getpid()}-{next(_labs)}")
-    created: list[str] = field(default_factory=list)
-    processes: list[Process] = field(default_factory=list)
-
-    def ns(self, role: str) -> str:
-        """``pub``, ``router-a``, ``peer-a``, ``router-b`` or ``peer-b``."""
-        return f"{self.lab_id}-{role}"
-
-    # ---- building ---------------------------------------------------------------------
-    def build(self) -> NatLab:
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def _add_namespace(self, role: str) -> str:
-        name = self.ns(role)
-        ip("netns", "add", name)
-        self.created.append(name)
-        self.sh(role, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        ip("-n", name, "link", "set", "lo", "up")
-        return name
 
     def _build(self) -> None:
         pub = self._add_namespace("pub")
@@ -250,18 +178,6 @@ class NatLab:
         )
         self.sh(role, "iptables", "-A", "FORWARD", "-i", "wan", "-j", "DROP")
 
-    # ---- running things inside -----------------------------------------------------------
-    def argv(self, role: str, argv: Sequence[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.ns(role), *argv]
-
-    def sh(self, role: str, *argv: str) -> None:
-        _run(self.argv(role, argv))
-
-    def start(self, role: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
-        process = Process(self.argv(role, argv), env=env)
-        self.processes.append(process)
-        return process
-
     def mapped_addresses(self, site: Site, port: int) -> list[tuple[str, int]]:
         """What two STUN servers on the public side see one socket of ``site``'s peer as."""
         result = subprocess.run(
@@ -283,14 +199,3 @@ class NatLab:
         if result.returncode != 0:
             raise AssertionError(f"STUN probe from peer-{site.name} failed: {result.stderr}")
         return [(str(host), int(p)) for host, p in json.loads(result.stdout)]
-
-    # ---- tearing down ---------------------------------------------------------------------
-    def close(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
-        for name in reversed(self.created):
-            delete_namespace(name)
-        left = [name for name in namespaces() if name.startswith(self.lab_id + "-")]
-        self.created.clear()
-        if left:
-            raise RuntimeError(f"namespaces not removed: {left}")

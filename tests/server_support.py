@@ -11,6 +11,8 @@ from typing import Any
 
 import aiohttp
 
+from signaling.websocket_ends import ENDED
+
 from .support import ROOT
 
 JSONObject = dict[str, Any]
@@ -91,12 +93,7 @@ class Client:
             msg = await self._receive(within)
             if msg.type is aiohttp.WSMsgType.TEXT:
                 continue
-            assert msg.type in (
-                aiohttp.WSMsgType.CLOSE,
-                aiohttp.WSMsgType.CLOSED,
-                aiohttp.WSMsgType.CLOSING,
-                aiohttp.WSMsgType.ERROR,
-            ), msg
+            assert msg.type in ENDED, msg
             return self.ws.close_code
 
 

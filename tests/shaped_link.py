@@ -30,19 +30,17 @@ process is gone.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
-from .nat_support import _pid_alive, _run, delete_namespace, namespaces
+from .namespace_lab import NamespaceLab, remove_stale, run
 from .support import Process
 
 logger = logging.getLogger(__name__)
@@ -55,7 +53,6 @@ SIGNALING_SIDE_IP: Final = {"a": "10.78.1.2", "b": "10.78.2.2"}
 SIGNALING_PORT: Final = 8080
 LOSS_CHAIN: Final = "wplab-loss"
 MIN_BURST_BYTES: Final = 2000  # above one 1500-byte packet, or tbf drops every full one
-_labs = itertools.count(1)
 
 
 # ---- profiles: data -------------------------------------------------------------------------
@@ -181,18 +178,7 @@ def loss_rule(shape: Shape) -> list[str]:
 
 # ---- the namespaces ---------------------------------------------------------------------------
 def remove_stale_labs() -> list[str]:
-    """Delete lab namespaces whose creating process is gone; returns their names."""
-    stale = []
-    for name in namespaces():
-        if not name.startswith(PREFIX):
-            continue
-        owner = name[len(PREFIX) :].split("-", 1)[0]
-        if owner.isdigit() and not _pid_alive(int(owner)):
-            delete_namespace(name)
-            stale.append(name)
-    if stale:
-        logger.warning("removed shaped-link namespaces left by an earlier run: %s", stale)
-    return stale
+    return remove_stale(PREFIX)
 
 
 def netem_available() -> bool:
@@ -221,18 +207,12 @@ class LinkCounters:
 
 
 @dataclass
-class ShapedLab:
+class ShapedLab(NamespaceLab):
+    PREFIX: ClassVar[str] = PREFIX
     profile: Profile
     netem: bool = False  # add delay and jitter with netem (only where it exists)
-    lab_id: str = field(default_factory=lambda: f"{PREFIX}{os.getpid()}-{next(_labs)}")
-    created: list[str] = field(default_factory=list)
-    processes: list[Process] = field(default_factory=list)
     shape: Shape | None = None
     _schedule: Schedule | None = None
-
-    def ns(self, role: str) -> str:
-        """``a``, ``b`` or ``sig``."""
-        return f"{self.lab_id}-{role}"
 
     def server_url(self, side: str) -> str:
         return f"ws://{SIGNALING_IP[side]}:{SIGNALING_PORT}/ws"
@@ -240,37 +220,20 @@ class ShapedLab:
     def page_url(self, side: str) -> str:
         return f"http://{SIGNALING_IP[side]}:{SIGNALING_PORT}"
 
-    # ---- building ---------------------------------------------------------------------------
-    def build(self) -> ShapedLab:
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def _add_namespace(self, role: str) -> str:
-        name = self.ns(role)
-        _run(["ip", "netns", "add", name])
-        self.created.append(name)
-        self.sh(role, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        self.sh(role, "ip", "link", "set", "lo", "up")
-        return name
-
     def _build(self) -> None:
         sig = self._add_namespace("sig")
         a, b = (self._add_namespace(side) for side in SIDES)
-        _run(["ip", "link", "add", "name", "media", "netns", a, "type", "veth",
+        run(["ip", "link", "add", "name", "media", "netns", a, "type", "veth",
               "peer", "name", "media", "netns", b])  # fmt: skip
         for side, name in zip(SIDES, (a, b), strict=True):
-            _run(["ip", "-n", name, "addr", "add", f"{LINK_IP[side]}/24", "dev", "media"])
-            _run(["ip", "-n", name, "link", "set", "media", "up"])
-            _run(["ip", "link", "add", "sig", "netns", name, "type", "veth",
+            run(["ip", "-n", name, "addr", "add", f"{LINK_IP[side]}/24", "dev", "media"])
+            run(["ip", "-n", name, "link", "set", "media", "up"])
+            run(["ip", "link", "add", "sig", "netns", name, "type", "veth",
                   "peer", f"to-{side}", "netns", sig])  # fmt: skip
-            _run(["ip", "-n", sig, "addr", "add", f"{SIGNALING_IP[side]}/24", "dev", f"to-{side}"])
-            _run(["ip", "-n", sig, "link", "set", f"to-{side}", "up"])
-            _run(["ip", "-n", name, "addr", "add", f"{SIGNALING_SIDE_IP[side]}/24", "dev", "sig"])
-            _run(["ip", "-n", name, "link", "set", "sig", "up"])
+            run(["ip", "-n", sig, "addr", "add", f"{SIGNALING_IP[side]}/24", "dev", f"to-{side}"])
+            run(["ip", "-n", sig, "link", "set", f"to-{side}", "up"])
+            run(["ip", "-n", name, "addr", "add", f"{SIGNALING_SIDE_IP[side]}/24", "dev", "sig"])
+            run(["ip", "-n", name, "link", "set", "sig", "up"])
             for rule in (["OUTPUT", "-o", "sig"], ["INPUT", "-i", "sig"]):
                 self.sh(side, "iptables", "-A", *rule, "-p", "udp", "-j", "DROP")
             self.sh(side, "iptables", "-A", "OUTPUT", "-o", "media", "-p", "tcp", "-j", "DROP")
@@ -322,18 +285,6 @@ class ShapedLab:
                 )
         raise RuntimeError(f"no tbf on {self.ns(side)}'s media link")
 
-    # ---- running things inside ----------------------------------------------------------------
-    def argv(self, role: str, argv: Sequence[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.ns(role), *argv]
-
-    def sh(self, role: str, *argv: str) -> None:
-        _run(self.argv(role, argv))
-
-    def start(self, role: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
-        process = Process(self.argv(role, argv), env=env)
-        self.processes.append(process)
-        return process
-
     def start_signaling(self, signaling_server: Path) -> Process:
         server = self.start(
             "sig", [str(signaling_server), "--host", "0.0.0.0", "--port", str(SIGNALING_PORT)]
@@ -350,24 +301,9 @@ class ShapedLab:
         wrapper.chmod(0o755)
         return wrapper
 
-    # ---- tearing down -----------------------------------------------------------------------
     def close(self) -> None:
         self.stop_schedule()
-        for process in reversed(self.processes):
-            process.stop()
-        self.processes.clear()
-        for name in reversed(self.created):
-            delete_namespace(name)
-        left = [name for name in namespaces() if name.startswith(self.lab_id + "-")]
-        self.created.clear()
-        if left:
-            raise RuntimeError(f"namespaces not removed: {left}")
-
-    def __enter__(self) -> ShapedLab:
-        return self.build()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().close()
 
 
 class Schedule:

@@ -22,13 +22,11 @@ them; :func:`remove_stale_links` deletes those a crashed run left behind.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from .nat_support import _pid_alive, _run, delete_namespace, ip, namespaces
+from .namespace_lab import NamespaceLab, ip, remove_stale
 from .support import BIN, Process
 
 logger = logging.getLogger(__name__)
@@ -37,7 +35,6 @@ PREFIX = "wplv-"
 LINK = "wplv-link"  # the media link's interface in each peer namespace
 SIGNALING = "wplv-sig"
 SIGNALING_PORT = 8080
-_links = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -65,44 +62,13 @@ ENDS = (
 
 
 def remove_stale_links() -> list[str]:
-    """Delete link namespaces whose creating test process is gone; returns their names."""
-    stale = []
-    for name in namespaces():
-        owner = name[len(PREFIX) :].split("-", 1)[0] if name.startswith(PREFIX) else ""
-        if owner.isdigit() and not _pid_alive(int(owner)):
-            delete_namespace(name)
-            stale.append(name)
-    if stale:
-        logger.warning("removed namespaces left by an earlier run: %s", ", ".join(stale))
-    return stale
+    return remove_stale(PREFIX)
 
 
 @dataclass
-class ShapedLink:
+class ShapedLink(NamespaceLab):
+    PREFIX: ClassVar[str] = PREFIX
     shape: Shape = field(default_factory=Shape)
-    lab_id: str = field(default_factory=lambda: f"{PREFIX}{os.getpid()}-{next(_links)}")
-    created: list[str] = field(default_factory=list)
-    processes: list[Process] = field(default_factory=list)
-
-    def ns(self, role: str) -> str:
-        """``a``, ``b`` or ``srv``."""
-        return f"{self.lab_id}-{role}"
-
-    def build(self) -> ShapedLink:
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def _add_namespace(self, role: str) -> str:
-        name = self.ns(role)
-        ip("netns", "add", name)
-        self.created.append(name)
-        self.sh(role, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        ip("-n", name, "link", "set", "lo", "up")
-        return name
 
     def _build(self) -> None:
         srv = self._add_namespace("srv")
@@ -151,18 +117,6 @@ class ShapedLink:
         for end in ENDS:
             self.sh(end.role, "iptables", "-I" if cut else "-D", "OUTPUT", "-o", LINK, "-j", "DROP")
 
-    # ---- running things inside -----------------------------------------------------------
-    def argv(self, role: str, argv: Sequence[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.ns(role), *argv]
-
-    def sh(self, role: str, *argv: str) -> None:
-        _run(self.argv(role, argv))
-
-    def start(self, role: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
-        process = Process(self.argv(role, argv), env=env)
-        self.processes.append(process)
-        return process
-
     def start_server(self) -> Process:
         server = self.start(
             "srv",
@@ -182,13 +136,3 @@ class ShapedLink:
 
     def start_peer(self, end: End, *args: str) -> Process:
         return self.start(end.role, self.peer_argv(end, *args))
-
-    def close(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
-        for name in reversed(self.created):
-            delete_namespace(name)
-        left = [name for name in namespaces() if name.startswith(self.lab_id + "-")]
-        self.created.clear()
-        if left:
-            raise RuntimeError(f"namespaces not removed: {left}")

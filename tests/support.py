@@ -3,41 +3,39 @@
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchproc import LineReader, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["BIN", "ROOT", "Process", "SignalingServer", "free_port", "start_signaling_server"]
 
 
 @dataclass
 class Process:
-    """A child process whose combined output is read line by line in a thread."""
+    """A child process whose combined output is read line by line in a thread.
+
+    ``lines`` and ``arrived`` change only in the test's own thread, in wait_for and
+    drain: what a test reads from them stays put between those calls.
+    """
 
     argv: Sequence[str]
     env: dict[str, str] | None = None
     stdin: int | None = None  # a file descriptor (a pseudo-terminal, say); default a pipe
+    cwd: Path = ROOT
     popen: subprocess.Popen[str] = field(init=False)
     lines: list[str] = field(default_factory=list)
     # When each of ``lines`` was read (time.monotonic()): rates over a window need it.
     arrived: list[float] = field(default_factory=list)
-    _queue: queue.Queue[tuple[float, str] | None] = field(default_factory=queue.Queue)
+    _output: LineReader = field(init=False)
 
     def __post_init__(self) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})}
@@ -48,15 +46,10 @@ class Process:
             stdin=subprocess.PIPE if self.stdin is None else self.stdin,
             text=True,
             env=env,
-            cwd=ROOT,
+            cwd=self.cwd,
         )
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
         assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self._queue.put((time.monotonic(), line.rstrip("\n")))
-        self._queue.put(None)
+        self._output = LineReader(self.popen.stdout)
 
     def wait_for(
         self, pattern: str, timeout: float = 20.0, since: float | None = None
@@ -66,45 +59,35 @@ class Process:
         ``since`` (a time.monotonic() taken before the action the line answers) ignores
         lines that arrived before it: a second call's "connected" must not match the first's.
         """
-        regex = re.compile(pattern)
-        for line, at in zip(self.lines, self.arrived, strict=True):
-            if (since is None or at >= since) and (match := regex.search(line)):
-                return match
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                item = self._queue.get(timeout=max(remaining, 0.01))
-            except queue.Empty:
-                if remaining <= 0:
-                    raise AssertionError(
-                        f"no line matching {pattern!r} within {timeout}s from {self.argv[:3]}; "
-                        "output:\n" + "\n".join(self.lines[-60:])
-                    ) from None
-                continue
-            if item is None:
+        found = self._output.search(pattern, timeout, since)
+        if found is None:
+            self.drain()
+            seen = "\n".join(self.lines[-60:])
+            if self._output.ended:
                 raise AssertionError(
                     f"process {self.argv[:3]} exited ({self.popen.wait()}) before printing "
-                    f"{pattern!r}; output:\n" + "\n".join(self.lines[-60:])
+                    f"{pattern!r}; output:\n{seen}"
                 )
-            self._keep(item)
-            if (since is None or item[0] >= since) and (match := regex.search(item[1])):
-                return match
+            raise AssertionError(
+                f"no line matching {pattern!r} within {timeout}s from {self.argv[:3]}; "
+                f"output:\n{seen}"
+            )
+        index, match = found
+        self._take(index + 1)
+        return match
 
     def drain(self) -> list[str]:
         """Collect whatever lines have arrived so far without waiting."""
-        while True:
-            try:
-                line = self._queue.get_nowait()
-            except queue.Empty:
-                return self.lines
-            if line is None:
-                return self.lines
-            self._keep(line)
+        self._take(None)
+        return self.lines
 
-    def _keep(self, item: tuple[float, str]) -> None:
-        self.arrived.append(item[0])
-        self.lines.append(item[1])
+    def _take(self, upto: int | None) -> None:
+        """Bring the reader's lines (up to index ``upto``) into ``lines``."""
+        output = self._output
+        with output.changed:
+            end = len(output.lines) if upto is None else max(upto, len(self.lines))
+            self.lines.extend(output.lines[len(self.lines) : end])
+            self.arrived.extend(output.arrived[len(self.arrived) : end])
 
     def type_line(self, text: str) -> None:
         """Write one line to the process's stdin, as a person at its terminal would."""
@@ -118,7 +101,7 @@ class Process:
 
     def wait(self, timeout: float = 15.0) -> int:
         code = self.popen.wait(timeout=timeout)
-        time.sleep(0.05)
+        self._output.join(1.0)  # the last lines, still in the pipe
         self.drain()
         return code
 
@@ -130,6 +113,7 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
+        self._output.join(0.2)
         self.drain()
 
 

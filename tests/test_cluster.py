@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from signaling.cluster import ClaimUsername, ClusterRouter, ListOnline, RemoteUser
+from signaling.cluster import CLAIM, ClusterRouter, Directory, RemoteUser
 from signaling.protocol import JSONObject
 from signaling.router import Outgoing, Router
 
@@ -47,16 +47,7 @@ class Bus:
         self.routers[home].connect(conn)
 
     def frame(self, home: str, conn: Conn, frame: str) -> None:
-        router = self.routers[home]
-        self._route(home, router.handle_frame(conn, frame))
-        query = router.pending.pop(conn, None)
-        if isinstance(query, ClaimUsername):
-            granted = query.username not in self.claims
-            if granted:
-                self.claims[query.username] = home
-            self._route(home, router.claimed(conn, query.username, granted))
-        elif isinstance(query, ListOnline):
-            self._route(home, router.listed(conn, list(self.claims)))
+        self._route(home, self.routers[home].handle_frame(conn, frame))
         self._pump()
 
     def disconnect(self, home: str, conn: Conn) -> None:
@@ -87,9 +78,23 @@ class Bus:
             assert json.loads(json.dumps(message)) == message
             if isinstance(destination, RemoteUser):
                 self._queue.append((home, destination.username, message))
+            elif isinstance(destination, Directory):
+                self._answer(home, destination.connection, message)
             else:
                 assert isinstance(destination, Conn)
                 self.inbox.setdefault(destination.name, []).append(message)
+
+    def _answer(self, home: str, conn: object, query: JSONObject) -> None:
+        """The directory (Redis's presence keys) answers a query at once."""
+        router = self.routers[home]
+        if query["query"] == CLAIM:
+            username = query["username"]
+            granted = username not in self.claims
+            if granted:
+                self.claims[username] = home
+            self._route(home, router.claimed(conn, username, granted))
+        else:
+            self._route(home, router.listed(conn, list(self.claims)))
 
     def _pump(self) -> None:
         while self._queue:

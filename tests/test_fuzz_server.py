@@ -55,7 +55,7 @@ FUZZ_SECONDS: Final = float(os.environ.get("FUZZ_SECONDS", "30"))
 CONNECTIONS_PER_BATCH: Final = 8
 BATCH_TIMEOUT: Final = 60.0
 SETTLE_TIMEOUT: Final = 15.0
-HARD_LIMIT: Final = 128 * 1024  # signaling.server.HARD_FRAME_LIMIT
+HARD_LIMIT: Final = 128 * 1024  # signaling.websocket.HARD_FRAME_LIMIT
 # What must never appear in the server's output, whatever it was sent.
 CRASH_MARKERS: Final = (
     "Traceback",

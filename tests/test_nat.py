@@ -21,13 +21,13 @@ import pytest
 
 from peer.errors import ExitCode
 
+from .namespace_lab import namespaces
 from .nat_support import (
     PREFIX,
     SERVER_IP,
     SITES,
     NatLab,
     NatType,
-    namespaces,
     remove_stale_labs,
 )
 from .peer_support import stats_lines, wait_for_frames

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from .namespace_lab import namespaces
 from .page_stats import PageSecond, latency_estimate_ms, per_second
 from .shaped_link import (
     LINK_IP,
@@ -18,7 +19,6 @@ from .shaped_link import (
     Shape,
     ShapedLab,
     loss_rule,
-    namespaces,
     remove_stale_labs,
     tbf_argv,
 )

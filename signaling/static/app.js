@@ -5,6 +5,7 @@
 import { CallData } from './calldata.js';
 import { CallConsent, shown } from './consent.js';
 import { Controls } from './controls.js';
+import { DevicePicker } from './devices.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -47,6 +48,20 @@ const controls = new Controls(
   { mute: $('mute-mic'), camera: $('camera-toggle'), share: $('share-screen'), remoteState: $('remote-media') },
   () => app.media ?? Promise.resolve(null),
   () => (app.call ? app.call.pc : null),
+  showNotice,
+  (kind) => devices.openTrack(kind),
+);
+const devices = new DevicePicker(
+  {
+    camera: $('camera-select'),
+    microphone: $('mic-select'),
+    speaker: $('speaker-select'),
+    speakerField: $('speaker-field'),
+    note: $('devices-note'),
+  },
+  $('remote'),
+  () => $('local').srcObject,
+  controls,
   showNotice,
 );
 talk.chatListeners.push((channel) => controls.attachChannel(channel));
@@ -384,22 +399,23 @@ function startMedia() {
       return null;
     }
     const attempts = [
-      [{ video: true, audio: true }, ''],
-      [{ video: true }, 'No microphone available: sending video only.'],
-      [{ audio: true }, 'No camera available: sending audio only.'],
+      [['video', 'audio'], ''],
+      [['video'], 'No microphone available: sending video only.'],
+      [['audio'], 'No camera available: sending audio only.'],
     ];
     let firstError = null;
-    for (const [constraints, note] of attempts) {
+    for (const [kinds, note] of attempts) {
       try {
-        const stream = await navigator.mediaDevices.getUserMedia(constraints);
+        const stream = await devices.getUserMedia(kinds);
         ui.local.muted = true;
         ui.local.srcObject = stream;
         if (note) showNotice(note);
         controls.mediaReady();
+        devices.refresh(); // labels are readable now
         return stream;
       } catch (err) {
         firstError ??= err;
-        console.warn('getUserMedia', constraints, err);
+        console.warn('getUserMedia', kinds, err);
       }
     }
     showNotice(

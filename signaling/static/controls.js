@@ -9,15 +9,18 @@ import { describeMediaState, mediaStateMessage, parseMediaState } from './medias
 
 export class Controls {
   // elements: {mute, camera, share, remoteState}; media(): Promise<MediaStream|null>;
-  // pc(): the call's RTCPeerConnection or null; notify(text): a line for the user.
-  constructor(elements, media, pc, notify) {
+  // pc(): the call's RTCPeerConnection or null; notify(text): a line for the user;
+  // open(kind): a new track of that kind, from the device picker's choice (devices.js).
+  constructor(elements, media, pc, notify, open = openDefault) {
     this.el = elements;
+    this.open = open;
     this.media = media;
     this.pc = pc;
     this.notify = notify;
     this.state = { audio: 'on', video: 'on' };
     this.channel = null;
     this.busy = false;
+    this.changed = () => {}; // after every switch (the device picker lists again)
     elements.mute.addEventListener('click', () => this.run(() => this.toggleMicrophone()));
     elements.camera.addEventListener('click', () => this.run(() => this.toggleCamera()));
     elements.share.addEventListener('click', () => this.run(() => this.toggleShare()));
@@ -76,6 +79,7 @@ export class Controls {
       this.busy = false;
       this.render();
       this.send();
+      this.changed();
     }
   }
 
@@ -84,8 +88,7 @@ export class Controls {
       await this.replace('audio', null);
       this.state.audio = 'muted';
     } else {
-      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-      await this.replace('audio', stream.getAudioTracks()[0]);
+      await this.replace('audio', await this.open('audio'));
       this.state.audio = 'on';
     }
   }
@@ -115,8 +118,7 @@ export class Controls {
   }
 
   async useCamera() {
-    const stream = await navigator.mediaDevices.getUserMedia({ video: true });
-    await this.replace('video', stream.getVideoTracks()[0]);
+    await this.replace('video', await this.open('video'));
     this.state.video = 'on';
   }
 
@@ -163,4 +165,9 @@ export class Controls {
     document.body.dataset.audio = this.state.audio;
     document.body.dataset.video = this.state.video;
   }
+}
+
+async function openDefault(kind) {
+  const stream = await navigator.mediaDevices.getUserMedia({ [kind]: true });
+  return stream.getTracks()[0];
 }
