@@ -101,7 +101,7 @@ class LiveBitrate:
 
     No hysteresis: a change costs no restart and no keyframe. (Following a rise only at
     the lowest target of the last second was tried: on ``step`` it left 800 kbit/s sent
-    10 s after the step up instead of 1.1-1.4 Mbit/s, and on ``weak`` the freezes were
+    10 s after the step up instead of 1.0-1.4 Mbit/s, and on ``weak`` the freezes were
     within the run-to-run spread.)
     """
 

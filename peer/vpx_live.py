@@ -340,6 +340,7 @@ class LiveVp8Encoder:
         self._image: int | None = None
         self._raw: np.ndarray | None = None
         self._last_pts: int | None = None
+        self._encoder_pts = 0
 
     # ---- rate --------------------------------------------------------------------------
     def set_bitrate(self, bps: int) -> None:
@@ -366,16 +367,18 @@ class LiveVp8Encoder:
             frame = frame.reformat(format="yuv420p")
         if (frame.width, frame.height) != (self.width, self.height):
             self._open(frame.width, frame.height)
-        if pts is None:
-            pts = 0 if self._last_pts is None else self._last_pts + VIDEO_CLOCK // 30
+        # libvpx refuses a pts below its first one: it gets a clock of its own that
+        # advances by the frames' spacing (30 fps where that goes backwards or is unknown).
         duration = VIDEO_CLOCK // 30
-        if self._last_pts is not None and pts > self._last_pts:
+        if pts is not None and self._last_pts is not None and pts > self._last_pts:
             duration = pts - self._last_pts
-        self._last_pts = pts
+        if pts is not None:
+            self._last_pts = pts
+        self._encoder_pts += duration
         self._fill(frame)
         flags = _VPX_EFLAG_FORCE_KF if keyframe else 0
         self._check("vpx_codec_encode", self._lib.vpx_codec_encode(
-            self._context, self._image, pts, duration, flags, _VPX_DL_REALTIME
+            self._context, self._image, self._encoder_pts, duration, flags, _VPX_DL_REALTIME
         ))  # fmt: skip
         chunks, is_key = [], False
         iterator = ctypes.c_void_p()

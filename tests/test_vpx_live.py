@@ -151,6 +151,18 @@ def test_resolution_change_opens_anew_with_a_keyframe(libvpx: Libvpx) -> None:
     encoder.close()
 
 
+def test_timestamps_going_back_do_not_stop_the_encoder(libvpx: Libvpx) -> None:
+    picture, receiver = Picture(), Receiver()
+    encoder = LiveVp8Encoder(libvpx, 300_000)
+    stamps = [90_000, 93_000, 96_000, 3_000, 6_000, 6_000, 9_000]  # a source that restarted
+    for n, pts in enumerate(stamps):
+        frame = encoder.encode(picture.frame(n), pts)
+        receiver.decode(frame.data)
+    assert receiver.sizes == [(320, 240)] * len(stamps)
+    assert encoder.keyframes == 1
+    encoder.close()
+
+
 def test_wrong_default_is_refused() -> None:
     wrong = {**VP8_DEFAULTS, "rc_target_bitrate": 257}
     with pytest.raises(LibvpxRefused, match=r"rc_target_bitrate 256 \(expected 257\)"):
