@@ -523,6 +523,9 @@ class CongestionShell:
             "encoder_keyframes": sum(
                 e.keyframes for e in self._video_encoders if isinstance(e, ControlledVp8Encoder)
             ),
+            "encoder_dropped": sum(
+                e.dropped for e in self._video_encoders if isinstance(e, ControlledVp8Encoder)
+            ),
             "encoder_live": any(
                 e.live is not None
                 for e in self._video_encoders
