@@ -520,6 +520,17 @@ class CongestionShell:
             if self.receive_buffers
             else None,
             "encoder_restarts": sum(e.bitrate.restarts for e in self._video_encoders),
+            "encoder_keyframes": sum(
+                e.keyframes for e in self._video_encoders if isinstance(e, ControlledVp8Encoder)
+            ),
+            "encoder_dropped": sum(
+                e.dropped for e in self._video_encoders if isinstance(e, ControlledVp8Encoder)
+            ),
+            "encoder_live": any(
+                e.live is not None
+                for e in self._video_encoders
+                if isinstance(e, ControlledVp8Encoder)
+            ),
             "audio_kbps": round(self._audio_encoders[0].bitrate.bps / 1000, 1)
             if self._audio_encoders
             else None,
