@@ -61,18 +61,20 @@ class _PortAudioInput:
                 latency="low",
                 extra_settings=extra,
             )
-            self._stream.start()
         except sd.PortAudioError as exc:
             raise MediaSourceError(f"cannot open microphone {self.name}: {exc}; {ADVICE}") from exc
         self.latency_ms = float(self._stream.latency) * 1000
         self.overflows = 0
-        self._reading = False
 
     def read(self) -> Block | None:
+        if self._stream.stopped:
+            # Recording starts with the first read, when the call wants audio: a stream
+            # started when the device was opened (before the call was accepted) would
+            # send that room's sound first, and a second of delay with it.
+            self._stream.start()
         data, overflowed = self._stream.read(BLOCK_SAMPLES)
-        if overflowed and self._reading:  # not the backlog from before the call began
+        if overflowed:
             self.overflows += 1
-        self._reading = True
         return np.asarray(data, dtype=np.int16).reshape(-1)
 
     def close(self) -> None:

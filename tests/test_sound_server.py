@@ -82,6 +82,41 @@ def test_what_the_speaker_plays_the_microphone_hears(
     assert float(heard[4]) > -30, done.stdout  # the tone, not silence
 
 
+# The room is loud before the call wants audio, then quiet: the first frames the
+# microphone gives must be the quiet, not a backlog recorded since it was opened.
+_NOTHING_STALE = """
+import asyncio, sys
+import numpy as np
+from media.microphone import MicrophoneTrack
+from media.speaker import Speaker
+from media.synthetic import ToneTrack
+
+async def main():
+    microphone = MicrophoneTrack(sys.argv[1])
+    tone = ToneTrack(1000)
+    speaker = Speaker(tone, device=sys.argv[2])
+    playing = asyncio.create_task(speaker.run())
+    await asyncio.sleep(1.5)
+    tone.stop()
+    await asyncio.wait_for(playing, 5)
+    await asyncio.sleep(0.5)
+    first = [await microphone.recv() for _ in range(10)]
+    microphone.stop()
+    samples = np.concatenate([f.to_ndarray().reshape(-1) for f in first]).astype(float)
+    print("first 200 ms at %.1f dBFS" % (
+        20 * np.log10(max(np.sqrt(np.mean(samples**2)), 1e-3) / 32767)))
+
+asyncio.run(main())
+"""
+
+
+def test_the_microphone_sends_nothing_from_before_it_was_read(sound_server: SoundServer) -> None:
+    done = _run(sound_server, sys.executable, "-c", _NOTHING_STALE, "default", "default")
+    assert done.returncode == 0, done.stderr[-3000:]
+    level = float(done.stdout.split()[-2])
+    assert level < -60, done.stdout  # the tone played before the first read is not in it
+
+
 def _voice_file(path: Path, seconds: float) -> Path:
     samples = (speech_like(seconds, seed=7, pitch_hz=130.0, level_db=-18.0) * 32767).astype(
         np.int16
@@ -130,12 +165,14 @@ def _echo_heard_back(
         alice.wait_for("recording the call")
         time.sleep(9)
         alice.stop()
-        bob.wait(15)
+        bob_exit = bob.wait(15)
     finally:
         for process in (alice, bob):
             if process is not None:
                 process.stop()
     assert any("speaker" in line and "opened" in line for line in bob.lines), bob.lines[-30:]
+    # The call ended normally: no crash of the sound library as bob exits.
+    assert bob_exit == 0, bob.lines[-30:]
     return _recorded_level(recording, skip_s=3.0)
 
 
