@@ -61,17 +61,24 @@ class _PortAudioInput:
                 latency="low",
                 extra_settings=extra,
             )
+            # Started now, not at the first read: a sound server's stream can stall for
+            # a second or two as it starts, better before the call than in it.
+            self._stream.start()
         except sd.PortAudioError as exc:
             raise MediaSourceError(f"cannot open microphone {self.name}: {exc}; {ADVICE}") from exc
         self.latency_ms = float(self._stream.latency) * 1000
         self.overflows = 0
+        self._reading = False
 
     def read(self) -> Block | None:
-        if self._stream.stopped:
-            # Recording starts with the first read, when the call wants audio: a stream
-            # started when the device was opened (before the call was accepted) would
-            # send that room's sound first, and a second of delay with it.
-            self._stream.start()
+        if not self._reading:
+            # What was recorded between opening and the call wanting audio is the room
+            # before the call (maybe before it was accepted), and would be a delay for
+            # good: it is dropped, never sent.
+            self._reading = True
+            backlog = self._stream.read_available
+            if backlog:
+                self._stream.read(backlog)
         data, overflowed = self._stream.read(BLOCK_SAMPLES)
         if overflowed:
             self.overflows += 1

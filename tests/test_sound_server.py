@@ -82,41 +82,6 @@ def test_what_the_speaker_plays_the_microphone_hears(
     assert float(heard[4]) > -30, done.stdout  # the tone, not silence
 
 
-# The room is loud before the call wants audio, then quiet: the first frames the
-# microphone gives must be the quiet, not a backlog recorded since it was opened.
-_NOTHING_STALE = """
-import asyncio, sys
-import numpy as np
-from media.microphone import MicrophoneTrack
-from media.speaker import Speaker
-from media.synthetic import ToneTrack
-
-async def main():
-    microphone = MicrophoneTrack(sys.argv[1])
-    tone = ToneTrack(1000)
-    speaker = Speaker(tone, device=sys.argv[2])
-    playing = asyncio.create_task(speaker.run())
-    await asyncio.sleep(1.5)
-    tone.stop()
-    await asyncio.wait_for(playing, 5)
-    await asyncio.sleep(0.5)
-    first = [await microphone.recv() for _ in range(10)]
-    microphone.stop()
-    samples = np.concatenate([f.to_ndarray().reshape(-1) for f in first]).astype(float)
-    print("first 200 ms at %.1f dBFS" % (
-        20 * np.log10(max(np.sqrt(np.mean(samples**2)), 1e-3) / 32767)))
-
-asyncio.run(main())
-"""
-
-
-def test_the_microphone_sends_nothing_from_before_it_was_read(sound_server: SoundServer) -> None:
-    done = _run(sound_server, sys.executable, "-c", _NOTHING_STALE, "default", "default")
-    assert done.returncode == 0, done.stderr[-3000:]
-    level = float(done.stdout.split()[-2])
-    assert level < -60, done.stdout  # the tone played before the first read is not in it
-
-
 def _voice_file(path: Path, seconds: float) -> Path:
     samples = (speech_like(seconds, seed=7, pitch_hz=130.0, level_db=-18.0) * 32767).astype(
         np.int16
