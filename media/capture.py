@@ -28,8 +28,13 @@ class CaptureThread(Generic[T]):
     """Runs ``read`` (blocking; an item, or None at the end) in a daemon thread.
 
     ``close`` releases the device; it runs in the capture thread once reading has
-    stopped, so a device is never closed under a read in progress.
+    stopped, so a device is never closed under a read in progress. :meth:`stop`
+    waits for that: a process that exits while the thread still reads tears the
+    audio library down under it (PortAudio on PulseAudio then crashes the process).
     """
+
+    # One read is one frame (tens of milliseconds); a device that hangs is not waited for.
+    STOP_WAIT_S = 2.0
 
     def __init__(
         self,
@@ -64,9 +69,16 @@ class CaptureThread(Generic[T]):
         return await self._queue.get()
 
     def stop(self) -> None:
+        """Ends reading and releases the device before returning (or after ``STOP_WAIT_S``)."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         if self._thread is None:
             self._close()
+        elif self._thread is not threading.current_thread():
+            self._thread.join(self.STOP_WAIT_S)
+            if self._thread.is_alive():
+                logger.warning("%s did not stop within %.0f s", self._name, self.STOP_WAIT_S)
 
     def _run(self) -> None:
         try:

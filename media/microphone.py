@@ -61,6 +61,8 @@ class _PortAudioInput:
                 latency="low",
                 extra_settings=extra,
             )
+            # Started now, not at the first read: a sound server's stream can stall for
+            # a second or two as it starts, better before the call than in it.
             self._stream.start()
         except sd.PortAudioError as exc:
             raise MediaSourceError(f"cannot open microphone {self.name}: {exc}; {ADVICE}") from exc
@@ -69,10 +71,17 @@ class _PortAudioInput:
         self._reading = False
 
     def read(self) -> Block | None:
+        if not self._reading:
+            # What was recorded between opening and the call wanting audio is the room
+            # before the call (maybe before it was accepted), and would be a delay for
+            # good: it is dropped, never sent.
+            self._reading = True
+            backlog = self._stream.read_available
+            if backlog:
+                self._stream.read(backlog)
         data, overflowed = self._stream.read(BLOCK_SAMPLES)
-        if overflowed and self._reading:  # not the backlog from before the call began
+        if overflowed:
             self.overflows += 1
-        self._reading = True
         return np.asarray(data, dtype=np.int16).reshape(-1)
 
     def close(self) -> None:

@@ -42,6 +42,14 @@ OUTPUT_LATENCY_S: Final = 0.04
 # before the oldest is dropped (a stall must not leave the call late for good).
 PREBUFFER_SAMPLES: Final = 4 * BLOCK_SAMPLES
 PLAYOUT_LIMIT_SAMPLES: Final = 20 * BLOCK_SAMPLES
+# A sound server's stream can stall as it starts (PulseAudio: the first write blocked
+# 0.2-0.6 s, up to 2 s on a busy machine). The far end handed to the canceller
+# before such a stall runs ahead of what is played by the stall's length, and the
+# canceller spent seconds at 30 dB instead of 65 finding the echo again. So silence
+# goes out, untold, until writes have kept the device's pace for a while.
+PRIME_STEADY_BLOCKS: Final = 20  # consecutive writes none of which stalled
+PRIME_STALL_S: Final = 0.05
+PRIME_LIMIT_S: Final = 3.0
 
 Block = npt.NDArray[np.int16]
 
@@ -151,6 +159,7 @@ class Speaker:
         """The writer thread: one block after another, as fast as the device takes them."""
         pace = DevicePace(OUTPUT_RATE, headroom=OUTPUT_LATENCY_S + 0.02)
         try:
+            self._prime(output, pace, stop)
             while not stop.is_set():
                 with self._playout_lock:
                     block = self.playout.pull(BLOCK_SAMPLES)
@@ -165,6 +174,30 @@ class Speaker:
                     stop.wait(wait)
         except Exception as exc:  # the device went away: the call goes on without sound
             logger.warning("speaker %s stopped: %s", output.name, exc)
+
+    def _prime(self, output: _Output, pace: DevicePace, stop: threading.Event) -> None:
+        """Silence, not told to the canceller, until the device takes blocks at its pace."""
+        silence = np.zeros(BLOCK_SAMPLES, dtype=np.int16)
+        began = time.monotonic()
+        steady = 0
+        longest = 0.0
+        while not stop.is_set() and steady < PRIME_STEADY_BLOCKS:
+            started = time.monotonic()
+            output.write(silence)
+            now = time.monotonic()
+            longest = max(longest, now - started)
+            steady = 0 if now - started > PRIME_STALL_S else steady + 1
+            if now - began > PRIME_LIMIT_S:
+                break
+            wait = pace.wait_after(BLOCK_SAMPLES, now - started, now)
+            if wait:
+                stop.wait(wait)
+        logger.info(
+            "speaker %s primed in %.2f s (longest write %.0f ms)",
+            output.name,
+            time.monotonic() - began,
+            longest * 1000,
+        )
 
     def _push(self, samples: Block) -> None:
         with self._playout_lock:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import threading
+import time
 from pathlib import Path
 
 import av
@@ -344,6 +346,30 @@ def test_capture_queue_drops_the_oldest_when_the_reader_lags() -> None:
 
     newest = asyncio.run(lagging_reader())
     assert newest == [48, 49, None]  # only the newest two survive, then the end
+
+
+def test_capture_stop_returns_after_the_device_is_closed() -> None:
+    """A process that exits right after stop() must not tear the audio library down
+    under a read still in progress (PortAudio on PulseAudio crashed bob with -11)."""
+    reading = threading.Event()
+    closed: list[float] = []
+
+    def slow_read() -> int:
+        reading.set()
+        time.sleep(0.2)  # a device read in progress
+        return 1
+
+    async def stop_mid_read() -> float:
+        capture: CaptureThread[int] = CaptureThread(
+            "test", slow_read, lambda: closed.append(time.monotonic())
+        )
+        capture.start()
+        await asyncio.to_thread(reading.wait)
+        capture.stop()
+        return time.monotonic()
+
+    stopped_at = asyncio.run(stop_mid_read())
+    assert len(closed) == 1 and closed[0] <= stopped_at
 
 
 def test_meter_counts_long_freezes_and_the_last_second_of_latency() -> None:

@@ -130,12 +130,17 @@ def _echo_heard_back(
         alice.wait_for("recording the call")
         time.sleep(9)
         alice.stop()
-        bob.wait(15)
+        bob_exit = bob.wait(15)
     finally:
         for process in (alice, bob):
             if process is not None:
                 process.stop()
     assert any("speaker" in line and "opened" in line for line in bob.lines), bob.lines[-30:]
+    for line in bob.lines:  # what the devices did, for a run that misses the floor
+        if any(word in line for word in ("speaker", "microphone", "echo delay")):
+            print("bob:", line)
+    # The call ended normally: no crash of the sound library as bob exits.
+    assert bob_exit == 0, bob.lines[-30:]
     return _recorded_level(recording, skip_s=3.0)
 
 
