@@ -128,7 +128,7 @@ def _echo_heard_back(
         )
         alice.wait_for("call with bob connected")
         alice.wait_for("recording the call")
-        time.sleep(9)
+        time.sleep(12)
         alice.stop()
         bob_exit = bob.wait(15)
     finally:
@@ -141,7 +141,9 @@ def _echo_heard_back(
             print("bob:", line)
     # The call ended normally: no crash of the sound library as bob exits.
     assert bob_exit == 0, bob.lines[-30:]
-    return _recorded_level(recording, skip_s=3.0)
+    # From 5 s on: the canceller's settled state (it converges within 1-3 s on this path;
+    # the simulated path in scripts/bench_audio.py measures how fast).
+    return _recorded_level(recording, skip_s=5.0)
 
 
 def test_echo_cancellation_on_a_real_sound_path(
