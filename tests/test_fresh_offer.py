@@ -156,18 +156,9 @@ async def test_webcam_peer_refuses_a_fresh_offer_while_its_media_flows() -> None
         await asyncio.to_thread(bob.wait_for, "waiting for calls")
         async with mallory_calls(server, "bob") as mallory:
             await asyncio.to_thread(frames, bob, PROOF)
-            fresh = Leg.new()
-            try:
-                sent = time.monotonic()
-                await mallory.send_offer(fresh)
-                close = await mallory.next("close", FRESH_OFFER_HOLD + 10)
-                assert close.get("reason") == CONNECTION_HEALTHY, close
-                assert time.monotonic() - sent >= FRESH_OFFER_HOLD - 1
-                answers = [m for m in mallory.client.received if m["type"] == "answer"]
-                assert len(answers) == 1  # the first call's only
-                assert fresh.pc.connectionState != "connected"
-            finally:
-                await fresh.close()
+            await _fresh_offer_is_refused(mallory)
+            answers = [m for m in mallory.client.received if m["type"] == "answer"]
+            assert len(answers) == 1  # the first call's only
             await asyncio.to_thread(
                 bob.wait_for,
                 "refused a fresh offer from mallory: our media connection with them still "
@@ -184,6 +175,20 @@ async def test_webcam_peer_refuses_a_fresh_offer_while_its_media_flows() -> None
         bob.stop()
         server.process.stop()
     assert_no_traceback(bob)
+
+
+async def _fresh_offer_is_refused(mallory: Mallory) -> None:
+    """A fresh offer mid-call is held, then refused (connection-healthy), never connected."""
+    fresh = Leg.new()
+    try:
+        sent = time.monotonic()
+        await mallory.send_offer(fresh)
+        close = await mallory.next("close", FRESH_OFFER_HOLD + 10)
+        assert close.get("reason") == CONNECTION_HEALTHY, close
+        assert time.monotonic() - sent >= FRESH_OFFER_HOLD - 1
+        assert fresh.pc.connectionState != "connected"
+    finally:
+        await fresh.close()
 
 
 async def _honest_fresh_offer_is_taken(mallory: Mallory, bob: Process) -> None:
@@ -209,16 +214,7 @@ async def test_the_page_refuses_a_fresh_offer_while_its_media_flows(browser: Bro
         carol = await login_page(browser, server.http_url, "carol")
         async with mallory_calls(server, "carol") as mallory:
             await remote_video_playing(carol)
-            fresh = Leg.new()
-            try:
-                sent = time.monotonic()
-                await mallory.send_offer(fresh)
-                close = await mallory.next("close", FRESH_OFFER_HOLD + 10)
-                assert close.get("reason") == CONNECTION_HEALTHY, close
-                assert time.monotonic() - sent >= FRESH_OFFER_HOLD - 1
-                assert fresh.pc.connectionState != "connected"
-            finally:
-                await fresh.close()
+            await _fresh_offer_is_refused(mallory)
             assert await text_of(carol, "#notice") == (
                 "Refused a new connection from mallory: this call's connection still works, "
                 "so the call goes on."
