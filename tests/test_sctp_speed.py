@@ -282,9 +282,10 @@ def test_a_changed_transmit_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # ---- the benchmark -------------------------------------------------------------------
 # The quick run (8 MiB, one stock/fast pair) measured fast/stock 4.25-5.25x over 3 runs
-# at load 2.0-2.5; stock alone varied 64-129 Mbit/s between runs, so two stock runs can
-# differ by 2x: the floor sits above that and well below the fast path's spread.
-FAST_OVER_STOCK_AT_LEAST = 2.5
+# at load 2.0-2.5, but 2.21x on a quiet machine (stock 208, fast 461 Mbit/s): stock gains
+# most from idle cores. The fast path switched off gives 0.51x, so the floor sits well
+# above that and below the quiet figure.
+FAST_OVER_STOCK_AT_LEAST = 1.5
 
 
 @pytest.mark.timeout(900)
