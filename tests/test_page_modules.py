@@ -41,6 +41,11 @@ ROOT = Path(__file__).parent.parent
 def _node() -> str:
     node = shutil.which("node")
     assert node is not None, "Node.js is missing: scripts/setup.sh --test installs it"
+    # The page's modules are plain .js files: Node reads them as ES modules by their
+    # syntax from 20.19 on (no package.json in the served folder needed).
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
+    major, minor = (int(part) for part in version.stdout.strip().lstrip("v").split(".")[:2])
+    assert (major, minor) >= (20, 19), f"the page's tests need Node >= 20.19, not {version.stdout}"
     return node
 
 
