@@ -1,7 +1,6 @@
 // The signaling session: one WebSocket to the server at a time, reconnected with
-// backoff when it drops, and the server's frames as typed messages (protocol v1,
-// docs in /work DESIGN "Protocol v1"). parseServerMessage is pure; the session needs
-// a browser's WebSocket.
+// backoff when it drops, and the server's frames as typed messages (docs/protocol.md).
+// parseServerMessage is pure; the session needs a browser's WebSocket.
 
 import { Backoff } from './recovery.js';
 
