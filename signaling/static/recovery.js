@@ -9,7 +9,9 @@
 export const MAX_ATTEMPTS = 1;
 // How long the re-established call may take to connect (or its fresh offer to come).
 export const RECOVERY_TIMEOUT_MS = 20000;
-// A partner who hangs up closes the connection before their close crosses the server.
+// A partner who hangs up closes the connection before their close crosses the server:
+// the Python peer waits this long for that close before re-establishing. The page does
+// not wait yet (kept here so the two stay one rule when it does).
 export const HANG_UP_GRACE_MS = 2000;
 // A fresh offer while our own connection still works is held this long: an honest
 // partner closed its old connection first, so ours falters within it and the offer is
