@@ -1,6 +1,7 @@
 """The page's pure JavaScript modules (signaling/static/), run by Node.
 
-`node --test tests/page/` holds the modules' own unit tests; this file runs them
+`node --test tests/page/` holds the modules' own unit tests (conversation.js among
+them, in-process against a fake RTCPeerConnection and server); this file runs them
 inside pytest, and checks that the page's recovery rules (recovery.js) are
 peer/recovery.py's: the same table, budget, timeouts, close reason and fresh-offer rule.
 """
