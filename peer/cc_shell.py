@@ -56,6 +56,7 @@ from .congestion.estimator import SendSideEstimator
 from .congestion.keyframes import KeyframeRequestThrottle
 from .congestion.pacer import PacingBudget, retransmission_fits
 from .congestion.probing import ProbeCluster, ProbePlanner
+from .congestion.protection import RetransmissionRate, protection_bps
 from .congestion.twcc import FeedbackRecorder, parse_feedback
 from .jitter import FrameCompletionBuffer, stall_limit_for
 
@@ -64,7 +65,9 @@ logger = logging.getLogger(__name__)
 CONGESTION_MODES: Final = ("gcc", "stock")
 START_BPS: Final = 300_000  # where Chromium starts too
 MIN_BPS: Final = 50_000
-DEFAULT_MAX_BPS: Final = 1_500_000  # aiortc's VP8 ceiling: bigger frames cost latency here
+# libwebrtc's default video ceiling at 640x480 is 1.7 Mbit/s (webrtc_video_engine.cc);
+# with audio, headers and protection about 2 Mbit/s on the wire. (aiortc's is 1.5.)
+DEFAULT_MAX_BPS: Final = 2_000_000
 PACING_FACTOR: Final = 2.5
 # A whole frame (1 / (2.5 x fps) of a second's budget: 13 ms at 30 fps) may leave at
 # once when nothing waits, so a link with room adds no latency; keyframes and
@@ -165,6 +168,8 @@ class CongestionShell:
         self.rtt_ms: float | None = None
         self._remb_bps: int | None = None
         self._sent = _RateMeter()
+        self._retransmission_rate = RetransmissionRate()
+        self._protection_bps = 0
         self.prober = ProbePlanner(start_bps=min(start_bps, max_bps), max_bps=max_bps)
         self._cluster: ProbeCluster | None = None
         self._cluster_bytes = 0
@@ -300,6 +305,7 @@ class CongestionShell:
             self._timestamps[header.ssrc] = struct.unpack_from("!L", data, 4)[0]
         resent = kind == "rtx" or self._resent(header.ssrc, header.sequence)
         if resent:
+            self._retransmission_rate.add(_now_ms(), len(data))
             if not retransmission_fits(
                 self._sent.per_second(time.monotonic()), len(data), self.target_bps
             ):
@@ -579,7 +585,9 @@ class CongestionShell:
         for track in self._tracks:
             if self._adaptation is None and track.source_size and track.source_fps:
                 width, height = track.source_size
-                self._adaptation = VideoAdaptation(width, height, track.source_fps)
+                self._adaptation = VideoAdaptation(
+                    width, height, track.source_fps, start_bps=video_bps
+                )
             if self._adaptation is None:
                 continue
             settings = self._adaptation.update(video_bps, now)
@@ -590,8 +598,9 @@ class CongestionShell:
             video_bps = settings.bitrate_bps
             fps = settings.fps
         self._encoder_fps = fps
+        self._protection_bps = protection_bps(video_bps, self._retransmission_rate.bps(now))
         for encoder in self._video_encoders:
-            encoder.set_target(video_bps, fps)
+            encoder.set_target(video_bps, fps, self._protection_bps)
         for audio in self._audio_encoders:
             audio.set_target(audio_bps)
         self.budget.set_rate(int(target_bps * PACING_FACTOR))
@@ -645,6 +654,7 @@ class CongestionShell:
             if self._audio_encoders
             else None,
             "send_kbps": round(self._sent.per_second(now) * 8 / 1000, 1),
+            "protection_kbps": round(self._protection_bps / 1000, 1),
             "pacer_queue": len(self._video) + len(self._retransmissions),
             "sent_width": sent.width if sent else None,
             "sent_height": sent.height if sent else None,
