@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpSender
+from aiortc.codecs.h264 import H264Encoder
 from aiortc.rtp import is_rtcp, unpack_remb_fci
 
 from .aiortc_seam import AiortcChanged, Seam
@@ -699,6 +700,17 @@ _EXPECTED: Final[tuple[tuple[type, dict[str, dict[str, str]]], ...]] = (
             },
             "_next_encoded_frame": {
                 "makes its encoder lazily": "if self.__encoder is None:",
+            },
+        },
+    ),
+    (
+        H264Encoder,
+        {
+            "_encode_frame": {
+                "keeps a codec whose bitrate is within 10 %": (
+                    "abs(self.target_bitrate - self.codec.bit_rate) / self.codec.bit_rate"
+                ),
+                "opens libx264 only when it has none": "if self.codec is None:",
             },
         },
     ),
