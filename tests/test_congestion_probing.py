@@ -11,6 +11,7 @@ from peer.congestion.probing import (
     PERIODIC_MS,
     ProbeCluster,
     ProbePlanner,
+    ProbeReading,
     ProbeResultEstimator,
 )
 from tests.congestion_support import Link, simulate, steps
@@ -18,7 +19,7 @@ from tests.congestion_support import Link, simulate, steps
 
 def _cluster_through(
     rate_bps: int, link_bps: float, *, packets: int = 20, size: int = 275, bunch_ms: float = 0
-) -> float | None:
+) -> ProbeReading | None:
     """Send a cluster at ``rate_bps`` through a FIFO of ``link_bps``; the estimator's reading."""
     cluster = ProbeCluster(1, rate_bps)
     estimator = ProbeResultEstimator()
@@ -40,13 +41,18 @@ def _cluster_through(
 
 def test_a_cluster_under_the_capacity_reads_its_own_rate() -> None:
     reading = _cluster_through(600_000, 2_000_000)
-    assert reading is not None and 0.9 * 600_000 <= reading <= 1.05 * 600_000
+    assert reading is not None and not reading.link_limited
+    assert 0.9 * 600_000 <= reading.bitrate_bps <= 1.05 * 600_000
+    assert reading.jump_from(300_000) == reading.bitrate_bps
 
 
 def test_a_cluster_over_the_capacity_reads_the_link() -> None:
     reading = _cluster_through(1_200_000, 300_000)
     # 95 % of the receive rate, which is the link's
-    assert reading is not None and 0.8 * 300_000 <= reading <= 300_000
+    assert reading is not None and reading.link_limited
+    assert 0.8 * 300_000 <= reading.bitrate_bps <= 300_000
+    # an upper bound only (a token bucket inflates it): half way there
+    assert reading.jump_from(200_000) == pytest.approx((200_000 + reading.bitrate_bps) / 2)
 
 
 def test_too_few_packets_back_give_no_reading() -> None:

@@ -22,7 +22,7 @@ from typing import Final
 
 from .acknowledged import AcknowledgedBitrate
 from .loss_based import LossBasedController
-from .probing import ProbeCluster, ProbeResultEstimator
+from .probing import ProbeCluster, ProbeReading, ProbeResultEstimator
 from .rate_control import AimdRateControl
 from .trendline import BandwidthUsage, InterArrival, TrendlineEstimator
 from .twcc import REFERENCE_WRAP_US, SEQUENCE_MODULO, TransportFeedback
@@ -111,7 +111,7 @@ class SendSideEstimator:
         self.feedbacks += 1
         offset_us = self._arrival_offset_us(feedback.reference_time_us)
         acknowledged: list[tuple[float, float, int]] = []  # arrival, send, size
-        probe: tuple[int, float] | None = None
+        probe: tuple[int, ProbeReading] | None = None
         expected = lost = 0
         newest_send_ms: float | None = None
         for sequence, arrival_us in feedback.packets:
@@ -135,11 +135,11 @@ class SendSideEstimator:
             arrival_ms = (arrival_us + offset_us) / 1000
             acknowledged.append((arrival_ms, packet.send_ms, packet.size_bytes))
             if packet.cluster_id is not None:
-                rate = self._probes.on_received(
+                reading = self._probes.on_received(
                     packet.cluster_id, self._unwrap(sequence), arrival_ms, packet.size_bytes
                 )
-                if rate is not None:
-                    probe = (packet.cluster_id, rate)
+                if reading is not None:
+                    probe = (packet.cluster_id, reading)
             if newest_send_ms is None or packet.send_ms > newest_send_ms:
                 newest_send_ms = packet.send_ms
         if newest_send_ms is not None:
@@ -167,15 +167,17 @@ class SendSideEstimator:
         self._combine(now_ms)
 
     def _apply_probe(
-        self, cluster_id: int, rate_bps: float, usage: BandwidthUsage, now_ms: float
+        self, cluster_id: int, reading: ProbeReading, usage: BandwidthUsage, now_ms: float
     ) -> None:
         """A probe measured the link: jump to it, unless the delay rose meanwhile."""
+        rate_bps = reading.bitrate_bps
         self.last_probe_kbps = round(rate_bps / 1000, 1)
-        jumped = usage is not BandwidthUsage.OVERUSING and rate_bps > self._target_bps
+        jump_bps = reading.jump_from(self._target_bps)
+        jumped = usage is not BandwidthUsage.OVERUSING and jump_bps > self._target_bps
         self._rate_control.on_probe(rate_bps, now_ms)
         if jumped:
-            self._rate_control.set_estimate(rate_bps, now_ms)
-            self._loss.set_bitrate(rate_bps)
+            self._rate_control.set_estimate(jump_bps, now_ms)
+            self._loss.set_bitrate(jump_bps)
             self.probe_jumps += 1
         self._probe_result = (cluster_id, rate_bps, jumped)
 

@@ -31,7 +31,7 @@ FURTHER_RATIO: Final = 0.7  # a result at this share of its cluster's rate probe
 PERIODIC_FACTOR: Final = 2.0
 PERIODIC_MS: Final = 2_500.0
 MAX_PERIODIC_MS: Final = 5_000.0
-QUIET_AFTER_DECREASE_MS: Final = 2_000.0
+QUIET_AFTER_DECREASE_MS: Final = 3_000.0
 FAILED_WITHIN_MS: Final = 3_000.0  # a cut this soon after a probe's jump: it misread
 HEADROOM: Final = 0.95  # no periodic probe once the estimate is this close to the most wanted
 CLUSTER_MS: Final = 30.0
@@ -44,6 +44,9 @@ MAX_RECEIVE_OVER_SEND: Final = 2.0
 LINK_LIMITED_RATIO: Final = 0.9
 LINK_LIMITED_UTILIZATION: Final = 0.95
 KEPT_CLUSTERS: Final = 8
+# A reading the link held below the cluster's rate is an upper bound that a token bucket
+# inflates (its burst passes at line rate): the estimate goes only this far towards it.
+LINK_LIMITED_JUMP_SHARE: Final = 0.5
 _BITS_PER_BYTE_MS: Final = 8_000
 
 
@@ -149,6 +152,20 @@ class ProbePlanner:
         return self._last_probe_ms is None or now_ms - self._last_probe_ms >= self._periodic_ms
 
 
+@dataclass(frozen=True)
+class ProbeReading:
+    """What a cluster measured; ``link_limited``: it arrived clearly slower than sent."""
+
+    bitrate_bps: float
+    link_limited: bool
+
+    def jump_from(self, estimate_bps: float) -> float:
+        """Where the estimate goes from ``estimate_bps`` on this reading."""
+        if not self.link_limited:
+            return self.bitrate_bps
+        return estimate_bps + LINK_LIMITED_JUMP_SHARE * (self.bitrate_bps - estimate_bps)
+
+
 @dataclass
 class _ClusterFeedback:
     sent_packets: int = 0
@@ -193,7 +210,7 @@ class ProbeResultEstimator:
 
     def on_received(
         self, cluster_id: int, packet_id: int, arrival_ms: float, size_bytes: int
-    ) -> float | None:
+    ) -> ProbeReading | None:
         """Feedback says a cluster's packet arrived; the cluster's rate once it can tell."""
         record = self._clusters.get(cluster_id)
         if record is None or packet_id in record.acknowledged:
@@ -208,7 +225,7 @@ class ProbeResultEstimator:
             record.last_arrival_ms = arrival_ms
         return self._rate(cluster_id, record)
 
-    def _rate(self, cluster_id: int, record: _ClusterFeedback) -> float | None:
+    def _rate(self, cluster_id: int, record: _ClusterFeedback) -> ProbeReading | None:
         min_packets = self._min_packets[cluster_id] * MIN_RECEIVED_SHARE
         min_bytes = self._min_bytes[cluster_id] * MIN_RECEIVED_SHARE
         if record.received_packets < min_packets or record.received_bytes < min_bytes:
@@ -228,5 +245,5 @@ class ProbeResultEstimator:
         if receive_bps > MAX_RECEIVE_OVER_SEND * send_bps:
             return None  # arrivals bunched up by something other than the link: no reading
         if receive_bps < LINK_LIMITED_RATIO * send_bps:
-            return LINK_LIMITED_UTILIZATION * receive_bps
-        return min(send_bps, receive_bps)
+            return ProbeReading(LINK_LIMITED_UTILIZATION * receive_bps, link_limited=True)
+        return ProbeReading(min(send_bps, receive_bps), link_limited=False)
