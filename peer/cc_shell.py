@@ -66,9 +66,12 @@ logger = logging.getLogger(__name__)
 CONGESTION_MODES: Final = ("gcc", "stock")
 START_BPS: Final = 300_000  # where Chromium starts too
 MIN_BPS: Final = 50_000
-# libwebrtc's default video ceiling at 640x480 is 1.7 Mbit/s (webrtc_video_engine.cc);
-# with audio, headers and protection about 2 Mbit/s on the wire. (aiortc's is 1.5.)
-DEFAULT_MAX_BPS: Final = 2_000_000
+# aiortc's VP8 ceiling. Bigger frames cost latency on a perfect link: at 2 Mbit/s
+# (about libwebrtc's 1.7 Mbit/s video ceiling at 640x480 plus audio and headers) the
+# loopback call's p50 went from 10.6 to 14.3 ms and its CPU from 39 to 48 % (bench_call,
+# same session), so the default stays; ``--max-bitrate 2000`` lets a 2 Mbit/s link be
+# used to 85 % (docs/network.md).
+DEFAULT_MAX_BPS: Final = 1_500_000
 PACING_FACTOR: Final = 2.5
 # A whole frame (1 / (2.5 x fps) of a second's budget: 13 ms at 30 fps) may leave at
 # once when nothing waits, so a link with room adds no latency; keyframes and
