@@ -7,8 +7,8 @@ restarted video encoder begins with a keyframe. VP8 therefore goes through libvp
 itself where the library passes the checks of peer/vpx_live.py: its bitrate follows
 the controller's target at once, without a restart. Elsewhere (and for H.264) the
 committed bitrate follows the target with hysteresis (down quickly, up slowly).
-Keyframes are held to 300 ms of the budget (libvpx's max-intra-rate) either way, so
-one crosses the link quickly.
+Keyframes are held to 300 ms of the budget either way (libvpx's max-intra-rate; for
+H.264, x264's VBV buffer of 300 ms at the target), so one crosses the link quickly.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import fractions
 import logging
 import time
+from collections.abc import Iterator
 from typing import Final
 
 import av
@@ -38,6 +39,9 @@ UP_ABOVE: Final = 1.15
 RISE_HOLD_S: Final = 1.0  # a higher target is committed once it has lasted this long
 DOWN_HOLD_S: Final = 0.5  # each restart costs a keyframe: not more often than this
 UP_HOLD_S: Final = 2.0
+KEYFRAME_BUDGET_MS: Final = 300.0
+H264_REOPEN_CHANGE: Final = 0.1  # aiortc reopens libx264 on a bitrate change over 10 %
+H264_MAX_FRAME_RATE: Final = 30  # aiortc's
 # A live encoder spends what it is given (89 % of the target measured on ``weak``, where
 # FFmpeg's restarting one spends 77-81 %): it gets this share of the video target, the
 # rest left for retransmissions and the keyframes that answer losses (libwebrtc's
@@ -147,12 +151,19 @@ class ControlledVp8Encoder(Vp8Encoder):
     def target_bitrate(self, bitrate: int) -> None:
         pass  # aiortc's sender sets every REMB value here; the controller decides instead
 
-    def set_target(self, bps: int, fps: float) -> None:
+    def set_target(self, bps: int, fps: float, protection_bps: int | None = None) -> None:
+        """``protection_bps``: what the live encoder leaves for retransmissions and
+        keyframes (``peer/congestion/protection.py``); None: ``LIVE_SHARE`` of ``bps``."""
         # Called on the event loop; encode() runs in aiortc's executor thread and hands
         # the value to libvpx there (one thread per libvpx context).
         self.fps = fps
-        share = LIVE_SHARE if self.live is not None else 1.0
-        self.bitrate.request(max(MIN_VIDEO_BPS, round(bps * share)), time.monotonic())
+        if self.live is None:
+            encoder_bps = bps  # FFmpeg's restarting encoder spends 77-81 % unasked
+        elif protection_bps is None:
+            encoder_bps = round(bps * LIVE_SHARE)
+        else:
+            encoder_bps = bps - protection_bps
+        self.bitrate.request(max(MIN_VIDEO_BPS, encoder_bps), time.monotonic())
 
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         assert isinstance(frame, av.VideoFrame)
@@ -240,7 +251,16 @@ class ControlledVp8Encoder(Vp8Encoder):
 
 
 class ControlledH264Encoder(H264Encoder):
-    """aiortc's H.264 encoder, its bitrate set by the controller instead of clamped."""
+    """aiortc's H.264 encoder, its bitrate set by the controller instead of clamped.
+
+    aiortc opens libx264 with average-bitrate control only, so a keyframe may be many
+    times a frame's budget. Here the encoder is opened with a VBV buffer of
+    ``KEYFRAME_BUDGET_MS`` at the target (``vbv-maxrate`` = the target): no frame,
+    keyframes included, is bigger than 300 ms of the budget. aiortc keeps the codec it
+    finds in ``self.codec`` while size and bitrate still match (checked by
+    ``peer/cc_shell.py``'s seam), so this opens it first with the same settings plus
+    the buffer.
+    """
 
     def __init__(self, start_bps: int) -> None:
         super().__init__()
@@ -254,8 +274,45 @@ class ControlledH264Encoder(H264Encoder):
     def target_bitrate(self, bitrate: int) -> None:
         pass
 
-    def set_target(self, bps: int, fps: float) -> None:
+    def set_target(self, bps: int, fps: float, protection_bps: int | None = None) -> None:
+        del protection_bps  # like FFmpeg's VP8, libx264 restarted spends less than asked
         self.bitrate.request(max(MIN_VIDEO_BPS, bps), time.monotonic())
+
+    def _encode_frame(self, frame: av.VideoFrame, force_keyframe: bool) -> Iterator[bytes]:
+        codec = self.codec
+        stale = (
+            codec is None
+            or not codec.bit_rate
+            or frame.width != codec.width
+            or frame.height != codec.height
+            or abs(self.target_bitrate - codec.bit_rate) / codec.bit_rate > H264_REOPEN_CHANGE
+        )
+        if stale:
+            self.buffer_data = b""
+            self.buffer_pts = None
+            self.codec = _open_h264(frame.width, frame.height, self.target_bitrate)
+        return super()._encode_frame(frame, force_keyframe)
+
+
+def _open_h264(width: int, height: int, bps: int) -> av.video.codeccontext.VideoCodecContext:
+    """libx264 as aiortc opens it, plus a VBV buffer that caps every frame's size."""
+    codec = av.CodecContext.create("libx264", "w")
+    assert isinstance(codec, av.video.codeccontext.VideoCodecContext)
+    codec.width = width
+    codec.height = height
+    codec.bit_rate = bps
+    codec.pix_fmt = "yuv420p"
+    codec.framerate = fractions.Fraction(H264_MAX_FRAME_RATE, 1)
+    codec.time_base = fractions.Fraction(1, H264_MAX_FRAME_RATE)
+    kbps = max(bps // 1000, 1)
+    buffer_kbit = max(round(kbps * KEYFRAME_BUDGET_MS / 1000), 1)
+    codec.options = {
+        "level": "31",
+        "tune": "zerolatency",
+        "x264-params": f"vbv-maxrate={kbps}:vbv-bufsize={buffer_kbit}",
+    }
+    codec.profile = "Baseline"
+    return codec
 
 
 class ControlledOpusEncoder(OpusEncoder):

@@ -43,6 +43,32 @@ def rtp_header(packet: bytes) -> RtpHeader:
     return RtpHeader(ssrc=ssrc, sequence=sequence, payload_type=packet[1] & 0x7F)
 
 
+MAX_PADDING: Final = 255  # the padding count is one byte
+
+
+def padding_packet(*, payload_type: int, sequence: int, timestamp: int, ssrc: int) -> bytes:
+    """An RTP packet that carries nothing but ``MAX_PADDING`` bytes of padding (RFC 3550
+    5.1: the padding bit set, the last byte counting the padding), as GCC probes with."""
+    header = struct.pack(
+        "!BBHLL", 0xA0, payload_type & 0x7F, sequence & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc
+    )
+    return header + b"\x00" * (MAX_PADDING - 1) + bytes([MAX_PADDING])
+
+
+def is_padding_only(packet: bytes) -> bool:
+    """Whether an RTP packet's payload is all padding (nothing for a decoder)."""
+    if len(packet) < RTP_HEADER_SIZE or not packet[0] & 0x20:
+        return False
+    _, _, end = _extension_block(packet)
+    return end + packet[-1] == len(packet)
+
+
+def with_sequence(packet: bytes, sequence: int) -> bytes:
+    """``packet`` with its RTP sequence number replaced."""
+    rtp_header(packet)  # validates
+    return packet[:2] + struct.pack("!H", sequence & 0xFFFF) + packet[4:]
+
+
 def _extension_block(packet: bytes) -> tuple[int, int, int]:
     """(start of the extension header, or -1 when there is none; its profile; body end)."""
     header = rtp_header(packet)  # validates

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import struct
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -31,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpSender
+from aiortc.codecs.h264 import H264Encoder
 from aiortc.rtp import is_rtcp, unpack_remb_fci
 
 from .aiortc_seam import AiortcChanged, Seam
@@ -41,16 +44,20 @@ from .cc_packets import (
     is_remb,
     is_transport_feedback,
     nack_count,
+    padding_packet,
     read_transport_sequence,
     rtp_header,
     split_compound,
     stamp_transport_sequence,
+    with_sequence,
 )
 from .cc_track import AdaptedVideoTrack
 from .congestion.adaptation import VideoAdaptation, split_bitrate
 from .congestion.estimator import SendSideEstimator
 from .congestion.keyframes import KeyframeRequestThrottle
 from .congestion.pacer import PacingBudget, retransmission_fits
+from .congestion.probing import ProbeCluster, ProbePlanner
+from .congestion.protection import RetransmissionRate, protection_bps
 from .congestion.twcc import FeedbackRecorder, parse_feedback
 from .jitter import FrameCompletionBuffer, stall_limit_for
 
@@ -59,7 +66,12 @@ logger = logging.getLogger(__name__)
 CONGESTION_MODES: Final = ("gcc", "stock")
 START_BPS: Final = 300_000  # where Chromium starts too
 MIN_BPS: Final = 50_000
-DEFAULT_MAX_BPS: Final = 1_500_000  # aiortc's VP8 ceiling: bigger frames cost latency here
+# aiortc's VP8 ceiling. Bigger frames cost latency on a perfect link: at 2 Mbit/s
+# (about libwebrtc's 1.7 Mbit/s video ceiling at 640x480 plus audio and headers) the
+# loopback call's p50 went from 10.6 to 14.3 ms and its CPU from 39 to 48 % (bench_call,
+# same session), so the default stays; ``--max-bitrate 2000`` lets a 2 Mbit/s link be
+# used to 85 % (docs/network.md).
+DEFAULT_MAX_BPS: Final = 1_500_000
 PACING_FACTOR: Final = 2.5
 # A whole frame (1 / (2.5 x fps) of a second's budget: 13 ms at 30 fps) may leave at
 # once when nothing waits, so a link with room adds no latency; keyframes and
@@ -71,6 +83,8 @@ RTT_EVERY: Final = 10  # control rounds between RTT reads
 MAX_RETRANSMISSIONS_QUEUED: Final = 256
 RATE_WINDOW_S: Final = 1.0
 SEQUENCE_HALF: Final = 1 << 15
+PROBE_TICK_S: Final = 0.02  # how often the planner is asked, and a cluster's pacing step
+PROBE_MAX_STRETCH: Final = 4.0  # a cluster that cannot keep its rate stops at 4 x its length
 
 _PRIVATE_SENDER: Final = "_RTCRtpSender__"
 SendRtp = Callable[[bytes], Awaitable[None]]
@@ -96,6 +110,8 @@ class CongestionCounters:
     feedback_received: int = 0
     feedback_malformed: int = 0
     remb_received: int = 0
+    probes_sent: int = 0  # probe clusters
+    probe_padding_sent: int = 0  # padding packets sent in them
     core_errors: int = 0  # exceptions from the estimator or adaptation, caught
 
 
@@ -139,6 +155,7 @@ class CongestionShell:
         self._recorder: FeedbackRecorder | None = None
         self._feedback_send: SendRtp | None = None
         self._wrapped: set[int] = set()
+        self._raw_send: dict[int, SendRtp] = {}  # per transport: its own _send_rtp
         self._kinds: dict[int, str] = {}  # our SSRCs: "audio", "video" or "rtx"
         self._highest: dict[int, int] = {}  # newest RTP sequence number sent per SSRC
         self._retransmissions: deque[_Queued] = deque()
@@ -155,6 +172,19 @@ class CongestionShell:
         self.rtt_ms: float | None = None
         self._remb_bps: int | None = None
         self._sent = _RateMeter()
+        self._retransmission_rate = RetransmissionRate()
+        self._protection_bps = 0
+        self.prober = ProbePlanner(start_bps=min(start_bps, max_bps), max_bps=max_bps)
+        self._cluster: ProbeCluster | None = None
+        self._cluster_bytes = 0
+        self._cluster_packets = 0
+        self._decreases_seen = 0
+        # Probes are padding on the video's RTX stream: aiortc numbers the RTX packets it
+        # sends, so the shell renumbers them all as they leave to share one sequence.
+        self._rtx_payload_types: dict[int, int] = {}  # RTX SSRC -> RTX payload type
+        self._rtx_sequence: dict[int, int] = {}
+        self._rtx_send: SendRtp | None = None
+        self._timestamps: dict[int, int] = {}  # newest RTP timestamp sent per video SSRC
         # Our receive paths: how long they wait for a retransmission follows the RTT.
         self.receive_buffers: list[FrameCompletionBuffer] = []
 
@@ -173,6 +203,11 @@ class CongestionShell:
             self._kinds[sender._ssrc] = transceiver.kind
             if transceiver.kind == "video":
                 self._kinds[sender._rtx_ssrc] = "rtx"
+                rtx_type = _rtx_payload_type(transceiver._codecs)
+                if rtx_type is not None:
+                    self._rtx_payload_types[sender._rtx_ssrc] = rtx_type
+                    self._rtx_sequence.setdefault(sender._rtx_ssrc, random.randrange(1 << 16))
+                    self._rtx_send = self._raw_send.get(id(sender.transport))
             track = sender.track
             if isinstance(track, AdaptedVideoTrack) and track not in self._tracks:
                 self._tracks.append(track)
@@ -187,6 +222,7 @@ class CongestionShell:
                 asyncio.create_task(self._pace(), name="cc-pacer"),
                 asyncio.create_task(self._send_feedback(), name="cc-feedback"),
                 asyncio.create_task(self._control(), name="cc-control"),
+                asyncio.create_task(self._probe(), name="cc-probe"),
             ]
 
     async def close(self) -> None:
@@ -230,6 +266,7 @@ class CongestionShell:
         handle_rtcp: HandleRtcp = transport._handle_rtcp_data
         if self._feedback_send is None:
             self._feedback_send = send_rtp
+        self._raw_send[id(transport)] = send_rtp
 
         async def sending(data: bytes) -> None:
             await self._leaving(send_rtp, data)
@@ -266,8 +303,13 @@ class CongestionShell:
         if kind is None or kind == "audio":
             await self._emit(send, data)
             return
+        if kind == "rtx" and header.ssrc in self._rtx_sequence:
+            data = with_sequence(data, self._next_rtx_sequence(header.ssrc))
+        elif kind == "video" and len(data) >= 8:
+            self._timestamps[header.ssrc] = struct.unpack_from("!L", data, 4)[0]
         resent = kind == "rtx" or self._resent(header.ssrc, header.sequence)
         if resent:
+            self._retransmission_rate.add(_now_ms(), len(data))
             if not retransmission_fits(
                 self._sent.per_second(time.monotonic()), len(data), self.target_bps
             ):
@@ -279,7 +321,7 @@ class CongestionShell:
             now = _now_ms()
             if self.budget.delay_until_send(len(data), now) <= 0:
                 self.budget.on_sent(len(data), now)
-                await self._emit(send, data)
+                await self._emit(send, data, probe=True)
                 return
         if resent:
             if len(self._retransmissions) >= MAX_RETRANSMISSIONS_QUEUED:
@@ -302,15 +344,20 @@ class CongestionShell:
         self._highest[ssrc] = sequence
         return False
 
-    async def _emit(self, send: SendRtp, data: bytes) -> None:
-        """Send one RTP packet now, stamped with the next transport-wide sequence number."""
+    async def _emit(self, send: SendRtp, data: bytes, *, probe: bool = False) -> None:
+        """Send one RTP packet now, stamped with the next transport-wide sequence number;
+        ``probe``: video that counts in a probe cluster if one is running."""
         now = _now_ms()
         if self.extension_id is not None:
             sequence = self._transport_sequence
             self._transport_sequence = (sequence + 1) & 0xFFFF
             data = stamp_transport_sequence(data, self.extension_id, sequence)
+            cluster = self._cluster if probe else None
+            if cluster is not None:
+                self._cluster_bytes += len(data)
+                self._cluster_packets += 1
             try:
-                self.estimator.on_packet_sent(sequence, len(data), now)
+                self.estimator.on_packet_sent(sequence, len(data), now, cluster)
             except Exception as exc:  # the packet goes anyway
                 self._core_failed(exc)
         self._sent.add(now / 1000, len(data))
@@ -353,7 +400,7 @@ class CongestionShell:
             queue.popleft()
             self.budget.on_sent(len(item.data), now)
             try:
-                await self._emit(item.send, item.data)
+                await self._emit(item.send, item.data, probe=True)
             except ConnectionError:
                 pass
             finally:
@@ -366,6 +413,79 @@ class CongestionShell:
                 item.left.set_exception(ConnectionError("the call ended"))
         self._retransmissions.clear()
         self._video.clear()
+
+    def _next_rtx_sequence(self, ssrc: int) -> int:
+        sequence = self._rtx_sequence[ssrc]
+        self._rtx_sequence[ssrc] = (sequence + 1) & 0xFFFF
+        return sequence
+
+    # ---- probing -----------------------------------------------------------------------
+    async def _probe(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_TICK_S)
+            try:
+                cluster = self._plan_probe(_now_ms())
+            except Exception as exc:
+                self._core_failed(exc)
+                continue
+            if cluster is not None:
+                try:
+                    await self._send_cluster(cluster)
+                except ConnectionError:
+                    pass
+                finally:
+                    self._cluster = None
+
+    def _plan_probe(self, now: float) -> ProbeCluster | None:
+        """Tell the planner what the estimator saw; the cluster to send now, if any."""
+        estimator = self.estimator
+        if estimator.decreases != self._decreases_seen:
+            self._decreases_seen = estimator.decreases
+            self.prober.on_decrease(now)
+        result = estimator.take_probe_result()
+        if result is not None:
+            self.prober.on_result(result[0], result[1], result[2], now)
+        self.prober.on_estimate(estimator.target_bps, now)
+        if (
+            self.extension_id is None
+            or self._rtx_send is None
+            or not self._timestamps  # no video has left yet
+            or not estimator.feedbacks  # the other side does not report (yet)
+        ):
+            return None
+        return self.prober.next_cluster(now)
+
+    async def _send_cluster(self, cluster: ProbeCluster) -> None:
+        """Padding on the RTX stream at the cluster's rate; the video that leaves meanwhile
+        counts in the cluster too (so the probe measures what the link carries in all)."""
+        assert self._rtx_send is not None
+        self.counters.probes_sent += 1
+        self._cluster, self._cluster_bytes, self._cluster_packets = cluster, 0, 0
+        rtx_ssrc = next(iter(self._rtx_payload_types))
+        payload_type = self._rtx_payload_types[rtx_ssrc]
+        timestamp = next(iter(self._timestamps.values()))
+        start = _now_ms()
+        while True:
+            elapsed = _now_ms() - start
+            if (
+                elapsed >= cluster.duration_ms
+                and self._cluster_bytes >= cluster.min_bytes
+                and self._cluster_packets >= cluster.min_packets
+            ) or elapsed >= PROBE_MAX_STRETCH * cluster.duration_ms:
+                return
+            due = cluster.bitrate_bps * (elapsed + PROBE_TICK_S * 250) / 8000
+            while self._cluster_bytes < due or (
+                elapsed >= cluster.duration_ms and self._cluster_packets < cluster.min_packets
+            ):
+                packet = padding_packet(
+                    payload_type=payload_type,
+                    sequence=self._next_rtx_sequence(rtx_ssrc),
+                    timestamp=timestamp,
+                    ssrc=rtx_ssrc,
+                )
+                self.counters.probe_padding_sent += 1
+                await self._emit(self._rtx_send, packet, probe=True)
+            await asyncio.sleep(PROBE_TICK_S / 4)
 
     # ---- arriving ----------------------------------------------------------------------
     def _record_arrival(self, data: bytes) -> None:
@@ -469,7 +589,9 @@ class CongestionShell:
         for track in self._tracks:
             if self._adaptation is None and track.source_size and track.source_fps:
                 width, height = track.source_size
-                self._adaptation = VideoAdaptation(width, height, track.source_fps)
+                self._adaptation = VideoAdaptation(
+                    width, height, track.source_fps, start_bps=video_bps
+                )
             if self._adaptation is None:
                 continue
             settings = self._adaptation.update(video_bps, now)
@@ -480,8 +602,9 @@ class CongestionShell:
             video_bps = settings.bitrate_bps
             fps = settings.fps
         self._encoder_fps = fps
+        self._protection_bps = protection_bps(video_bps, self._retransmission_rate.bps(now))
         for encoder in self._video_encoders:
-            encoder.set_target(video_bps, fps)
+            encoder.set_target(video_bps, fps, self._protection_bps)
         for audio in self._audio_encoders:
             audio.set_target(audio_bps)
         self.budget.set_rate(int(target_bps * PACING_FACTOR))
@@ -535,12 +658,24 @@ class CongestionShell:
             if self._audio_encoders
             else None,
             "send_kbps": round(self._sent.per_second(now) * 8 / 1000, 1),
+            "protection_kbps": round(self._protection_bps / 1000, 1),
             "pacer_queue": len(self._video) + len(self._retransmissions),
             "sent_width": sent.width if sent else None,
             "sent_height": sent.height if sent else None,
             "sent_fps": round(sent.fps(now), 1) if sent else None,
             **asdict(self.counters),
         }
+
+
+def _rtx_payload_type(codecs: list[Any]) -> int | None:
+    """The RTX payload type that repairs the first (sending) codec, if negotiated."""
+    if not codecs:
+        return None
+    primary = codecs[0].payloadType
+    for codec in codecs:
+        if codec.mimeType.lower().endswith("/rtx") and codec.parameters.get("apt") == primary:
+            return int(codec.payloadType)
+    return None
 
 
 # ---- the seam into aiortc ---------------------------------------------------------------
@@ -568,6 +703,17 @@ _EXPECTED: Final[tuple[tuple[type, dict[str, dict[str, str]]], ...]] = (
             },
             "_next_encoded_frame": {
                 "makes its encoder lazily": "if self.__encoder is None:",
+            },
+        },
+    ),
+    (
+        H264Encoder,
+        {
+            "_encode_frame": {
+                "keeps a codec whose bitrate is within 10 %": (
+                    "abs(self.target_bitrate - self.codec.bit_rate) / self.codec.bit_rate"
+                ),
+                "opens libx264 only when it has none": "if self.codec is None:",
             },
         },
     ),

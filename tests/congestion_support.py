@@ -8,7 +8,8 @@ packet that would wait longer than ``queue_limit_ms`` is dropped) and arrives
 ``one_way_ms`` after leaving it. The receiver's :class:`FeedbackRecorder` reports every
 ``feedback_interval_ms``; its packets travel back (uncongested) to the
 :class:`SendSideEstimator`, whose target the encoder follows. With ``use_window`` the
-sender also holds packets while the estimator's congestion window is full.
+sender also holds packets while the estimator's congestion window is full. With
+``probing`` a :class:`ProbePlanner` adds padding clusters as the shell sends them.
 
 Everything is deterministic for a given seed: traces replay exactly.
 """
@@ -22,9 +23,11 @@ from dataclasses import dataclass, field
 
 from peer.congestion.estimator import SendSideEstimator
 from peer.congestion.pacer import PacingBudget
+from peer.congestion.probing import ProbeCluster, ProbePlanner
 from peer.congestion.twcc import FeedbackRecorder, parse_feedback
 
 MAX_PACKET_BYTES = 1200
+PADDING_PACKET_BYTES = 275  # a padding-only RTX packet: header, extension, 255 bytes
 
 
 @dataclass
@@ -103,6 +106,7 @@ def simulate(
     seed: int = 1,
     start_sequence: int = 0,
     use_window: bool = False,
+    probing: bool = False,
 ) -> Trace:
     rng = random.Random(seed)
     estimator = SendSideEstimator(start_bps=start_bps, min_bps=min_bps, max_bps=max_bps)
@@ -120,6 +124,10 @@ def simulate(
     sent_bytes = delivered_bytes = 0
     delivered: deque[tuple[float, int]] = deque()  # leaves the bottleneck at, size
     stall_until = next_stall = 0.0
+    planner = ProbePlanner(start_bps=start_bps, max_bps=max_bps) if probing else None
+    cluster: ProbeCluster | None = None
+    cluster_start = cluster_bytes = 0.0
+    decreases_seen = 0
 
     for tick in range(int(seconds * 1000)):
         now = float(tick)
@@ -131,12 +139,34 @@ def simulate(
                 send_queue.append(min(frame_bytes, MAX_PACKET_BYTES))
                 frame_bytes -= MAX_PACKET_BYTES
             next_frame_ms += 1000 / fps
+        if planner is not None:
+            if estimator.decreases != decreases_seen:
+                decreases_seen = estimator.decreases
+                planner.on_decrease(now)
+            result = estimator.take_probe_result()
+            if result is not None:
+                planner.on_result(*result, now)
+            planner.on_estimate(estimator.target_bps, now)
+            if cluster is None and tick % 20 == 0 and sequence > 30:
+                cluster = planner.next_cluster(now)
+                cluster_start, cluster_bytes = now, 0.0
+        outgoing: list[tuple[int, bool]] = []  # size, padding
         while send_queue and pacer.delay_until_send(send_queue[0], now) == 0:
             if use_window and not estimator.window_allows(send_queue[0], now):
                 break  # the shell holds video while the window is full
             size = send_queue.popleft()
             pacer.on_sent(size, now)
-            estimator.on_packet_sent(sequence, size, now)
+            outgoing.append((size, False))
+        if cluster is not None:
+            elapsed = now - cluster_start
+            pending = cluster_bytes + sum(s for s, _ in outgoing)
+            while pending < cluster.bitrate_bps * (elapsed + 1) / 8000:
+                outgoing.append((PADDING_PACKET_BYTES, True))
+                pending += PADDING_PACKET_BYTES
+        for size, _padding in outgoing:
+            estimator.on_packet_sent(sequence, size, now, cluster)
+            if cluster is not None:
+                cluster_bytes += size
             sent_bytes += size
             if rng.random() >= link.loss(now):
                 start = max(link_free_ms, now)
@@ -145,6 +175,10 @@ def simulate(
                     delivered.append((link_free_ms, size))
                     in_flight.append((link_free_ms + link.one_way_ms, sequence, size))
             sequence = (sequence + 1) % 65536
+        if cluster is not None and (
+            now - cluster_start >= cluster.duration_ms and cluster_bytes >= cluster.min_bytes
+        ):
+            cluster = None
         while delivered and delivered[0][0] <= now:
             delivered_bytes += delivered.popleft()[1]
         if link.receiver_stalls_ms is not None and now >= next_stall:

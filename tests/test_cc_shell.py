@@ -268,6 +268,13 @@ async def test_transport_cc_is_negotiated_and_feedback_flows_both_ways(loopback:
             assert stats["send_kbps"] > 0
             assert stats["sent_width"] == 320
             assert len(side.frames) > 30  # video decoded at the other end of each way
+            # Probing: padding clusters went out on the RTX stream, the feedback on them
+            # read the loopback's room and the estimate jumped (additive/multiplicative
+            # growth alone reaches about 450 kbit/s from the 300 kbit/s start in 4 s).
+            assert stats["probes_sent"] >= 1 and stats["probe_padding_sent"] >= 5
+            assert stats["probe_jumps"] >= 1 and stats["probe_kbps"] is not None
+            assert stats["target_kbps"] >= 800
+            assert stats["core_errors"] == 0
     finally:
         await end_call(caller, callee)
 

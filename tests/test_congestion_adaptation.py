@@ -129,3 +129,16 @@ def test_keyframes_are_capped_to_a_few_hundred_ms_of_the_budget() -> None:
     assert max_intra_bitrate_pct(30) == 900
     assert max_intra_bitrate_pct(10) == 300
     assert max_intra_bitrate_pct(1) == 100
+
+
+def test_a_call_starts_at_a_rung_well_inside_its_first_target() -> None:
+    # 300 kbit/s start, about 250 of it video: 480x360 needs 247, so it starts at 320x240
+    adaptation = VideoAdaptation(640, 480, 30, start_bps=250_000)
+    settings = adaptation.update(250_000, 0)
+    assert (settings.width, settings.height) == (320, 240)
+    # and climbs once the estimate holds above the next rung
+    for t in range(0, 2_600, 100):
+        settings = adaptation.update(400_000, t)
+    assert (settings.width, settings.height) == (480, 360)
+    roomy = VideoAdaptation(640, 480, 30, start_bps=2_000_000)
+    assert roomy.update(2_000_000, 0).width == 640

@@ -188,3 +188,25 @@ def test_retransmissions_count_against_the_target() -> None:
     assert retransmission_fits(22_000, 1_200, target_bps)  # a little over: losses get repaired
     # What the weak link's first seconds looked like: 240 kbit/s leaving, target 160.
     assert not retransmission_fits(30_000, 1_200, target_bps)
+
+
+def test_the_protection_share_follows_the_retransmission_rate() -> None:
+    from peer.congestion.protection import (
+        BASE_RESERVE,
+        FLOOR_SHARE,
+        WINDOW_MS,
+        RetransmissionRate,
+        protection_bps,
+    )
+
+    # a clean link: only the keyframe reserve
+    assert protection_bps(1_000_000, 0) == round(BASE_RESERVE * 1_000_000)
+    rate = RetransmissionRate()
+    for i in range(100):  # 100 x 1000 bytes over 1 s: 400 kbit/s averaged over 2 s
+        rate.add(i * 10.0, 1000)
+    assert rate.bps(1_000) == pytest.approx(400_000)
+    assert rate.bps(1_000 + WINDOW_MS) == 0  # all of it aged out
+    # 40 kbit/s of retransmissions on a 1 Mbit/s target: kept from the encoder, with margin
+    assert 90_000 <= protection_bps(1_000_000, 40_000) <= 110_000
+    # heavy loss: the encoder still keeps FLOOR_SHARE
+    assert protection_bps(300_000, 400_000) == round((1 - FLOOR_SHARE) * 300_000)

@@ -8,6 +8,12 @@ smallest resolution at 20, 15 and 10 fps. It steps down at once when the target 
 below what the current rung needs, and up one rung only after the target has stayed at
 or above 1.3 x the next rung's need for 2 s, so a noisy estimate does not make it flap.
 
+Given the call's first video target, the first rung is the largest that needs at most
+``START_SHARE`` of it:
+the start rate is a guess (300 kbit/s, as Chromium's), and a call that starts above its
+link freezes for its first seconds while the estimate comes down; probing finds a faster
+link within a second or two, and the ladder climbs from there.
+
 A rung's need is a bits-per-pixel model: ``bits_per_pixel x pixels x fps``, with small
 pictures given proportionally more (codecs spend more per pixel on them).
 """
@@ -19,6 +25,7 @@ from typing import Final
 
 UP_MARGIN: Final = 1.3
 UP_HOLD_MS: Final = 2_000.0
+START_SHARE: Final = 0.6
 BITS_PER_PIXEL: Final = 0.04  # at 640x480; VP8 at 30 fps looks decent from about here
 REFERENCE_PIXELS: Final = 640 * 480
 SMALL_PICTURE_EXPONENT: Final = 0.3
@@ -99,7 +106,9 @@ class VideoAdaptation:
         source_fps: float,
         *,
         bits_per_pixel: float = BITS_PER_PIXEL,
+        start_bps: int | None = None,
     ) -> None:
+        """``start_bps``: the first video target, which picks the first rung."""
         self.source_width = source_width
         self.source_height = source_height
         self.source_fps = source_fps
@@ -107,6 +116,10 @@ class VideoAdaptation:
         self.level = 0
         self.changes = 0
         self._up_since_ms: float | None = None
+        if start_bps is not None:
+            fits = START_SHARE * start_bps
+            while self.level < len(self.ladder) - 1 and fits < self.ladder[self.level].need_bps:
+                self.level += 1
 
     def update(self, target_bps: int, now_ms: float) -> VideoSettings:
         """The settings for ``target_bps`` (the video share) at ``now_ms``."""

@@ -22,6 +22,7 @@ from typing import Final
 
 from .acknowledged import AcknowledgedBitrate
 from .loss_based import LossBasedController
+from .probing import ProbeCluster, ProbeReading, ProbeResultEstimator
 from .rate_control import AimdRateControl
 from .trendline import BandwidthUsage, InterArrival, TrendlineEstimator
 from .twcc import REFERENCE_WRAP_US, SEQUENCE_MODULO, TransportFeedback
@@ -44,6 +45,7 @@ class _SentPacket:
     size_bytes: int
     reported_lost: bool = False
     acknowledged: bool = False
+    cluster_id: int | None = None  # the probe cluster it was part of
 
 
 class SendSideEstimator:
@@ -68,19 +70,34 @@ class SendSideEstimator:
         self._target_bps = start
         self._in_flight_bytes = 0
         self._last_send_ms: float | None = None
+        self._probes = ProbeResultEstimator()
+        self._probe_result: tuple[int, float, bool] | None = None  # cluster, bps, jumped
+        self.probe_jumps = 0
+        self.last_probe_kbps: float | None = None
         self.feedbacks = 0
         self.unknown_packets = 0
 
     # -- what the shell reports -------------------------------------------------
 
-    def on_packet_sent(self, sequence: int, size_bytes: int, send_ms: float) -> None:
-        """A packet carrying transport sequence ``sequence`` left at ``send_ms``."""
+    def on_packet_sent(
+        self,
+        sequence: int,
+        size_bytes: int,
+        send_ms: float,
+        cluster: ProbeCluster | None = None,
+    ) -> None:
+        """A packet carrying transport sequence ``sequence`` left at ``send_ms`` (as part
+        of probe ``cluster`` when one was running)."""
         unwrapped = self._unwrap(sequence)
         self._last_sent = unwrapped if self._last_sent is None else max(self._last_sent, unwrapped)
         previous = self._history.pop(unwrapped, None)
         if previous is not None and not (previous.acknowledged or previous.reported_lost):
             self._in_flight_bytes -= previous.size_bytes
-        self._history[unwrapped] = _SentPacket(send_ms, size_bytes)
+        self._history[unwrapped] = _SentPacket(
+            send_ms, size_bytes, cluster_id=None if cluster is None else cluster.cluster_id
+        )
+        if cluster is not None:
+            self._probes.on_sent(cluster, send_ms, size_bytes)
         self._in_flight_bytes += size_bytes
         if self._last_send_ms is None or send_ms > self._last_send_ms:
             self._last_send_ms = send_ms
@@ -94,6 +111,7 @@ class SendSideEstimator:
         self.feedbacks += 1
         offset_us = self._arrival_offset_us(feedback.reference_time_us)
         acknowledged: list[tuple[float, float, int]] = []  # arrival, send, size
+        probe: tuple[int, ProbeReading] | None = None
         expected = lost = 0
         newest_send_ms: float | None = None
         for sequence, arrival_us in feedback.packets:
@@ -114,9 +132,14 @@ class SendSideEstimator:
                 expected += 1
                 self._in_flight_bytes -= packet.size_bytes
             packet.acknowledged = True
-            acknowledged.append(
-                ((arrival_us + offset_us) / 1000, packet.send_ms, packet.size_bytes)
-            )
+            arrival_ms = (arrival_us + offset_us) / 1000
+            acknowledged.append((arrival_ms, packet.send_ms, packet.size_bytes))
+            if packet.cluster_id is not None:
+                reading = self._probes.on_received(
+                    packet.cluster_id, self._unwrap(sequence), arrival_ms, packet.size_bytes
+                )
+                if reading is not None:
+                    probe = (packet.cluster_id, reading)
             if newest_send_ms is None or packet.send_ms > newest_send_ms:
                 newest_send_ms = packet.send_ms
         if newest_send_ms is not None:
@@ -139,7 +162,29 @@ class SendSideEstimator:
             self._acked.reset()
         if acknowledged:
             self._rate_control.update(usage, self._acked.bps, self.rtt_ms, now_ms)
+        if probe is not None:
+            self._apply_probe(probe[0], probe[1], usage, now_ms)
         self._combine(now_ms)
+
+    def _apply_probe(
+        self, cluster_id: int, reading: ProbeReading, usage: BandwidthUsage, now_ms: float
+    ) -> None:
+        """A probe measured the link: jump to it, unless the delay rose meanwhile."""
+        rate_bps = reading.bitrate_bps
+        self.last_probe_kbps = round(rate_bps / 1000, 1)
+        jump_bps = reading.jump_from(self._target_bps)
+        jumped = usage is not BandwidthUsage.OVERUSING and jump_bps > self._target_bps
+        self._rate_control.on_probe(rate_bps, now_ms)
+        if jumped:
+            self._rate_control.set_estimate(jump_bps, now_ms)
+            self._loss.set_bitrate(jump_bps)
+            self.probe_jumps += 1
+        self._probe_result = (cluster_id, rate_bps, jumped)
+
+    def take_probe_result(self) -> tuple[int, float, bool] | None:
+        """The newest probe reading since the last call: (cluster id, bit/s, jumped)."""
+        result, self._probe_result = self._probe_result, None
+        return result
 
     def on_remb(self, bps: int, now_ms: float) -> None:
         """A REMB receiver's estimate: an upper bound."""
@@ -204,6 +249,11 @@ class SendSideEstimator:
         return self._last_send_ms is None or now_ms - self._last_send_ms >= WINDOW_KEEPALIVE_MS
 
     @property
+    def decreases(self) -> int:
+        """How often the delay- or loss-based side cut the estimate."""
+        return self._rate_control.decreases + self._loss.decreases
+
+    @property
     def delay_state(self) -> BandwidthUsage:
         return self._trendline.state
 
@@ -227,6 +277,8 @@ class SendSideEstimator:
             "arrival_resets": self._inter_arrival.resets,
             "delay_decreases": self._rate_control.decreases,
             "loss_decreases": self._loss.decreases,
+            "probe_jumps": self.probe_jumps,
+            "probe_kbps": self.last_probe_kbps,
         }
 
     # -- inside -----------------------------------------------------------------

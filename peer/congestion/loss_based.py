@@ -67,6 +67,10 @@ class LossBasedController:
         self.bitrate_bps = min(self.bitrate_bps, ceiling_bps)
         return self.bitrate_bps
 
+    def set_bitrate(self, bitrate_bps: float) -> None:
+        """A probe showed the link carries ``bitrate_bps`` (GCC sets both estimates)."""
+        self.bitrate_bps = bitrate_bps
+
     def _may_decrease(self, now_ms: float, rtt_ms: float) -> bool:
         return (
             self._decreased_ms is None

@@ -12,8 +12,9 @@ A state machine as a table: the delay detector's verdict moves it between
   creeps up to the edge instead of overshooting. Never more than 1.5 x what the
   receiver acknowledged + 10 kbit/s: a sender that does not use its estimate must not
   inflate it.
-- decrease: to 0.85 x the acknowledged rate (what the link demonstrably carried), at
-  most once per RTT, then hold.
+- decrease: to 0.85 x the acknowledged rate (what the link demonstrably carried), or
+  of a probe's reading of the last 2 s when that is higher (once), at most once per
+  RTT, then hold.
 - hold: wait for the queue to drain (underuse) or settle (normal).
 """
 
@@ -40,6 +41,10 @@ DECREASE_INTERVAL_RANGE_MS: Final = (10.0, 200.0)
 MAX_INCREASE_STEP_MS: Final = 1_000.0
 CAPACITY_SMOOTHING: Final = 0.05
 CAPACITY_DEVIATION_RANGE: Final = (0.4, 2.5)
+# A probe's reading stays the reference of the first decrease this long after it: the
+# acknowledged rate lags a jump (the encoder has not caught up), and a cut to 0.85 x
+# that lagging rate would undo the probe.
+PROBE_REFERENCE_MS: Final = 2_000.0
 
 
 class RateState(enum.Enum):
@@ -107,6 +112,7 @@ class AimdRateControl:
         self._changed_ms: float | None = None
         self._decreased_ms: float | None = None
         self._multiplicative_since_ms: float | None = None
+        self._probed: tuple[float, float] | None = None  # bit/s, when
 
     def update(
         self, usage: BandwidthUsage, acked_bps: float | None, rtt_ms: float, now_ms: float
@@ -129,6 +135,17 @@ class AimdRateControl:
     def set_bounds(self, min_bps: int, max_bps: int) -> None:
         self.min_bps, self.max_bps = min_bps, max_bps
         self.bitrate_bps = min(max(self.bitrate_bps, min_bps), max_bps)
+
+    def on_probe(self, bitrate_bps: float, now_ms: float) -> None:
+        """A probe measured ``bitrate_bps`` through the link."""
+        self._probed = (bitrate_bps, now_ms)
+
+    def set_estimate(self, bitrate_bps: float, now_ms: float) -> None:
+        """A probe showed the link carries ``bitrate_bps``: start from there."""
+        if self.capacity.estimate_kbps is not None and bitrate_bps > self.capacity.upper_bps():
+            self.capacity.reset()  # the capacity it overused at is gone
+        self.bitrate_bps = min(max(bitrate_bps, self.min_bps), self.max_bps)
+        self._changed_ms = now_ms
 
     def _may_decrease(self, rtt_ms: float, now_ms: float) -> bool:
         if self._decreased_ms is None:
@@ -170,6 +187,11 @@ class AimdRateControl:
         return max(packet_bits / response_s, MIN_ADDITIVE_BPS_PER_SECOND)
 
     def _decrease(self, acked_bps: float | None, now_ms: float) -> None:
+        if self._probed is not None:
+            probed_bps, probed_ms = self._probed
+            self._probed = None
+            if now_ms - probed_ms <= PROBE_REFERENCE_MS and (acked_bps or 0.0) < probed_bps:
+                acked_bps = probed_bps
         if acked_bps is not None:
             if self.capacity.estimate_kbps is not None and acked_bps < self.capacity.lower_bps():
                 self.capacity.reset()  # the link got much slower than it was
