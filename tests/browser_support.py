@@ -20,6 +20,9 @@ from typing import Any
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from .peer_support import start_peer
+from .support import Process, SignalingServer
+
 logger = logging.getLogger(__name__)
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -188,6 +191,49 @@ async def login_page(
     await page.click("#login")
     await wait_for_state(page, "idle")
     return page
+
+
+async def dial(page: Page, callee: str) -> None:
+    """The page's user types ``callee`` and presses Call."""
+    await page.fill("#callee", callee)
+    await page.click("#call")
+
+
+async def page_calls_peer(page: Page, caller: str, peer: Process, callee: str) -> None:
+    """The page, logged in as ``caller``, calls ``peer`` (a webcam-peer logged in as
+    ``callee``); returns once the peer reports this call connected."""
+    since = time.monotonic()
+    await dial(page, callee)
+    await asyncio.to_thread(peer.wait_for, f"call with {caller} connected", since=since)
+
+
+async def login_and_call(
+    browser_or_context: Browser | BrowserContext,
+    server_http_url: str,
+    peer: Process,
+    caller: str = "carol",
+    callee: str = "bob",
+) -> Page:
+    """Once ``peer`` waits for calls, ``caller`` logs in on the page and calls it; the page,
+    once the peer reports the call connected."""
+    await asyncio.to_thread(peer.wait_for, "waiting for calls")
+    page = await login_page(browser_or_context, server_http_url, caller)
+    await page_calls_peer(page, caller, peer, callee)
+    return page
+
+
+async def page_calls_new_peer(
+    browser: Browser, page_url: str, server: SignalingServer, *peer_args: str
+) -> tuple[Process, Page]:
+    """bob, a webcam-peer started with ``peer_args`` on ``server``, waits; carol calls him
+    from the page at ``page_url``. bob is stopped when that fails."""
+    bob = start_peer(server, "--login", "bob", *peer_args)
+    try:
+        carol = await login_and_call(browser, page_url, bob)
+    except BaseException:
+        bob.stop()
+        raise
+    return bob, carol
 
 
 async def remote_video(page: Page) -> RemoteVideo:

@@ -16,6 +16,7 @@ from .browser_support import (
     PageMediaWindow,
     is_fake_camera_picture,
     login_page,
+    page_calls_new_peer,
     page_media_window,
     page_state,
     remote_video_playing,
@@ -134,13 +135,10 @@ async def test_python_calls_the_page(browser: Browser, signaling_server: Signali
 
 
 async def test_page_calls_python(browser: Browser, signaling_server: SignalingServer) -> None:
-    bob = start_peer(signaling_server, "--login", "bob", *SYNTHETIC, "--stats-interval", "0.5")
+    bob, carol = await page_calls_new_peer(
+        browser, signaling_server.http_url, signaling_server, *SYNTHETIC, "--stats-interval", "0.5"
+    )
     try:
-        await _wait(bob, "waiting for calls")
-        carol = await login_page(browser, signaling_server.http_url, "carol")
-        await carol.fill("#callee", "bob")
-        await carol.click("#call")
-        await _wait(bob, "call with carol connected")
         assert await remote_video_playing(carol) == (320, 240)
         await wait_for_stamps_to_advance(carol)
         page_window, bob_window = await both_windows(carol, bob)

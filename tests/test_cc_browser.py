@@ -12,7 +12,7 @@ from playwright.async_api import Page
 
 from peer.congestion.twcc import TWCC_URI
 
-from .browser_support import Browser, login_page, remote_video_playing
+from .browser_support import Browser, login_page, page_calls_new_peer, remote_video_playing
 from .peer_support import start_peer, wait_for_stats
 from .support import Process, SignalingServer
 
@@ -104,13 +104,10 @@ async def test_python_calls_chromium_with_transport_cc(
 async def test_chromium_calls_python_with_transport_cc(
     browser: Browser, signaling_server: SignalingServer
 ) -> None:
-    bob = start_peer(signaling_server, "--login", "bob", *SYNTHETIC, "--stats-interval", "0.5")
+    bob, carol = await page_calls_new_peer(
+        browser, signaling_server.http_url, signaling_server, *SYNTHETIC, "--stats-interval", "0.5"
+    )
     try:
-        await asyncio.to_thread(bob.wait_for, "waiting for calls")
-        carol = await login_page(browser, signaling_server.http_url, "carol")
-        await carol.fill("#callee", "bob")
-        await carol.click("#call")
-        await asyncio.to_thread(bob.wait_for, "call with carol connected")
         await check_call(carol, bob)
     finally:
         bob.stop()

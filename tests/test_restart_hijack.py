@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from .browser_support import (
-    login_page,
+    page_calls_new_peer,
     page_state,
     remote_video_playing,
     text_of,
@@ -134,13 +134,8 @@ async def _page_calls_bob_through(
     browser: Browser, gate: Gate, server: SignalingServer
 ) -> tuple[Process, Page]:
     """bob, a bot, waits on the server; carol's page, loaded through the gate, calls him."""
-    bob = start_peer(server, "--login", "bob", *BOT, *STATS)
+    bob, carol = await page_calls_new_peer(browser, gate.http_url, server, *BOT, *STATS)
     try:
-        await asyncio.to_thread(bob.wait_for, "waiting for calls")
-        carol = await login_page(browser, gate.http_url, "carol")
-        await carol.fill("#callee", "bob")
-        await carol.click("#call")
-        await asyncio.to_thread(bob.wait_for, "call with carol connected")
         await remote_video_playing(carol)
     except BaseException:
         bob.stop()
