@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
@@ -101,8 +102,15 @@ async def launch_chromium(
 
 
 @pytest_asyncio.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """One Chromium per test; give each user their own ``browser.new_context()``."""
+async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
+    """One Chromium per test; give each user their own ``browser.new_context()``.
+
+    The test's own servers start first, so they stop after Chromium has closed: a server
+    stopping while a page still holds its WebSocket takes some 2 s more to shut down.
+    """
+    for servers in ("signaling_server", "start_server"):
+        if servers in request.fixturenames:
+            request.getfixturevalue(servers)
     async with async_playwright() as playwright:
         chromium = await launch_chromium(playwright)
         try:
