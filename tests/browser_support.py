@@ -244,6 +244,20 @@ async def page_calls_new_peer(
     return bob, carol
 
 
+async def peer_calls_page(
+    server: SignalingServer, caller: str, page_user: str, *peer_args: str
+) -> Process:
+    """A webcam-peer logged in as ``caller`` (with ``peer_args``) calls ``page_user``, whose
+    page is logged in; returned once it reports the call connected, stopped if it fails."""
+    peer = start_peer(server, "--login", caller, "--call", page_user, *peer_args)
+    try:
+        await asyncio.to_thread(peer.wait_for, f"call with {page_user} connected")
+    except BaseException:
+        peer.stop()
+        raise
+    return peer
+
+
 async def remote_video(page: Page) -> RemoteVideo:
     data: dict[str, Any] = await page.evaluate(_REMOTE_VIDEO_JS)
     return RemoteVideo(
