@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from .errors import MediaSourceError
 
@@ -153,6 +154,30 @@ def format_listing(found: DeviceList) -> str:
             "--speaker-device alsa:PCM (e.g. alsa:default, alsa:hw:1, alsa:null)"
         )
     return "\n".join(lines)
+
+
+Device = TypeVar("Device")
+
+
+def open_device(
+    spec: str | None,
+    alsa: Callable[[str], Device],
+    portaudio_device: Callable[[str | None], Device],
+    advice: str | None = None,
+) -> Device:
+    """``alsa:PCM`` through ALSA; anything else through PortAudio, falling back to ALSA's
+    default on Linux when no device was named. ``advice`` ends the error of a named one."""
+    if spec and spec.lower().startswith(ALSA_PREFIX):
+        return alsa(spec[len(ALSA_PREFIX) :])
+    try:
+        return portaudio_device(spec)
+    except MediaSourceError as exc:
+        if spec is None and sys.platform.startswith("linux"):
+            logger.info("%s; trying ALSA's default directly", exc)
+            return alsa("default")
+        if advice is None:
+            raise
+        raise MediaSourceError(f"{exc}; {advice}") from exc
 
 
 def portaudio() -> ModuleType:

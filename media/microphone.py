@@ -9,8 +9,7 @@ blocks make one 20 ms frame, what Opus packs.
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final, Protocol
 
 import av
@@ -22,7 +21,7 @@ from .alsa import use_system_alsa_config
 from .audio_processing import BLOCK_SAMPLES, PROCESSING_RATE, AudioProcessor
 from .capture import CaptureThread, DeviceTrack
 from .clock import MediaClock
-from .devices import ALSA_PREFIX, audio_devices, portaudio, resolve
+from .devices import ALSA_PREFIX, audio_devices, open_device, portaudio, resolve
 from .errors import MediaSourceError
 
 logger = logging.getLogger(__name__)
@@ -122,15 +121,8 @@ class _AlsaInput:
 
 
 def open_input(spec: str | None) -> _Input:
-    if spec and spec.lower().startswith(ALSA_PREFIX):
-        return _AlsaInput(spec[len(ALSA_PREFIX) :])
-    try:
-        return _PortAudioInput(spec)
-    except MediaSourceError as exc:
-        if spec is None and sys.platform.startswith("linux"):
-            logger.info("%s; trying ALSA's default directly", exc)
-            return _AlsaInput("default")
-        raise MediaSourceError(f"{exc}; {ADVICE}") from exc
+    alsa: Callable[[str], _Input] = _AlsaInput
+    return open_device(spec, alsa, _PortAudioInput, ADVICE)
 
 
 class MicrophoneTrack(DeviceTrack):

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Protocol
 
@@ -28,7 +28,7 @@ from av import AudioFrame
 
 from .alsa import use_system_alsa_config
 from .audio_processing import BLOCK_SAMPLES, PROCESSING_RATE, AudioProcessor
-from .devices import ALSA_PREFIX, audio_devices, portaudio, resolve
+from .devices import ALSA_PREFIX, audio_devices, open_device, portaudio, resolve
 from .errors import MediaSourceError
 from .playout import DevicePace, PlayoutBuffer
 
@@ -120,15 +120,8 @@ class _AlsaOutput:
 
 
 def open_output(spec: str | None) -> _Output:
-    if spec and spec.lower().startswith(ALSA_PREFIX):
-        return _AlsaOutput(spec[len(ALSA_PREFIX) :])
-    try:
-        return _PortAudioOutput(spec)
-    except MediaSourceError as exc:
-        if spec is None and sys.platform.startswith("linux"):
-            logger.info("%s; trying ALSA's default directly", exc)
-            return _AlsaOutput("default")
-        raise
+    alsa: Callable[[str], _Output] = _AlsaOutput
+    return open_device(spec, alsa, _PortAudioOutput)
 
 
 class Speaker:

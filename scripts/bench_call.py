@@ -40,27 +40,19 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchdoc import write_section  # noqa: E402
-from benchproc import LineReader, cpu_seconds, free_port, memory_kib  # noqa: E402
+from benchproc import ReadProcess, cpu_seconds, free_port, memory_kib  # noqa: E402
 
 CONFIGS = ("640x480/vp8", "640x480/h264", "1280x720/vp8", "1280x720/h264")
 PATHS = ("fast", "stock")
 
 
-class Bot:
+class Bot(ReadProcess):
     """One peer process; keeps its JSON stats lines and reads its CPU and memory."""
 
     def __init__(self, argv: list[str]) -> None:
         self.argv = argv
-        self.process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
         self.final: dict[str, Any] | None = None
-        assert self.process.stdout is not None
-        self._output = LineReader(self.process.stdout, on_line=self._read)
-
-    @property
-    def lines(self) -> list[str]:
-        return self._output.lines
+        super().__init__(argv)
 
     def _read(self, line: str) -> None:
         if line.startswith("{"):
@@ -76,16 +68,6 @@ class Bot:
 
     def peak_rss_mb(self) -> float:
         return memory_kib(self.process.pid, "VmHWM") / 1024
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._output.join(5)
 
     def tail(self) -> str:
         return self._output.tail(15)

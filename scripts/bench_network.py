@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
 from benchdoc import write_section  # noqa: E402
-from benchproc import LineReader  # noqa: E402
+from benchproc import ReadProcess  # noqa: E402
 
 from tests.page_stats import (  # noqa: E402
     PAGE_STATS_JS,
@@ -181,21 +181,14 @@ def summarize(run: Run, side: str) -> SideSummary:
 
 
 # ---- the webcam-peer bots -------------------------------------------------------------------
-class Bot:
+class Bot(ReadProcess):
     """A webcam-peer process in one side's namespace; its stats lines, with arrival times."""
 
     def __init__(self, argv: list[str]) -> None:
-        self.process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
-        )  # fmt: skip
         self.stats: list[tuple[float, dict[str, Any]]] = []
-        assert self.process.stdout is not None
-        self._output = LineReader(self.process.stdout, on_line=self._read)
-
-    @property
-    def lines(self) -> list[str]:
-        return self._output.lines
+        super().__init__(
+            argv, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True
+        )
 
     def _read(self, line: str) -> None:
         if line.startswith("{"):
@@ -211,16 +204,6 @@ class Bot:
 
     def tail(self) -> str:
         return self._output.tail(12)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._output.join(5)
 
 
 def congestion_flag() -> bool:

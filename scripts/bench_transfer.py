@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_call import start_server  # noqa: E402
 from benchdoc import write_section  # noqa: E402
-from benchproc import LineReader, cpu_seconds, memory_kib  # noqa: E402
+from benchproc import ReadProcess, cpu_seconds, memory_kib  # noqa: E402
 
 MIB = 1024 * 1024
 BIN = Path(sys.executable).parent
@@ -91,24 +91,12 @@ class Result:
         )
 
 
-class PeerProcess:
+class PeerProcess(ReadProcess):
     """One transfer_peer.py process; its last JSON line is its report."""
 
     def __init__(self, args: list[str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(PEER), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=ROOT,
-        )
         self.logged_in = threading.Event()
-        assert self.process.stdout is not None
-        self._output = LineReader(self.process.stdout, on_line=self._read)
-
-    @property
-    def lines(self) -> list[str]:
-        return self._output.lines
+        super().__init__([sys.executable, str(PEER), *args], cwd=ROOT)
 
     def _read(self, line: str) -> None:
         if line.startswith("logged in"):
@@ -127,7 +115,7 @@ class PeerProcess:
                 return data
         raise RuntimeError("no report; output:\n" + "\n".join(self.lines[-20:]))
 
-    def stop(self) -> None:
+    def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
@@ -142,7 +130,7 @@ def python_side(url: str, login: str, mode: str, *extra: str) -> PeerProcess:
         ["--server", url, "--login", login, "--sctp", mode, "--ice-host", "127.0.0.1", *extra]
     )
     if not peer.logged_in.wait(30):
-        peer.stop()
+        peer.kill()
         raise RuntimeError(f"{login} never logged in:\n" + "\n".join(peer.lines[-20:]))
     return peer
 
@@ -182,7 +170,7 @@ def python_to_python(url: str, mode: str, size: int, timeout: float) -> Result:
     finally:
         for side in (sender, receiver):
             if side is not None:
-                side.stop()
+                side.kill()
     return result
 
 
@@ -239,15 +227,11 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(file, "sha256").hexdigest()
 
 
-class TimedProcess:
+class TimedProcess(ReadProcess):
     """A webcam-peer process whose output lines are kept with their arrival time."""
 
     def __init__(self, argv: list[str]) -> None:
-        self.process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
-        )
-        assert self.process.stdout is not None
-        self._output = LineReader(self.process.stdout)
+        super().__init__(argv, cwd=ROOT)
 
     def wait_for(self, pattern: str, timeout: float) -> float:
         """When the first line matching ``pattern`` arrived."""
@@ -255,15 +239,6 @@ class TimedProcess:
         if found is None:
             raise RuntimeError(f"no line matching {pattern!r}:\n{self._output.tail(15)}")
         return self._output.arrived[found[0]]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 # ---- Chromium ---------------------------------------------------------------------------

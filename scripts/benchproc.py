@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -87,6 +89,40 @@ class LineReader:
 
     def join(self, timeout: float = 5.0) -> None:
         self._thread.join(timeout)
+
+
+class ReadProcess:
+    """A child process whose stdout and stderr, merged, are read by a LineReader as they
+    come; a subclass sees each line first in ``_read``, in the reader thread.
+
+    A subclass sets what ``_read`` fills before calling this ``__init__``: lines can arrive
+    as soon as the process starts.
+    """
+
+    def __init__(self, argv: list[str], **popen: Any) -> None:
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+        )
+        assert self.process.stdout is not None
+        self._output = LineReader(self.process.stdout, on_line=self._read)
+
+    @property
+    def lines(self) -> list[str]:
+        return self._output.lines
+
+    def _read(self, line: str) -> None:
+        """Nothing by default: the lines are kept either way."""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGINT (the peer's own clean shut-down), SIGKILL after ``timeout`` s."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._output.join(5)
 
 
 def cpu_seconds(pid: int) -> float:

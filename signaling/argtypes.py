@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -88,6 +89,31 @@ def byte_size(text: str) -> int:
     if not match:
         raise argparse.ArgumentTypeError(f"size {text!r} must look like 1048576, 500M or 2G")
     return int(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
+def add_secret_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    flag: str,
+    *,
+    what: str,
+    help: str,
+    metavar: str | None = None,
+    env: str | None = None,
+    file_env: str | None = None,
+) -> None:
+    """``--FLAG SECRET`` and ``--FLAG-file FILE`` (its first line), each defaulting to its
+    environment variable when named; :func:`secret_from_file` reads the pair back.
+    ``what`` names the secret in the file flag's help ("the token")."""
+    parser.add_argument(
+        f"--{flag}", metavar=metavar, default=os.environ.get(env) if env else None, help=help
+    )
+    parser.add_argument(
+        f"--{flag}-file",
+        type=Path,
+        default=os.environ.get(file_env) if file_env else None,
+        metavar="FILE",
+        help=f"read {what} from FILE, its first line" + (f" (env {file_env})" if file_env else ""),
+    )
 
 
 def secret_from_file(

@@ -97,18 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--cert", type=Path, help="TLS certificate (PEM); with --key serves https/wss"
     )
     parser.add_argument("--key", type=Path, help="TLS private key (PEM)")
-    parser.add_argument(
-        "--token",
-        default=os.environ.get("SIGNALING_TOKEN"),
+    argtypes.add_secret_arguments(
+        parser,
+        "token",
+        what="the token",
         help="shared secret every login must carry as 'token' (env SIGNALING_TOKEN; "
         "on the command line it shows in ps: prefer --token-file)",
-    )
-    parser.add_argument(
-        "--token-file",
-        type=Path,
-        default=os.environ.get("SIGNALING_TOKEN_FILE"),
-        metavar="FILE",
-        help="read the token from FILE, its first line (env SIGNALING_TOKEN_FILE)",
+        env="SIGNALING_TOKEN",
+        file_env="SIGNALING_TOKEN_FILE",
     )
     parser.add_argument(
         "--allowed-origin",
@@ -128,18 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         "turn:HOST:PORT?transport=udp|tcp and turns:HOST:PORT only in the login reply, "
         "with time-limited credentials (needs --turn-secret)",
     )
-    parser.add_argument(
-        "--turn-secret",
-        metavar="S",
+    argtypes.add_secret_arguments(
+        parser,
+        "turn-secret",
+        what="the TURN secret",
         help="coturn's static-auth-secret (use-auth-secret): the server signs per-user "
         "TURN credentials with it; prefer --turn-secret-file, this shows in ps",
-    )
-    parser.add_argument(
-        "--turn-secret-file",
-        type=Path,
-        default=os.environ.get("SIGNALING_TURN_SECRET_FILE"),
-        metavar="FILE",
-        help="read the TURN secret from FILE, its first line (env SIGNALING_TURN_SECRET_FILE)",
+        metavar="S",
+        file_env="SIGNALING_TURN_SECRET_FILE",
     )
     parser.add_argument(
         "--allow-anonymous-turn",

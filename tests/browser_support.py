@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from .peer_support import start_peer
+from .support import Process, SignalingServer
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +102,15 @@ async def launch_chromium(
 
 
 @pytest_asyncio.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """One Chromium per test; give each user their own ``browser.new_context()``."""
+async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
+    """One Chromium per test; give each user their own ``browser.new_context()``.
+
+    The test's own servers start first, so they stop after Chromium has closed: a server
+    stopping while a page still holds its WebSocket takes some 2 s more to shut down.
+    """
+    for servers in ("signaling_server", "start_server"):
+        if servers in request.fixturenames:
+            request.getfixturevalue(servers)
     async with async_playwright() as playwright:
         chromium = await launch_chromium(playwright)
         try:
@@ -188,6 +199,63 @@ async def login_page(
     await page.click("#login")
     await wait_for_state(page, "idle")
     return page
+
+
+async def dial(page: Page, callee: str) -> None:
+    """The page's user types ``callee`` and presses Call."""
+    await page.fill("#callee", callee)
+    await page.click("#call")
+
+
+async def page_calls_peer(page: Page, caller: str, peer: Process, callee: str) -> None:
+    """The page, logged in as ``caller``, calls ``peer`` (a webcam-peer logged in as
+    ``callee``); returns once the peer reports this call connected."""
+    since = time.monotonic()
+    await dial(page, callee)
+    await asyncio.to_thread(peer.wait_for, f"call with {caller} connected", since=since)
+
+
+async def login_and_call(
+    browser_or_context: Browser | BrowserContext,
+    server_http_url: str,
+    peer: Process,
+    caller: str = "carol",
+    callee: str = "bob",
+) -> Page:
+    """Once ``peer`` waits for calls, ``caller`` logs in on the page and calls it; the page,
+    once the peer reports the call connected."""
+    await asyncio.to_thread(peer.wait_for, "waiting for calls")
+    page = await login_page(browser_or_context, server_http_url, caller)
+    await page_calls_peer(page, caller, peer, callee)
+    return page
+
+
+async def page_calls_new_peer(
+    browser: Browser, page_url: str, server: SignalingServer, *peer_args: str
+) -> tuple[Process, Page]:
+    """bob, a webcam-peer started with ``peer_args`` on ``server``, waits; carol calls him
+    from the page at ``page_url``. bob is stopped when that fails."""
+    bob = start_peer(server, "--login", "bob", *peer_args)
+    try:
+        carol = await login_and_call(browser, page_url, bob)
+    except BaseException:
+        bob.stop()
+        raise
+    return bob, carol
+
+
+async def peer_calls_page(
+    server: SignalingServer, caller: str, page_user: str, *peer_args: str
+) -> Process:
+    """A webcam-peer logged in as ``caller`` (with ``peer_args``) calls ``page_user``, whose
+    page is logged in; returned once it reports the call connected, stopped if it fails."""
+    peer = start_peer(server, "--login", caller, "--call", page_user, *peer_args)
+    try:
+        await asyncio.to_thread(peer.wait_for, f"call with {page_user} connected")
+    except BaseException:
+        peer.stop()
+        raise
+    return peer
 
 
 async def remote_video(page: Page) -> RemoteVideo:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import pty
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,21 @@ def start_peer(server: SignalingServer, *args: str, env: dict[str, str] | None =
     return Process(
         [str(BIN / "webcam-peer"), "--server", server.ws_url, *BOT_FLAGS, *args], env=env
     )
+
+
+@contextlib.contextmanager
+def peer_at_a_terminal(server: SignalingServer, *args: str) -> Iterator[tuple[Process, int]]:
+    """A webcam-peer talking to ``server`` with exactly ``args`` (no flags added), whose
+    standard input is a pseudo-terminal a person could type on; it and the master end to
+    type on. Stopped, and the terminal closed, on leaving."""
+    master, slave = pty.openpty()
+    peer = Process([str(BIN / "webcam-peer"), "--server", server.ws_url, *args], stdin=slave)
+    os.close(slave)
+    try:
+        yield peer, master
+    finally:
+        peer.stop()
+        os.close(master)
 
 
 def connected_pair(

@@ -12,7 +12,7 @@ from playwright.async_api import Page, async_playwright
 
 from .browser_support import (
     launch_chromium,
-    login_page,
+    login_and_call,
     remote_video_playing,
     text_of,
 )
@@ -103,11 +103,7 @@ async def test_page_buttons_and_python_commands_reach_the_other_side(
     async with async_playwright() as playwright:
         chromium = await launch_chromium(playwright, extra_args=SCREEN_ARGS)
         try:
-            await _wait(bob, "waiting for calls")
-            carol = await login_page(chromium, signaling_server.http_url, "carol")
-            await carol.fill("#callee", "bob")
-            await carol.click("#call")
-            await _wait(bob, "call with carol connected")
+            carol = await login_and_call(chromium, signaling_server.http_url, bob)
             await remote_video_playing(carol)
             await asyncio.to_thread(wait_for_stats, bob, lambda s: _frames(s) >= 10)
 

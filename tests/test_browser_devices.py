@@ -28,6 +28,7 @@ from .browser_support import (
     launch_chromium,
     login_page,
     open_page,
+    page_calls_peer,
     remote_video_playing,
     text_of,
     wait_for_state,
@@ -156,9 +157,7 @@ async def _keeps_decoding(bob: Process) -> dict[str, Any]:
 
 async def _call_bob(carol: Page, bob: Process) -> None:
     since = time.monotonic()
-    await carol.fill("#callee", "bob")
-    await carol.click("#call")
-    await asyncio.to_thread(bob.wait_for, "call with carol connected", since=since)
+    await page_calls_peer(carol, "carol", bob, "bob")
     await remote_video_playing(carol)
     await asyncio.to_thread(wait_for_stats, bob, lambda s: s["_at"] >= since and _frames(s) >= 10)
 

@@ -16,8 +16,10 @@ from .browser_support import (
     PageMediaWindow,
     is_fake_camera_picture,
     login_page,
+    page_calls_new_peer,
     page_media_window,
     page_state,
+    peer_calls_page,
     remote_video_playing,
     text_of,
 )
@@ -29,7 +31,6 @@ from .peer_support import (
     MediaWindow,
     assert_media,
     media_windows,
-    start_peer,
 )
 from .support import Process, SignalingServer
 
@@ -105,18 +106,10 @@ def assert_call_media(page: PageMediaWindow, python: MediaWindow) -> None:
 
 async def test_python_calls_the_page(browser: Browser, signaling_server: SignalingServer) -> None:
     carol = await login_page(browser, signaling_server.http_url, "carol")
-    alice = start_peer(
-        signaling_server,
-        "--login",
-        "alice",
-        "--call",
-        "carol",
-        *SYNTHETIC,
-        "--stats-interval",
-        "0.5",
+    alice = await peer_calls_page(
+        signaling_server, "alice", "carol", *SYNTHETIC, "--stats-interval", "0.5"
     )
     try:
-        await _wait(alice, "call with carol connected")
         assert await remote_video_playing(carol) == (320, 240)
         await wait_for_stamps_to_advance(carol)
         # The Python side decodes Chromium's fake camera (mostly black by design).
@@ -134,13 +127,10 @@ async def test_python_calls_the_page(browser: Browser, signaling_server: Signali
 
 
 async def test_page_calls_python(browser: Browser, signaling_server: SignalingServer) -> None:
-    bob = start_peer(signaling_server, "--login", "bob", *SYNTHETIC, "--stats-interval", "0.5")
+    bob, carol = await page_calls_new_peer(
+        browser, signaling_server.http_url, signaling_server, *SYNTHETIC, "--stats-interval", "0.5"
+    )
     try:
-        await _wait(bob, "waiting for calls")
-        carol = await login_page(browser, signaling_server.http_url, "carol")
-        await carol.fill("#callee", "bob")
-        await carol.click("#call")
-        await _wait(bob, "call with carol connected")
         assert await remote_video_playing(carol) == (320, 240)
         await wait_for_stamps_to_advance(carol)
         page_window, bob_window = await both_windows(carol, bob)

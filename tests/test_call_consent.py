@@ -4,14 +4,13 @@ says y at its terminal, or its user said --auto-answer / --answer-from."""
 from __future__ import annotations
 
 import os
-import pty
 from collections.abc import Iterator
 
 import pytest
 
 from peer.answering import Answer, AnswerPolicy
 
-from .peer_support import NO_MEDIA, start_peer
+from .peer_support import NO_MEDIA, peer_at_a_terminal, start_peer
 from .support import BIN, Process, SignalingServer
 
 pytestmark = pytest.mark.slow
@@ -76,21 +75,8 @@ def test_answer_from_answers_only_the_named_callers(signaling_server: SignalingS
 def bob_at_a_terminal(signaling_server: SignalingServer) -> Iterator[tuple[Process, int]]:
     """bob with a pseudo-terminal as standard input (a person could type there);
     the master end to type on."""
-    master, slave = pty.openpty()
-    argv = [
-        str(BIN / "webcam-peer"),
-        "--server",
-        signaling_server.ws_url,
-        *BY_HAND,
-        *("--login", "bob", *NO_MEDIA),
-    ]
-    bob = Process(argv, stdin=slave)
-    os.close(slave)
-    try:
-        yield bob, master
-    finally:
-        bob.stop()
-        os.close(master)
+    with peer_at_a_terminal(signaling_server, *BY_HAND, "--login", "bob", *NO_MEDIA) as bob:
+        yield bob
 
 
 @pytest.mark.parametrize("typed", ["y", "n"])

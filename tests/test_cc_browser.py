@@ -12,8 +12,14 @@ from playwright.async_api import Page
 
 from peer.congestion.twcc import TWCC_URI
 
-from .browser_support import Browser, login_page, remote_video_playing
-from .peer_support import start_peer, wait_for_stats
+from .browser_support import (
+    Browser,
+    login_page,
+    page_calls_new_peer,
+    peer_calls_page,
+    remote_video_playing,
+)
+from .peer_support import wait_for_stats
 from .support import Process, SignalingServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -83,18 +89,10 @@ async def test_python_calls_chromium_with_transport_cc(
     browser: Browser, signaling_server: SignalingServer
 ) -> None:
     carol = await login_page(browser, signaling_server.http_url, "carol")
-    alice = start_peer(
-        signaling_server,
-        "--login",
-        "alice",
-        "--call",
-        "carol",
-        *SYNTHETIC,
-        "--stats-interval",
-        "0.5",
+    alice = await peer_calls_page(
+        signaling_server, "alice", "carol", *SYNTHETIC, "--stats-interval", "0.5"
     )
     try:
-        await asyncio.to_thread(alice.wait_for, "call with carol connected")
         await check_call(carol, alice)
     finally:
         alice.stop()
@@ -104,13 +102,10 @@ async def test_python_calls_chromium_with_transport_cc(
 async def test_chromium_calls_python_with_transport_cc(
     browser: Browser, signaling_server: SignalingServer
 ) -> None:
-    bob = start_peer(signaling_server, "--login", "bob", *SYNTHETIC, "--stats-interval", "0.5")
+    bob, carol = await page_calls_new_peer(
+        browser, signaling_server.http_url, signaling_server, *SYNTHETIC, "--stats-interval", "0.5"
+    )
     try:
-        await asyncio.to_thread(bob.wait_for, "waiting for calls")
-        carol = await login_page(browser, signaling_server.http_url, "carol")
-        await carol.fill("#callee", "bob")
-        await carol.click("#call")
-        await asyncio.to_thread(bob.wait_for, "call with carol connected")
         await check_call(carol, bob)
     finally:
         bob.stop()

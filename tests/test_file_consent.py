@@ -6,8 +6,8 @@ pseudo-terminal, as in tests/test_call_consent.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import pty
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +18,8 @@ from peer.answering import Answer, FilePolicy
 from peer.datachannels import MAX_INCOMING_AT_ONCE
 
 from .datachannel_peer import scripted_call
-from .peer_support import BOT_FLAGS, NO_MEDIA, files_in, start_peer
-from .support import BIN, Process, SignalingServer
+from .peer_support import BOT_FLAGS, NO_MEDIA, files_in, peer_at_a_terminal, start_peer
+from .support import Process, SignalingServer
 
 pytestmark = pytest.mark.slow
 
@@ -46,28 +46,24 @@ def bob_at_a_terminal(
     for files; the master end to type on, and his download folder."""
     downloads = tmp_path / "dl"
     downloads.mkdir()
-    master, slave = pty.openpty()
-    argv = [
-        str(BIN / "webcam-peer"),
-        "--server",
-        signaling_server.ws_url,
-        *BOT_FLAGS,
-        *("--login", "bob", *NO_MEDIA, "--download-dir", str(downloads)),
-    ]
-    bob = Process(argv, stdin=slave)
-    os.close(slave)
-    try:
+    flags = (*BOT_FLAGS, "--login", "bob", *NO_MEDIA, "--download-dir", str(downloads))
+    with peer_at_a_terminal(signaling_server, *flags) as (bob, master):
         bob.wait_for("waiting for calls")
         yield bob, master, downloads
-    finally:
-        bob.stop()
-        os.close(master)
 
 
-def alice_sends(server: SignalingServer, path: Path) -> Process:
-    return start_peer(
-        server, *("--login", "alice", "--call", "bob", *NO_MEDIA, "--send-file", str(path))
+@contextlib.contextmanager
+def note_sent(server: SignalingServer, sender: str, folder: Path, name: str) -> Iterator[Process]:
+    """``sender`` calls bob and sends him NOTE as the file ``name``; stopped on leaving."""
+    note = folder / name
+    note.write_bytes(NOTE)
+    peer = start_peer(
+        server, *("--login", sender, "--call", "bob", *NO_MEDIA, "--send-file", str(note))
     )
+    try:
+        yield peer
+    finally:
+        peer.stop()
 
 
 def test_a_file_is_announced_and_nothing_is_written_until_accept(
@@ -76,10 +72,7 @@ def test_a_file_is_announced_and_nothing_is_written_until_accept(
     tmp_path: Path,
 ) -> None:
     bob, keyboard, downloads = bob_at_a_terminal
-    note = tmp_path / "-rf note.txt"
-    note.write_bytes(NOTE)
-    alice = alice_sends(signaling_server, note)
-    try:
+    with note_sent(signaling_server, "alice", tmp_path, "-rf note.txt") as alice:
         offer = bob.wait_for(
             r"alice offers _-rf note\.txt \(21 bytes\) as transfer (\d+): "
             r"/accept \1 or /reject \1 \(rejected in 60 s\)"
@@ -96,8 +89,6 @@ def test_a_file_is_announced_and_nothing_is_written_until_accept(
         os.write(keyboard, f"/accept {number}\n".encode())
         bob.wait_for(r"received _-rf note\.txt from alice -> .* verified$")
         alice.wait_for(r"sent -rf note\.txt \(21 bytes\) to bob, sha256 \w+: verified by bob$")
-    finally:
-        alice.stop()
     assert files_in(downloads) == ["_-rf note.txt"]
     assert (downloads / "_-rf note.txt").read_bytes() == NOTE
 
@@ -108,10 +99,7 @@ def test_reject_cancels_and_the_sender_sees_why(
     tmp_path: Path,
 ) -> None:
     bob, keyboard, downloads = bob_at_a_terminal
-    note = tmp_path / "conftest.py"
-    note.write_bytes(NOTE)
-    alice = alice_sends(signaling_server, note)
-    try:
+    with note_sent(signaling_server, "alice", tmp_path, "conftest.py") as alice:
         number = bob.wait_for(r"alice offers conftest\.py \(21 bytes\) as transfer (\d+)").group(1)
         os.write(keyboard, f"/reject {number}\n".encode())
         bob.wait_for(r"rejected conftest\.py from alice$")
@@ -122,8 +110,6 @@ def test_reject_cancels_and_the_sender_sees_why(
         bob.wait_for(f"no file offered as transfer {number}")
         os.write(keyboard, b"still here\n")
         alice.wait_for(r"\] bob: still here$")
-    finally:
-        alice.stop()
     assert files_in(downloads) == []
 
 
@@ -132,8 +118,6 @@ def test_accept_files_from_takes_only_the_named_senders_files_unattended(
 ) -> None:
     """No terminal: files from alice are taken without a question, from mallory refused."""
     downloads = tmp_path / "dl"
-    note = tmp_path / "note.txt"
-    note.write_bytes(NOTE)
     bob = start_peer(
         signaling_server,
         *("--login", "bob", *NO_MEDIA, "--download-dir", str(downloads)),
@@ -141,14 +125,11 @@ def test_accept_files_from_takes_only_the_named_senders_files_unattended(
     )
     try:
         bob.wait_for("waiting for calls")
-        alice = alice_sends(signaling_server, note)
-        try:
+        with note_sent(signaling_server, "alice", tmp_path, "note.txt") as alice:
             bob.wait_for(
                 r"accepting note\.txt \(21 bytes\) from alice \(--accept-files-from alice\)"
             )
             alice.wait_for(r"sent note\.txt \(21 bytes\) to bob, .*verified by bob$")
-        finally:
-            alice.stop()
         assert (downloads / "note.txt").read_bytes() == NOTE
         assert not any("offers" in line for line in bob.lines)
     finally:
@@ -160,18 +141,12 @@ def test_accept_files_from_takes_only_the_named_senders_files_unattended(
     )
     try:
         bob.wait_for("waiting for calls")
-        mallory = start_peer(
-            signaling_server,
-            *("--login", "mallory", "--call", "bob", *NO_MEDIA, "--send-file", str(note)),
-        )
-        try:
+        with note_sent(signaling_server, "mallory", tmp_path, "note.txt") as mallory:
             bob.wait_for(
                 r"refused note\.txt \(21 bytes\) from mallory: nobody at a terminal to ask "
                 r"\(--accept-files-from mallory takes their files unattended\)"
             )
             mallory.wait_for(r"transfer of note\.txt to bob rejected by bob$")
-        finally:
-            mallory.stop()
     finally:
         bob.stop()
     assert files_in(downloads) == ["note.txt"]

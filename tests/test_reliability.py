@@ -22,9 +22,12 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from .browser_support import (
     CHROMIUM,
+    dial,
     frames_decoded,
     launch_chromium,
     login_page,
+    page_calls_new_peer,
+    page_calls_peer,
     page_state,
     remote_video,
     remote_video_playing,
@@ -316,27 +319,12 @@ async def frames_keep_coming(page: Page, more: int = 30, within: float = 20.0) -
     return now
 
 
-async def page_calls_bot(browser: Browser, server: SignalingServer) -> tuple[Process, Page]:
-    """bob, a bot printing stats, waits; carol calls him from the page."""
-    bob = start_peer(server, "--login", "bob", *BOT, *STATS)
-    try:
-        await asyncio.to_thread(bob.wait_for, "waiting for calls")
-        carol = await login_page(browser, server.http_url, "carol")
-        await carol.fill("#callee", "bob")
-        await carol.click("#call")
-    except BaseException:
-        bob.stop()
-        raise
-    return bob, carol
-
-
 @pytest.mark.browser
 async def test_the_page_keeps_its_call_through_a_server_restart(browser: Browser) -> None:
     port = free_port()
     server = start_signaling_server(port=port)
-    bob, carol = await page_calls_bot(browser, server)
+    bob, carol = await page_calls_new_peer(browser, server.http_url, server, *BOT, *STATS)
     try:
-        await asyncio.to_thread(bob.wait_for, "call with carol connected")
         await remote_video_playing(carol)
 
         server.process.signal(signal.SIGKILL)
@@ -370,10 +358,7 @@ async def test_the_page_keeps_its_call_through_a_server_restart(browser: Browser
         await carol.click("#hangup")  # reaches bob through the new server
         await asyncio.to_thread(bob.wait_for, "call with carol ended: carol hung up")
         await wait_for_state(carol, "idle")
-        await carol.fill("#callee", "bob")
-        second_call = time.monotonic()
-        await carol.click("#call")
-        await asyncio.to_thread(bob.wait_for, "call with carol connected", since=second_call)
+        await page_calls_peer(carol, "carol", bob, "bob")
         await remote_video_playing(carol)
     finally:
         bob.stop()
@@ -386,7 +371,7 @@ async def test_the_page_keeps_its_call_through_a_server_restart(browser: Browser
 async def test_the_page_notices_a_vanished_python_peer(browser: Browser, server_too: bool) -> None:
     port = free_port()
     server = start_signaling_server(port=port)
-    bob, carol = await page_calls_bot(browser, server)
+    bob, carol = await page_calls_new_peer(browser, server.http_url, server, *BOT, *STATS)
     try:
         await remote_video_playing(carol)
         if server_too:
@@ -442,8 +427,7 @@ async def test_the_page_takes_part_in_re_establishing_a_failed_call(
             if page_dials:
                 alice = lab.start("peer-b", peer)
                 await asyncio.to_thread(alice.wait_for, "waiting for calls")
-                await carol.fill("#callee", "alice")
-                await carol.click("#call")
+                await dial(carol, "alice")
             else:
                 alice = lab.start("peer-b", [*peer, "--call", "carol"])
             # Chromium trickles its candidates: a check may come before the candidate (prflx).

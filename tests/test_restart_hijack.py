@@ -13,8 +13,10 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page
 
+from signaling.resume import held_names_files, load_held
+
 from .browser_support import (
-    login_page,
+    page_calls_new_peer,
     page_state,
     remote_video_playing,
     text_of,
@@ -36,6 +38,21 @@ from .test_reliability import (
 )
 
 pytestmark = pytest.mark.slow
+
+
+def wait_for_names_saved(secret: Path, names: set[str], within: float = 10.0) -> None:
+    """Until the server's list of held names (written each second beside ``secret``)
+    has ``names``: a SIGKILL after that leaves them to be kept after the restart."""
+    deadline = time.monotonic() + within
+    while True:
+        held: set[str] = set()
+        for path in held_names_files(secret):
+            held |= load_held(path, time.time()).keys()
+        if names <= held:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server saved {sorted(held)} as held, not {sorted(names)}")
+        time.sleep(0.1)
 
 
 async def _first_login_after_start(
@@ -81,7 +98,7 @@ def test_an_attacker_in_the_restart_gap_gets_nothing_and_the_call_goes_on(
     server = start_signaling_server(*flags, port=port)
     alice, bob = call_between(server)
     try:
-        time.sleep(1.5)  # the server writes the names held each second
+        wait_for_names_saved(tmp_path / "session-secret", {"alice", "bob"})
         server.process.signal(signal.SIGKILL)
         server.process.wait()
         server, attacker_reply = _restart_with_an_attacker(port, alice, bob, *flags)
@@ -134,13 +151,8 @@ async def _page_calls_bob_through(
     browser: Browser, gate: Gate, server: SignalingServer
 ) -> tuple[Process, Page]:
     """bob, a bot, waits on the server; carol's page, loaded through the gate, calls him."""
-    bob = start_peer(server, "--login", "bob", *BOT, *STATS)
+    bob, carol = await page_calls_new_peer(browser, gate.http_url, server, *BOT, *STATS)
     try:
-        await asyncio.to_thread(bob.wait_for, "waiting for calls")
-        carol = await login_page(browser, gate.http_url, "carol")
-        await carol.fill("#callee", "bob")
-        await carol.click("#call")
-        await asyncio.to_thread(bob.wait_for, "call with carol connected")
         await remote_video_playing(carol)
     except BaseException:
         bob.stop()
@@ -168,7 +180,8 @@ async def test_the_page_gets_its_name_back_with_its_ticket_and_the_attacker_does
     async with gate_to(server.port) as gate:
         try:
             bob, carol = await _page_calls_bob_through(browser, gate, server)
-            await asyncio.sleep(1.5)  # the server writes the names held each second
+            secret = tmp_path / "session-secret"
+            await asyncio.to_thread(wait_for_names_saved, secret, {"bob", "carol"})
             server = await _restart_while_the_page_is_shut_out(server, gate, carol, *flags)
             # The attacker is first in the gap: the name is kept for its holder.
             refused = await _first_login_after_start(server.ws_url, "carol", 0.0)
