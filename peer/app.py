@@ -25,45 +25,17 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
 from media.audio_processing import AudioProcessingUnavailable, AudioProcessor
-from media.echo import EchoTrack
-from media.level import AudioLevel
-from media.measure import VideoReceiveMeter
-from media.sources import MediaSourceError, is_microphone
-
-from .answering import ASK_WITHIN, Answer, AnswerPolicy, FilePolicy
-from .av_commands import AvCommand
-from .av_controls import describe_change, window_key_command
-from .call import Call, CallState, IllegalTransition
-from .candidate_pair import PairWatcher
-from .cc_shell import DEFAULT_MAX_BPS
-from .chat import RecentLines
-from .commands import (
-    HELP,
-    AnswerOfferCommand,
-    BadCommand,
-    CancelCommand,
-    ChatCommand,
-    HelpCommand,
-    SendCommand,
-    parse_command,
-)
-from .datachannels import (
-    DEFAULT_CALL_BUDGET,
-    DEFAULT_MAX_RECEIVE,
-    CallData,
-    ReceiveOptions,
-    default_download_dir,
-    remove_stale_partials,
-)
-from .errors import ExitCode, PeerError
-from .filenames import unreadable_file
-from .ice import call_configuration, servers_from_login
-from .intake import BadMessage, CandidateGate, description
-from .local_media import LocalMedia
-from .media_state import MEDIA_TYPE, MediaState, decode_media_state, encode_media_state
-from .progress import above_progress_bars
-from .prompt import ask_yes_no
-from .recovery import (
+from media.measure.level import AudioLevel
+from media.measure.receive import VideoReceiveMeter
+from media.sources.echo import EchoTrack
+from media.sources.select import MediaSourceError, is_microphone
+from peer.call.answering import ASK_WITHIN, Answer, AnswerPolicy, FilePolicy
+from peer.call.av_commands import AvCommand
+from peer.call.av_controls import describe_change, window_key_command
+from peer.call.connection import Call, CallState, IllegalTransition
+from peer.call.local_media import LocalMedia
+from peer.call.media_state import MEDIA_TYPE, MediaState, decode_media_state, encode_media_state
+from peer.call.recovery import (
     CONNECTION_HEALTHY,
     FRESH_OFFER_CHECK,
     HANG_UP_GRACE,
@@ -76,24 +48,51 @@ from .recovery import (
     ice_ufrag,
     is_fresh_negotiation,
 )
-from .sctp_speed import sctp_counters
-from .signaling_client import (
-    JSONObject,
-    LoginRefused,
-    ServerUnreachable,
-    SignalingClient,
-    SignalingError,
-)
-from .stats import (
+from peer.call.stats import (
     TransportStats,
     congestion_overlay,
     congestion_stats,
     negotiated_video_codec,
     received_bytes,
 )
-from .terminal import Terminal
-from .turn_check import TurnReadiness
-from .untrusted import shown, shown_lines, username_from_server
+from peer.congestion.shell import DEFAULT_MAX_BPS
+from peer.data.channels import (
+    DEFAULT_CALL_BUDGET,
+    DEFAULT_MAX_RECEIVE,
+    CallData,
+    ReceiveOptions,
+    default_download_dir,
+    remove_stale_partials,
+)
+from peer.data.chat import RecentLines
+from peer.data.filenames import unreadable_file
+from peer.errors import ExitCode, PeerError
+from peer.ice.candidate_pair import PairWatcher
+from peer.ice.config import call_configuration, servers_from_login
+from peer.ice.turn_check import TurnReadiness
+from peer.session.client import (
+    JSONObject,
+    LoginRefused,
+    ServerUnreachable,
+    SignalingClient,
+    SignalingError,
+)
+from peer.session.intake import BadMessage, CandidateGate, description
+from peer.stack.sctp_speed import sctp_counters
+from peer.tty.commands import (
+    HELP,
+    AnswerOfferCommand,
+    BadCommand,
+    CancelCommand,
+    ChatCommand,
+    HelpCommand,
+    SendCommand,
+    parse_command,
+)
+from peer.tty.progress import above_progress_bars
+from peer.tty.prompt import ask_yes_no
+from peer.tty.terminal import Terminal
+from peer.tty.untrusted import shown, shown_lines, username_from_server
 
 logger = logging.getLogger(__name__)
 
@@ -761,8 +760,8 @@ class Peer:
             return
 
     def _open_window(self, remote: MediaStreamTrack) -> None:
-        from media.display import display_available
-        from media.window import Overlay, VideoWindow
+        from media.sinks.display import display_available
+        from media.sinks.window import Overlay, VideoWindow
 
         if not display_available():
             logger.info("no display: not opening a window (use --no-window to silence this)")
@@ -791,7 +790,7 @@ class Peer:
         self._spawn(show(), "window")
 
     def _play(self, remote: MediaStreamTrack) -> None:
-        from media.speaker import Speaker
+        from media.sinks.speaker import Speaker
 
         speaker = Speaker(
             self._relay.subscribe(remote, buffered=False),
@@ -801,7 +800,7 @@ class Peer:
         self._spawn(speaker.run(), "speaker")
 
     async def _record(self, call: Call) -> None:
-        from media.recorder import Recorder
+        from media.sinks.recorder import Recorder
 
         assert self.options.record is not None
         path = self.options.record

@@ -12,21 +12,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from peer.congestion.shell import CONGESTION_MODES, DEFAULT_MAX_BPS
+from peer.congestion.shell import check_aiortc as check_congestion_seam
+from peer.data.channels import DEFAULT_CALL_BUDGET, DEFAULT_MAX_RECEIVE, default_download_dir
+from peer.data.filenames import unreadable_file
+from peer.errors import ExitCode
+from peer.ice.config import (
+    IceConfigError,
+    restrict_host_addresses,
+    rtc_configuration,
+    validate_host_addresses,
+)
+from peer.stack import consent, ice_checks
+from peer.stack.jitter import RECEIVE_PATHS
+from peer.stack.jitter import check_aiortc as check_receive_seam
+from peer.stack.sctp_speed import SCTP_MODES
+from peer.stack.sctp_speed import check_aiortc as check_sctp_seam
+from peer.stack.seam import AiortcChanged
+from peer.tty.untrusted import PrintableFormatter
 from signaling import argtypes
-
-from . import consent, ice_checks
-from .aiortc_seam import AiortcChanged
-from .cc_shell import CONGESTION_MODES, DEFAULT_MAX_BPS
-from .cc_shell import check_aiortc as check_congestion_seam
-from .datachannels import DEFAULT_CALL_BUDGET, DEFAULT_MAX_RECEIVE, default_download_dir
-from .errors import ExitCode
-from .filenames import unreadable_file
-from .ice import IceConfigError, restrict_host_addresses, rtc_configuration, validate_host_addresses
-from .jitter import RECEIVE_PATHS
-from .jitter import check_aiortc as check_receive_seam
-from .sctp_speed import SCTP_MODES
-from .sctp_speed import check_aiortc as check_sctp_seam
-from .untrusted import PrintableFormatter
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +118,7 @@ class _ListDevices(argparse.Action):
         values: object,
         option_string: str | None = None,
     ) -> None:
-        from media.devices import format_listing, list_devices
+        from media.sources.devices import format_listing, list_devices
 
         print(format_listing(list_devices()), flush=True)
         parser.exit(0)
@@ -476,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     # Imported late: media pulls in OpenCV and PyAV, which --help need not wait for.
-    from .app import Peer, PeerOptions
+    from peer.app import Peer, PeerOptions
 
     width, height = args.size
     options = PeerOptions(

@@ -1,6 +1,6 @@
 """Echo cancellation on a simulated echo path: ERLE, double talk and CPU per call.
 
-No sound device is involved: the "room" of media/echo_path.py delays, attenuates
+No sound device is involved: the "room" of media/measure/echo_path.py delays, attenuates
 and filters what the speaker plays and adds it to a synthetic near-end voice and
 room noise; WebRTC's audio processing module (livekit) gets the far end in 10 ms
 blocks as it would go to the speaker, and the microphone signal block by block.
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from benchdoc import write_section  # noqa: E402
 
 from media.audio_processing import AudioProcessor  # noqa: E402
-from media.echo_path import ROOMS, EchoReport, measure  # noqa: E402
+from media.measure.echo_path import ROOMS, EchoReport, measure  # noqa: E402
 
 LOCK = Path("/tmp/webcam-peer-bench.lock")
 TARGET_ERLE_DB = 25.0

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Calls on constrained links: webcam-peer, stock aiortc and Chromium, side by side.
 
-Per profile (tests/shaped_link.py: two network namespaces joined by a veth pair,
+Per profile (tests/helpers/shaped_link.py: two network namespaces joined by a veth pair,
 each end rate-limited by tbf with a bounded queue, UDP lost at random by iptables,
 the signaling server reachable only over separate UDP-free paths), in one run:
 
@@ -15,7 +15,7 @@ A fresh lab per call, so no queue or rule carries over. Printed per side and per
 second: received fps, decoded resolution, sending bitrate, the link's capacity and
 what actually went through it, capture-to-decoded latency p50/p95 (the bots read
 the stamps of the frames they decode; Chromium's is an estimate from its
-counters, see tests/page_stats.py), freezes (gaps over 500 ms; Chromium's own
+counters, see tests/helpers/page_stats.py), freezes (gaps over 500 ms; Chromium's own
 freezeCount for the pages), and whether the call held. Then a table per profile.
 
 Usage (the script takes /tmp/webcam-peer-bench.lock itself):
@@ -52,14 +52,14 @@ sys.path.insert(0, str(ROOT))
 from benchdoc import write_section  # noqa: E402
 from benchproc import ReadProcess  # noqa: E402
 
-from tests.page_stats import (  # noqa: E402
+from tests.helpers.page_stats import (  # noqa: E402
     PAGE_STATS_JS,
     TWCC_URI,
     PageSecond,
     latency_estimate_ms,
     per_second,
 )
-from tests.shaped_link import (  # noqa: E402
+from tests.helpers.shaped_link import (  # noqa: E402
     LINK_IP,
     PROFILES,
     SIDES,
@@ -366,7 +366,7 @@ def _held(run: Run) -> bool:
 async def chromium_run(profile: Profile, seconds: float, netem: bool) -> Run:
     from playwright.async_api import async_playwright
 
-    from tests.browser_support import launch_chromium, login_page, wait_for_state
+    from tests.helpers.browser_support import launch_chromium, login_page, wait_for_state
 
     run = Run(profile.name, "chromium", seconds)
     lab = ShapedLab(profile, netem=netem)
@@ -496,7 +496,7 @@ def profile_table(runs: list[Run]) -> str:
 
 
 METHOD = """\
-Each call runs in a fresh lab (`tests/shaped_link.py`): two network namespaces
+Each call runs in a fresh lab (`tests/helpers/shaped_link.py`): two network namespaces
 joined by a veth pair, each end limited by `tc qdisc ... root tbf rate R burst B
 latency Q` (Q: how long a packet may queue before it is dropped); each side loses
 arriving UDP at random (`iptables -A INPUT -m statistic --mode random`: in OUTPUT

@@ -1,6 +1,6 @@
 """How long a call takes to set up over a host, a srflx and a relay pair.
 
-Builds the NAT lab of tests/nat_support.py (network namespaces; needs root):
+Builds the NAT lab of tests/helpers/nat_support.py (network namespaces; needs root):
 two peers each behind its own router, coturn and the signaling server on the
 public side. The router decides the pair: plain routing gives host, a cone NAT
 srflx, a symmetric NAT relay. For each, CALLS calls: bob waits, alice calls,
@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchdoc import write_section  # noqa: E402
 
-from tests.nat_support import NatLab, NatType, remove_stale_labs  # noqa: E402
-from tests.peer_support import stats_lines  # noqa: E402
-from tests.support import BIN  # noqa: E402
-from tests.test_nat import PEER_FLAGS, start_public_servers  # noqa: E402
+from tests.helpers.nat_support import NatLab, NatType, remove_stale_labs  # noqa: E402
+from tests.helpers.peer_support import stats_lines  # noqa: E402
+from tests.helpers.support import BIN  # noqa: E402
+from tests.network.test_nat import PEER_FLAGS, start_public_servers  # noqa: E402
 
 LOCK = Path("/tmp/webcam-peer-bench.lock")
 CASES = ((NatType.NONE, "host"), (NatType.CONE, "srflx"), (NatType.SYMMETRIC, "relay"))

@@ -9,7 +9,7 @@ flow-controlled loop of aiortc's examples (``bufferedAmount`` under 4 MiB, wait 
 ``bufferedamountlow`` at 1 MiB), and the receiver's SHA-256 back, which must match.
 Reported per transfer: Mbit/s (first byte sent -> the receiver's digest back), CPU
 seconds of each Python side, the Python sender's peak RSS and its growth over the
-transfer. ``stock`` is aiortc as it ships; ``fast`` is peer/sctp_speed.py on both
+transfer. ``stock`` is aiortc as it ships; ``fast`` is peer/stack/sctp_speed.py on both
 Python sides. Chromium -> Chromium runs two RTCPeerConnections in one page.
 
 Usage (always under the benchmark lock, so two benchmarks never share the CPU):
@@ -55,7 +55,7 @@ receiver sends a SACK for every DATA packet, so the sender runs its SACK handler
 once per packet it sends (half its time, with the ICE/DTLS receive under it), and
 each transmit re-scans every chunk in flight for retransmissions; the receiver
 retries the reassembly of a 64 KiB message after each of its 57 fragments and reads
-one datagram per event-loop turn. `peer/sctp_speed.py` acknowledges every 16
+one datagram per event-loop turn. `peer/stack/sctp_speed.py` acknowledges every 16
 packets or once per batch of datagrams read (at once on a gap or duplicate), so the
 same transfer costs about a quarter of the CPU on each side. It is then limited by
 the 1 MiB window on a loaded machine (both sides partly idle), not by CPU; larger
@@ -250,7 +250,7 @@ async def chromium_runs(
 ) -> list[Result]:
     from playwright.async_api import async_playwright
 
-    from tests.browser_support import launch_chromium
+    from tests.helpers.browser_support import launch_chromium
 
     results: list[Result] = []
     async with async_playwright() as playwright:
@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
             "server and each\nPython side in its own process on loopback, a `file` data "
             "channel, 64 KiB messages\nsent by the plain flow-controlled loop, the "
             "receiver's SHA-256 checked. `stock` is\naiortc as it ships, `fast` is "
-            "`peer/sctp_speed.py` on every Python side; the\nPython -> Python rows "
+            "`peer/stack/sctp_speed.py` on every Python side; the\nPython -> Python rows "
             "alternate stock and fast. Mbit/s counts from the first byte\nsent to the "
             "receiver's digest back.\n\n" + report + "\n" + WHERE_THE_CPU_WENT
         )

@@ -16,7 +16,7 @@ debs=(libgl1 libglib2.0-0 libportaudio2)
 if (( want_test )); then
   debs+=(chromium xvfb xdotool redis-server coturn iproute2 iptables procps openssl)
   debs+=(pulseaudio pulseaudio-utils libasound2-plugins)
-  # Node.js runs the page's module tests (tests/page/, `node --test`, Node >= 20.19) and the
+  # Node.js runs the page's module tests (tests/unit/page/, `node --test`, Node >= 20.19) and the
   # tutorial's server that bench_signaling.py measures ours against; any node+npm on
   # PATH will do (e.g. NodeSource's), else Debian's.
   command -v node >/dev/null && command -v npm >/dev/null || debs+=(nodejs npm)

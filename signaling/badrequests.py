@@ -4,7 +4,7 @@ aiohttp logs every request it cannot parse (garbage on the port, a header line o
 8 KiB, a broken request line) at ERROR with the parser's traceback, under
 ``aiohttp.server``. The client already got its ``400``; for the operator it is one
 event caused by somebody else's bytes, and a client sending garbage in a loop must not
-fill the log with tracebacks. The socket fuzzer (tests/test_fuzz_server.py) found it.
+fill the log with tracebacks. The socket fuzzer (tests/process/test_fuzz_server.py) found it.
 """
 
 from __future__ import annotations

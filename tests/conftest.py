@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .support import SignalingServer, start_signaling_server
+from tests.helpers.support import SignalingServer, start_signaling_server
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def start_server() -> Iterator[Callable[..., SignalingServer]]:
         server.process.stop()
 
 
-from .browser_support import browser  # noqa: E402, F401  (fixture: Debian's Chromium)
-from .redis_support import redis_server  # noqa: E402, F401  (fixture: a real redis-server)
-from .sound_server_support import sound_server  # noqa: E402, F401  (fixture: real PulseAudio)
-from .xvfb_support import xvfb  # noqa: E402, F401  (fixture: a real X server)
+from tests.helpers.browser_support import browser  # noqa: E402, F401  (fixture: Debian's Chromium)
+from tests.helpers.redis_support import redis_server  # noqa: E402, F401  (fixture: a real redis-server)
+from tests.helpers.sound_server_support import sound_server  # noqa: E402, F401  (fixture: real PulseAudio)
+from tests.helpers.xvfb_support import xvfb  # noqa: E402, F401  (fixture: a real X server)

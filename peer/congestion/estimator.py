@@ -20,12 +20,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
 
-from .acknowledged import AcknowledgedBitrate
-from .loss_based import LossBasedController
-from .probing import ProbeCluster, ProbeReading, ProbeResultEstimator
-from .rate_control import AimdRateControl
-from .trendline import BandwidthUsage, InterArrival, TrendlineEstimator
-from .twcc import REFERENCE_WRAP_US, SEQUENCE_MODULO, TransportFeedback
+from peer.congestion.acknowledged import AcknowledgedBitrate
+from peer.congestion.loss_based import LossBasedController
+from peer.congestion.probing import ProbeCluster, ProbeReading, ProbeResultEstimator
+from peer.congestion.rate_control import AimdRateControl
+from peer.congestion.trendline import BandwidthUsage, InterArrival, TrendlineEstimator
+from peer.congestion.twcc import REFERENCE_WRAP_US, SEQUENCE_MODULO, TransportFeedback
 
 logger = logging.getLogger(__name__)
 

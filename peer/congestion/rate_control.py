@@ -24,7 +24,7 @@ import enum
 import math
 from typing import Final
 
-from .trendline import BandwidthUsage
+from peer.congestion.trendline import BandwidthUsage
 
 BETA: Final = 0.85
 MULTIPLICATIVE_PER_SECOND: Final = 1.08

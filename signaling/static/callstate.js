@@ -1,5 +1,5 @@
 // The page's state machines as tables: state x event -> next state + the actions the
-// shell (conversation.js) carries out, like peer/call.py's TRANSITIONS. Pure: no DOM,
+// shell (conversation.js) carries out, like peer/call/connection.py's TRANSITIONS. Pure: no DOM,
 // no WebRTC, no timers. A move the table does not hold raises IllegalTransition.
 
 export class IllegalTransition extends Error {

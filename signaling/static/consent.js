@@ -8,7 +8,7 @@ export const ANSWER_WITHIN_MS = 30000;
 const MAX_WAITING_CANDIDATES = 100;
 const MAX_SHOWN_NAME = 64;
 // Control, format, unassigned, private-use and separator characters but the space: the
-// same rule as the Python peer's printable filter (peer/untrusted.py).
+// same rule as the Python peer's printable filter (peer/tty/untrusted.py).
 const UNPRINTABLE = /[\p{C}\p{Z}]/gu;
 
 /** Remote text as it may be drawn: every unprintable character becomes U+FFFD. */

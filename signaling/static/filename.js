@@ -1,5 +1,5 @@
 // The name a received file is offered under, from the name the other side sent, by the
-// rules of docs/datachannels.md; the Python peer (peer/filenames.py) applies the same
+// rules of docs/datachannels.md; the Python peer (peer/data/filenames.py) applies the same
 // ones, so a file gets the same name whichever side receives it. The other side never
 // chooses a directory, a hidden file, an invisible character or an over-long name.
 

@@ -1,5 +1,5 @@
-// What to do when a call's media connection dies: the rules of peer/recovery.py, for the
-// page. Pure: no DOM, no WebRTC, no timers; tests/page/ checks it against the Python table.
+// What to do when a call's media connection dies: the rules of peer/call/recovery.py, for the
+// page. Pure: no DOM, no WebRTC, no timers; tests/unit/page/ checks it against the Python table.
 //
 // A call whose media connection fails while the server is reachable is negotiated
 // afresh once, on a new RTCPeerConnection (new ICE credentials). Only the side that

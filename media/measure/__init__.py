@@ -1,0 +1,1 @@
+"""Reading measurements out of media: stamps, rates, freezes, levels."""

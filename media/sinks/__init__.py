@@ -1,0 +1,1 @@
+"""Where remote media goes: window, speaker, recorder."""

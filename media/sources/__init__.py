@@ -1,0 +1,1 @@
+"""Where local media comes from: camera, microphone, screen, files, synthetic bots."""

@@ -1,0 +1,1 @@
+"""Data channels: chat and file transfers."""

@@ -1,0 +1,1 @@
+"""ICE: servers, candidates, the pair in use, consent and TURN checks."""
