@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import peer.media_libraries  # noqa: F401  (before aiortc: OpenCV first, or a one-line exit)
 from peer.congestion.shell import CONGESTION_MODES, DEFAULT_MAX_BPS
 from peer.congestion.shell import check_aiortc as check_congestion_seam
 from peer.data.channels import DEFAULT_CALL_BUDGET, DEFAULT_MAX_RECEIVE, default_download_dir
@@ -202,19 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="signaling server, e.g. ws://host:8080 or wss://host (default %(default)s; "
         "env WEBCAM_PEER_SERVER)",
     )
-    server.add_argument(
-        "--token",
+    argtypes.add_secret_arguments(
+        server,
+        "token",
+        what="the token",
         metavar="T",
-        default=os.environ.get("WEBCAM_PEER_TOKEN"),
+        env="WEBCAM_PEER_TOKEN",
+        file_env="WEBCAM_PEER_TOKEN_FILE",
         help="token the server asks for at login (env WEBCAM_PEER_TOKEN; on the command "
         "line it shows in ps: prefer --token-file)",
-    )
-    server.add_argument(
-        "--token-file",
-        type=Path,
-        default=os.environ.get("WEBCAM_PEER_TOKEN_FILE"),
-        metavar="FILE",
-        help="read the token from FILE, its first line (env WEBCAM_PEER_TOKEN_FILE)",
     )
     server.add_argument(
         "--insecure",

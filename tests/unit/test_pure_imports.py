@@ -1,0 +1,56 @@
+"""Importing a pure module loads no OpenCV, PyAV or aiortc (issue 14, item 3).
+
+Each import runs in a fresh interpreter: this test process has long loaded all three.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.helpers.support import ROOT
+
+# The sans-I/O cores of each layer: they are what unit tests and tools import alone.
+PURE_MODULES = (
+    "signaling.statetable",
+    "signaling.router",
+    "peer.call.recovery",
+    "peer.call.av_commands",
+    "peer.congestion.trendline",
+    "peer.congestion.rate_control",
+    "peer.congestion.estimator",
+    "peer.congestion.packets",
+    "peer.data.transfer_wire",
+    "peer.data.transfer",
+    "peer.data.chat",
+    "peer.tty.commands",
+    "media.measure.stamp",
+)
+MEDIA_LIBRARIES = ("cv2", "av", "aiortc")
+
+# Imports the modules one after another and names what each one loaded first.
+PROBE = """\
+import importlib, json, sys
+libraries, modules = sys.argv[1].split(","), sys.argv[2:]
+loaded = {}
+for name in modules:
+    before = set(sys.modules)
+    importlib.import_module(name)
+    loaded[name] = [m for m in libraries if m in sys.modules and m not in before]
+print(json.dumps(loaded))
+"""
+
+
+def test_pure_modules_load_no_media_library() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, ",".join(MEDIA_LIBRARIES), *PURE_MODULES],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = json.loads(result.stdout)
+    assert {name: libraries for name, libraries in loaded.items() if libraries} == {}
