@@ -7,9 +7,7 @@ them loads neither library.
 """
 
 try:
-    import aiortc  # noqa: F401
-    import av  # noqa: F401
-    import cv2  # noqa: F401  (first: see above)
+    import cv2  # noqa: F401  (before aiortc and PyAV: see above)
 except ImportError as missing:  # `pip install webcam-peer` is the server alone
     raise SystemExit(
         f"webcam-peer: its media libraries are not installed ({missing.name or missing}); "

@@ -54,3 +54,23 @@ def test_pure_modules_load_no_media_library() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads(result.stdout)
     assert {name: libraries for name, libraries in loaded.items() if libraries} == {}
+
+
+def test_the_peer_command_loads_opencv_before_pyav() -> None:
+    # PyAV's libxcb loaded first hangs OpenCV's window (peer/media_libraries.py); an
+    # import sorter may reorder imports, so the order is checked, not trusted.
+    probe = (
+        "import sys, peer.cli; names = list(sys.modules); "
+        "print(names.index('cv2'), names.index('av'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    opencv, pyav = (int(position) for position in result.stdout.split())
+    assert opencv < pyav
