@@ -32,6 +32,7 @@ from peer.stack.sctp_speed import check_aiortc as check_sctp_seam
 from peer.stack.seam import AiortcChanged
 from peer.tty.untrusted import PrintableFormatter
 from signaling import argtypes
+from signaling.logging_setup import set_up_logging
 
 logger = logging.getLogger(__name__)
 
@@ -430,13 +431,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.wait and not args.call:
         parser.error("--wait goes with --call")
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    handler = logging.StreamHandler()
-    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
-    if args.verbose < 2:
-        for noisy in ("aioice", "aiortc", "aiohttp.access"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    set_up_logging(
+        args.verbose,
+        quiet=("aioice", "aiortc", "aiohttp.access") if args.verbose < 2 else (),
+        formatter=PrintableFormatter,
+    )
 
     try:
         validate_host_addresses(args.ice_host)
