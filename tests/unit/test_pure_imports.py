@@ -42,9 +42,10 @@ print(json.dumps(loaded))
 """
 
 
-def test_pure_modules_load_no_media_library() -> None:
+def fresh_python(code: str, *args: str) -> str:
+    """What ``code`` prints in a new interpreter started in the repository."""
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, ",".join(MEDIA_LIBRARIES), *PURE_MODULES],
+        [sys.executable, "-c", code, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -52,7 +53,11 @@ def test_pure_modules_load_no_media_library() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    loaded = json.loads(result.stdout)
+    return result.stdout
+
+
+def test_pure_modules_load_no_media_library() -> None:
+    loaded = json.loads(fresh_python(PROBE, ",".join(MEDIA_LIBRARIES), *PURE_MODULES))
     assert {name: libraries for name, libraries in loaded.items() if libraries} == {}
 
 
@@ -63,14 +68,5 @@ def test_the_peer_command_loads_opencv_before_pyav() -> None:
         "import sys, peer.cli; names = list(sys.modules); "
         "print(names.index('cv2'), names.index('av'))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    opencv, pyav = (int(position) for position in result.stdout.split())
+    opencv, pyav = (int(position) for position in fresh_python(probe).split())
     assert opencv < pyav
