@@ -1,7 +1,5 @@
 """Media tracks and sinks for webcam-peer.
 
-OpenCV is imported here, before anything can import PyAV: both wheels bundle their
-own libxcb, and when PyAV's copy is loaded first OpenCV's window hangs on creation.
+Importing ``media`` loads no OpenCV: a process that opens an OpenCV window imports
+:mod:`peer.media_libraries` first (it loads OpenCV before PyAV, see there).
 """
-
-import cv2  # noqa: F401

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import peer.media_libraries  # noqa: F401  (before aiortc: OpenCV first, or a one-line exit)
 from peer.congestion.shell import CONGESTION_MODES, DEFAULT_MAX_BPS
 from peer.congestion.shell import check_aiortc as check_congestion_seam
 from peer.data.channels import DEFAULT_CALL_BUDGET, DEFAULT_MAX_RECEIVE, default_download_dir
@@ -31,6 +32,7 @@ from peer.stack.sctp_speed import check_aiortc as check_sctp_seam
 from peer.stack.seam import AiortcChanged
 from peer.tty.untrusted import PrintableFormatter
 from signaling import argtypes
+from signaling.logging_setup import set_up_logging
 
 logger = logging.getLogger(__name__)
 
@@ -202,19 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="signaling server, e.g. ws://host:8080 or wss://host (default %(default)s; "
         "env WEBCAM_PEER_SERVER)",
     )
-    server.add_argument(
-        "--token",
+    argtypes.add_secret_arguments(
+        server,
+        "token",
+        what="the token",
         metavar="T",
-        default=os.environ.get("WEBCAM_PEER_TOKEN"),
+        env="WEBCAM_PEER_TOKEN",
+        file_env="WEBCAM_PEER_TOKEN_FILE",
         help="token the server asks for at login (env WEBCAM_PEER_TOKEN; on the command "
         "line it shows in ps: prefer --token-file)",
-    )
-    server.add_argument(
-        "--token-file",
-        type=Path,
-        default=os.environ.get("WEBCAM_PEER_TOKEN_FILE"),
-        metavar="FILE",
-        help="read the token from FILE, its first line (env WEBCAM_PEER_TOKEN_FILE)",
     )
     server.add_argument(
         "--insecure",
@@ -433,13 +431,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.wait and not args.call:
         parser.error("--wait goes with --call")
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    handler = logging.StreamHandler()
-    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
-    if args.verbose < 2:
-        for noisy in ("aioice", "aiortc", "aiohttp.access"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    set_up_logging(
+        args.verbose,
+        quiet=("aioice", "aiortc", "aiohttp.access") if args.verbose < 2 else (),
+        formatter=PrintableFormatter,
+    )
 
     try:
         validate_host_addresses(args.ice_host)

@@ -15,6 +15,7 @@ from . import argtypes, badrequests
 from .clientaddr import parse_network
 from .cluster import DEFAULT_PRESENCE_TTL
 from .ice_servers import IceServerConfigError, IceServers
+from .logging_setup import set_up_logging
 from .origin import is_loopback_host, normalize_origin
 from .resume import load_or_create_secret
 from .router import DEFAULT_RING_TIMEOUT
@@ -280,9 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--ring-timeout must be at least 1 second")
     if args.redis_ttl < 1:
         parser.error("--redis-ttl must be at least 1 second")
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose + 1, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    set_up_logging(args.verbose + 1, quiet=("aiohttp.access",))  # info by default
     badrequests.install()
     if token and config_is_cleartext(args.host, args.cert) and not args.trusted_proxy:
         logger.warning(

@@ -28,6 +28,7 @@ from .protocol import (
     Relayed,
 )
 from .resume import Resumption
+from .statetable import step
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ _CALLEE: Final = Role.CALLEE
 
 
 class IllegalMove(ProtocolError):
-    def __init__(self, state: CallState, role: Role, kind: str) -> None:
+    def __init__(self, state: CallState, move: tuple[Role, str]) -> None:
+        role, kind = move
         super().__init__(
             Reason.INVALID_STATE,
             f"{kind!r} from the {role.value} is not allowed while the call is {state.value}",
@@ -86,6 +88,11 @@ CALL_TRANSITIONS: Final[dict[tuple[CallState, Role, str], CallState]] = {
     },
     (CallState.ACTIVE, Role.CALLER, "close"): CallState.ENDED,
     (CallState.ACTIVE, Role.CALLEE, "close"): CallState.ENDED,
+}
+# The same rules as statetable steps them: the event is the move, (who sends, type).
+_CALL_STEPS: Final = {
+    (state, (role, kind)): next_state
+    for (state, role, kind), next_state in CALL_TRANSITIONS.items()
 }
 
 
@@ -112,10 +119,7 @@ class Call:
 
     def apply(self, username: str, kind: str) -> None:
         role = _CALLER if username == self.caller else _CALLEE
-        next_state = CALL_TRANSITIONS.get((self.state, role, kind))
-        if next_state is None:
-            raise IllegalMove(self.state, role, kind)
-        self.state = next_state
+        self.state = step(_CALL_STEPS, self.state, (role, kind), IllegalMove)
 
 
 @dataclass

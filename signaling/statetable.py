@@ -9,7 +9,7 @@ that package is the base both the server and the peer import.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TypeVar
 
 State = TypeVar("State", bound=Hashable)
@@ -20,9 +20,14 @@ class IllegalMove(RuntimeError):
     """An event the table has no row for, in the state the machine is in."""
 
     def __init__(self, state: object, event: object) -> None:
-        super().__init__(f"{_shown(event)} is not possible while {_shown(state)}")
+        super().__init__(self.describe(state, event))
         self.state = state
         self.event = event
+
+    @staticmethod
+    def describe(state: object, event: object) -> str:
+        """The one-line message; a machine's own subclass may name itself in it."""
+        return f"{_shown(event)} is not possible while {_shown(state)}"
 
 
 def step(
@@ -36,6 +41,14 @@ def step(
     if next_state is None:
         raise illegal(state, event)
     return next_state
+
+
+def from_each(
+    states: Iterable[State], moves: Mapping[Event, State]
+) -> dict[tuple[State, Event], State]:
+    """Rows letting every one of ``states`` take each of ``moves`` (event -> next state):
+    the "from any live state, hang-up ends it" rows of a table."""
+    return {(state, event): target for state in states for event, target in moves.items()}
 
 
 def _shown(value: object) -> str:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import numpy.typing as npt
-from av import VideoFrame
+
+if TYPE_CHECKING:
+    from av import VideoFrame
 
 COLUMNS: Final = 40
 ROWS: Final = 2

@@ -25,6 +25,7 @@ from peer.congestion.track import AdaptedVideoTrack
 from peer.ice.candidates import CandidateError, candidate_from_json
 from peer.stack.jitter import FrameCompletionBuffer, install_receive_path
 from peer.stack.sctp_speed import install_sctp
+from signaling.statetable import IllegalMove, from_each, step
 
 logger = logging.getLogger(__name__)
 
@@ -54,20 +55,14 @@ class CallEvent(Enum):
     REMOTE_CLOSE = "remote-close"
 
 
-class IllegalTransition(RuntimeError):
-    def __init__(self, state: CallState, event: CallEvent) -> None:
-        super().__init__(f"{event.value} is not possible while the call is {state.value}")
-        self.state = state
-        self.event = event
+class IllegalTransition(IllegalMove):
+    @staticmethod
+    def describe(state: object, event: object) -> str:
+        assert isinstance(state, CallState) and isinstance(event, CallEvent)
+        return f"{event.value} is not possible while the call is {state.value}"
 
 
-_LIVE: Final = (
-    CallState.NEW,
-    CallState.OFFERING,
-    CallState.ANSWERING,
-    CallState.CONNECTING,
-    CallState.CONNECTED,
-)
+_LIVE: Final = frozenset(CallState) - {CallState.ENDED, CallState.FAILED}
 
 TRANSITIONS: Final[dict[tuple[CallState, CallEvent], CallState]] = {
     (CallState.NEW, CallEvent.DIAL): CallState.OFFERING,
@@ -82,8 +77,9 @@ TRANSITIONS: Final[dict[tuple[CallState, CallEvent], CallState]] = {
     (CallState.CONNECTED, CallEvent.OFFER_RECEIVED): CallState.CONNECTED,
     (CallState.CONNECTED, CallEvent.ANSWER_SENT): CallState.CONNECTED,
     (CallState.CONNECTED, CallEvent.MEDIA_CONNECTED): CallState.CONNECTED,
-    **{(state, CallEvent.HANG_UP): CallState.ENDED for state in _LIVE},
-    **{(state, CallEvent.REMOTE_CLOSE): CallState.ENDED for state in _LIVE},
+    **from_each(
+        _LIVE, {CallEvent.HANG_UP: CallState.ENDED, CallEvent.REMOTE_CLOSE: CallState.ENDED}
+    ),
 }
 
 
@@ -182,9 +178,7 @@ class Call:
 
     # ---- the state table ---------------------------------------------------------
     def _fire(self, event: CallEvent) -> CallState:
-        next_state = TRANSITIONS.get((self.state, event))
-        if next_state is None:
-            raise IllegalTransition(self.state, event)
+        next_state = step(TRANSITIONS, self.state, event, IllegalTransition)
         if next_state is not self.state:
             logger.info("call with %s: %s -> %s", self.other, self.state.value, next_state.value)
         self.state = next_state

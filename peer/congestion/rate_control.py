@@ -25,6 +25,7 @@ import math
 from typing import Final
 
 from peer.congestion.trendline import BandwidthUsage
+from signaling.statetable import from_each, step
 
 BETA: Final = 0.85
 MULTIPLICATIVE_PER_SECOND: Final = 1.08
@@ -53,17 +54,16 @@ class RateState(enum.Enum):
     DECREASE = "decrease"
 
 
-# (state, detector verdict) -> next state
+# (state, detector verdict) -> next state: overuse always decreases, underuse always
+# holds (the queue drains), a normal verdict steps decrease -> hold -> increase.
 _TRANSITIONS: Final[dict[tuple[RateState, BandwidthUsage], RateState]] = {
     (RateState.HOLD, BandwidthUsage.NORMAL): RateState.INCREASE,
     (RateState.INCREASE, BandwidthUsage.NORMAL): RateState.INCREASE,
     (RateState.DECREASE, BandwidthUsage.NORMAL): RateState.HOLD,
-    (RateState.HOLD, BandwidthUsage.OVERUSING): RateState.DECREASE,
-    (RateState.INCREASE, BandwidthUsage.OVERUSING): RateState.DECREASE,
-    (RateState.DECREASE, BandwidthUsage.OVERUSING): RateState.DECREASE,
-    (RateState.HOLD, BandwidthUsage.UNDERUSING): RateState.HOLD,
-    (RateState.INCREASE, BandwidthUsage.UNDERUSING): RateState.HOLD,
-    (RateState.DECREASE, BandwidthUsage.UNDERUSING): RateState.HOLD,
+    **from_each(
+        RateState,
+        {BandwidthUsage.OVERUSING: RateState.DECREASE, BandwidthUsage.UNDERUSING: RateState.HOLD},
+    ),
 }
 
 
@@ -122,7 +122,7 @@ class AimdRateControl:
             self._changed_ms = now_ms
         if usage is BandwidthUsage.OVERUSING and not self._may_decrease(rtt_ms, now_ms):
             return self.bitrate_bps  # a decrease just happened; let it take effect first
-        self.state = _TRANSITIONS[(self.state, usage)]
+        self.state = step(_TRANSITIONS, self.state, usage)
         if self.state is RateState.INCREASE:
             self._increase(acked_bps, rtt_ms, now_ms)
         elif self.state is RateState.DECREASE:

@@ -28,6 +28,8 @@ from peer.data.transfer_wire import (
     encode_control,
     parse_control,
 )
+from signaling.statetable import IllegalMove as IllegalMove  # what a refused move raises
+from signaling.statetable import from_each, step
 
 
 # ---- actions -----------------------------------------------------------------------
@@ -103,10 +105,6 @@ class Outcome(Enum):
     FAILED = "failed"
 
 
-class IllegalMove(RuntimeError):
-    pass
-
-
 # ---- receiving ------------------------------------------------------------------------
 class RecvState(Enum):
     HEADER = "header"  # channel open, waiting for the file header
@@ -131,14 +129,7 @@ class RecvEvent(Enum):
     FAIL = "fail"  # a check failed, the disk refused, the channel closed
 
 
-_RECV_LIVE: Final = (
-    RecvState.HEADER,
-    RecvState.OFFERED,
-    RecvState.OPENING,
-    RecvState.ACCEPTED,
-    RecvState.RECEIVING,
-    RecvState.VERIFYING,
-)
+_RECV_LIVE: Final = frozenset(RecvState) - {RecvState.DONE, RecvState.CANCELLED, RecvState.FAILED}
 RECV_TRANSITIONS: Final[dict[tuple[RecvState, RecvEvent], RecvState]] = {
     (RecvState.HEADER, RecvEvent.HEADER): RecvState.OFFERED,
     (RecvState.OFFERED, RecvEvent.ACCEPT): RecvState.OPENING,
@@ -148,8 +139,9 @@ RECV_TRANSITIONS: Final[dict[tuple[RecvState, RecvEvent], RecvState]] = {
     (RecvState.ACCEPTED, RecvEvent.END): RecvState.VERIFYING,  # an empty file
     (RecvState.RECEIVING, RecvEvent.END): RecvState.VERIFYING,
     (RecvState.VERIFYING, RecvEvent.SAVED): RecvState.DONE,
-    **{(state, RecvEvent.CANCEL): RecvState.CANCELLED for state in _RECV_LIVE},
-    **{(state, RecvEvent.FAIL): RecvState.FAILED for state in _RECV_LIVE},
+    **from_each(
+        _RECV_LIVE, {RecvEvent.CANCEL: RecvState.CANCELLED, RecvEvent.FAIL: RecvState.FAILED}
+    ),
 }
 
 
@@ -173,10 +165,7 @@ class Receiver:
         return self.state not in _RECV_LIVE
 
     def _fire(self, event: RecvEvent) -> None:
-        next_state = RECV_TRANSITIONS.get((self.state, event))
-        if next_state is None:
-            raise IllegalMove(f"{event.value} while {self.state.value}")
-        self.state = next_state
+        self.state = step(RECV_TRANSITIONS, self.state, event)
 
     # ---- what arrives ----------------------------------------------------------------
     def on_text(self, text: str) -> list[Action]:
@@ -311,14 +300,15 @@ class SendEvent(Enum):
     FAIL = "fail"
 
 
-_SEND_LIVE: Final = (SendState.OFFERING, SendState.SENDING, SendState.ENDING)
+_SEND_LIVE: Final = frozenset(SendState) - {SendState.DONE, SendState.CANCELLED, SendState.FAILED}
 SEND_TRANSITIONS: Final[dict[tuple[SendState, SendEvent], SendState]] = {
     (SendState.OFFERING, SendEvent.ACCEPTED): SendState.SENDING,
     (SendState.SENDING, SendEvent.CHUNK): SendState.SENDING,
     (SendState.SENDING, SendEvent.EOF): SendState.ENDING,
     (SendState.ENDING, SendEvent.DONE): SendState.DONE,
-    **{(state, SendEvent.CANCEL): SendState.CANCELLED for state in _SEND_LIVE},
-    **{(state, SendEvent.FAIL): SendState.FAILED for state in _SEND_LIVE},
+    **from_each(
+        _SEND_LIVE, {SendEvent.CANCEL: SendState.CANCELLED, SendEvent.FAIL: SendState.FAILED}
+    ),
 }
 
 
@@ -344,10 +334,7 @@ class Sender:
         return self.size - self.sent
 
     def _fire(self, event: SendEvent) -> None:
-        next_state = SEND_TRANSITIONS.get((self.state, event))
-        if next_state is None:
-            raise IllegalMove(f"{event.value} while {self.state.value}")
-        self.state = next_state
+        self.state = step(SEND_TRANSITIONS, self.state, event)
 
     def start(self) -> list[Action]:
         """The channel is open: offer the file."""

@@ -6,7 +6,7 @@ from enum import Enum
 
 import pytest
 
-from signaling.statetable import IllegalMove, step
+from signaling.statetable import IllegalMove, from_each, step
 
 
 class Light(Enum):
@@ -35,3 +35,14 @@ def test_the_caller_chooses_the_refusal() -> None:
 
     with pytest.raises(Jammed):
         step(TABLE, Light.ON, "unplug", lambda state, event: Jammed(f"{event}/{state}"))
+
+
+def test_from_each_gives_every_state_the_same_moves() -> None:
+    rows = from_each([Light.OFF, Light.ON], {"unplug": Light.OFF, "fuse": Light.OFF})
+    assert rows == {
+        (Light.OFF, "unplug"): Light.OFF,
+        (Light.OFF, "fuse"): Light.OFF,
+        (Light.ON, "unplug"): Light.OFF,
+        (Light.ON, "fuse"): Light.OFF,
+    }
+    assert step({**TABLE, **rows}, Light.ON, "unplug") is Light.OFF
