@@ -26,8 +26,10 @@ those:
 
 Wire format and behaviour stay RFC 9260: the peer sees ordinary DATA and SACK
 chunks (Chromium and stock aiortc interoperate, tests/browser/test_sctp_speed.py). The
-seams are aiortc internals, so :func:`check_aiortc` verifies the aiortc version and
-the source lines they rely on and fails naming what changed, like peer/stack/jitter.py.
+seams are aiortc internals, so :data:`SEAM` verifies the aiortc version, the source
+lines they rely on and, line for line, the three aiortc methods this module carries
+changed copies of (``_receive_data_chunk``, ``_receive_sack_chunk``, ``_transmit``),
+and refuses naming ``--sctp stock`` when any of them changed.
 """
 
 from __future__ import annotations
@@ -38,10 +40,12 @@ import inspect
 import logging
 import socket
 import time
+from asyncio import selector_events
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from aioice.ice import Connection
 from aiortc import RTCPeerConnection
 from aiortc.rtcsctptransport import (
     SCTP_DATA_LAST_FRAG,
@@ -56,7 +60,8 @@ from aiortc.rtcsctptransport import (
 from aiortc.utils import uint32_gt, uint32_gte
 from OpenSSL import SSL
 
-from peer.stack.seam import AiortcChanged, Seam
+from peer.stack.internals import ice_connection
+from peer.stack.seam import Fork, Lines, Seam, StackChanged, Undo
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +76,6 @@ SOCKET_RECEIVE_BUFFER: Final = 2 * 1024 * 1024
 # is no faster, and 4 MiB lets slow start outrun the socket buffer and lose bursts.
 RECEIVE_WINDOW: Final = 1024 * 1024
 _HALF_TSN: Final = SCTP_TSN_MODULO // 2
-_PC_SCTP: Final = "_RTCPeerConnection__sctp"
 
 
 def tsn_distance(start: int, end: int) -> int:
@@ -165,7 +169,7 @@ class FastSctpTransport(RTCSctpTransport):
         await super().start(remoteCaps, remotePort)
 
     def _fast_batch_ice_reads(self) -> None:
-        connection = self.transport.transport._connection
+        connection = ice_connection(self.transport.transport)
         for protocol in getattr(connection, "_protocols", []):
             transport = getattr(protocol, "transport", None)
             if (
@@ -410,44 +414,15 @@ def read_datagrams_in_batches(transport: asyncio.BaseTransport) -> bool:
 
 
 # ---- the seam into aiortc -------------------------------------------------------------
-_SEAM: Final = Seam("the fast SCTP path", "--sctp", "peer/stack/sctp_speed.py")
-_EXPECTED_SOURCE: Final = {
-    "_handle_data": {
-        "handles every chunk of a packet": "await self._receive_chunk(chunk)",
-        "sends one SACK per packet when needed": (
-            "if self._sack_needed:\n            await self._send_sack()"
-        ),
-    },
-    "_receive_chunk": {
-        "dispatches DATA chunks": "await self._receive_data_chunk(chunk)",
-        "dispatches SACK chunks": "await self._receive_sack_chunk(chunk)",
-    },
-    "_receive_data_chunk": {
-        "marks TSNs received": "if self._mark_received(chunk.tsn):",
-        "reassembles per stream": "inbound_stream.add_chunk(chunk)",
-        "delivers popped messages": "for message in inbound_stream.pop_messages():",
-        "completes deferred stream resets": "await self._reset_deferred_streams()",
-    },
-    "_mark_received": {
-        "keeps out-of-order TSNs in a set": "self._sack_misordered.add(tsn)",
-    },
-    "_receive_sack_chunk": {
-        "strikes a chunk after three misses": "if schunk._misses == 3:",
-        "grows cwnd by one packet per SACK in slow start": (
-            "self._cwnd += min(done_bytes, USERDATA_MAX_LENGTH)"
-        ),
-        "flushes queued messages after a SACK": "await self._data_channel_flush()",
-    },
-    "_transmit": {
-        "limits a burst to Max.Burst packets": "burst_size = 4 * USERDATA_MAX_LENGTH",
-        "scans the sent queue for retransmissions": "if chunk._retransmit:",
-        "sends from the outbound queue": "chunk = self._outbound_queue.popleft()",
-    },
-    "_t3_expired": {"marks chunks for retransmission": "chunk._retransmit = True"},
-    "_flight_size_increase": {"counts chunks in flight": "self._flight_size +="},
-    "_send_sack": {"reports the misordered TSNs as gaps": "sorted(self._sack_misordered)"},
-    "start": {"starts the association": "await self._init()"},
-}
+def _lines(name: str, lines: dict[str, str]) -> Lines:
+    return Lines(RTCSctpTransport, name, lines)
+
+
+def _attributes_set_in_init() -> list[str]:
+    init = inspect.getsource(RTCSctpTransport.__init__)
+    return [f"__init__ no longer sets {n}" for n in _EXPECTED_ATTRIBUTES if f"self.{n}" not in init]
+
+
 _EXPECTED_ATTRIBUTES: Final = (
     "_sack_needed",
     "_sack_misordered",
@@ -465,51 +440,105 @@ _EXPECTED_ATTRIBUTES: Final = (
     "_advertised_rwnd",
     "_reconfig_deferred",
 )
+SEAM: Final = Seam(
+    "the fast SCTP path",
+    "run with --sctp stock to keep aiortc's own",
+    "peer/stack/sctp_speed.py",
+    libraries=("aiortc", "aioice"),
+    lines=(
+        _lines(
+            "_handle_data",
+            {
+                "handles every chunk of a packet": "await self._receive_chunk(chunk)",
+                "sends one SACK per packet when needed": (
+                    "if self._sack_needed:\n            await self._send_sack()"
+                ),
+            },
+        ),
+        _lines(
+            "_receive_chunk",
+            {
+                "dispatches DATA chunks": "await self._receive_data_chunk(chunk)",
+                "dispatches SACK chunks": "await self._receive_sack_chunk(chunk)",
+            },
+        ),
+        _lines(
+            "_mark_received", {"keeps out-of-order TSNs in a set": "self._sack_misordered.add(tsn)"}
+        ),
+        _lines("_t3_expired", {"marks chunks for retransmission": "chunk._retransmit = True"}),
+        _lines("_flight_size_increase", {"counts chunks in flight": "self._flight_size +="}),
+        _lines(
+            "_send_sack", {"reports the misordered TSNs as gaps": "sorted(self._sack_misordered)"}
+        ),
+        _lines("start", {"starts the association": "await self._init()"}),
+        Lines(
+            Connection,
+            "__init__",
+            {"keeps its sockets' protocols": "self._protocols: list[StunProtocol] = []"},
+        ),
+        Lines(
+            selector_events._SelectorDatagramTransport,  # type: ignore[attr-defined]
+            "_read_ready",
+            {
+                "reads one datagram": "data, addr = self._sock.recvfrom(self.max_size)",
+                "hands it to the protocol": "self._protocol.datagram_received(data, addr)",
+            },
+        ),
+    ),
+    present=((selector_events.BaseSelectorEventLoop, "_add_reader"),),
+    # The three methods FastSctpTransport carries changed copies of: aiortc's fixes to
+    # them would not reach the copies, so a changed original is refused.
+    forks=(
+        Fork(RTCSctpTransport, "_receive_data_chunk", "af2e191e59534410"),
+        Fork(RTCSctpTransport, "_receive_sack_chunk", "8433bff6eb4aa555"),
+        Fork(RTCSctpTransport, "_transmit", "f85fec4d830361b0"),
+    ),
+    extra=(_attributes_set_in_init,),
+)
 
 
 def check_aiortc() -> None:
-    """Raise :class:`AiortcChanged` unless aiortc's SCTP transport still looks the way
-    :class:`FastSctpTransport` relies on (and asyncio's UDP transport has its reader)."""
-    version = _SEAM.check_version()
-    missing = _SEAM.missing_lines(RTCSctpTransport, _EXPECTED_SOURCE)
-    init = inspect.getsource(RTCSctpTransport.__init__)
-    missing += [
-        f"__init__ sets {name}" for name in _EXPECTED_ATTRIBUTES if f"self.{name}" not in init
-    ]
-    _SEAM.refuse_if(version, RTCSctpTransport, missing)
-    if not hasattr(asyncio.BaseEventLoop, "_add_reader") and not hasattr(
-        asyncio.SelectorEventLoop, "_add_reader"
-    ):
-        raise AiortcChanged(
-            "asyncio's selector loop has no _add_reader; update peer/stack/sctp_speed.py"
-        )
+    """Raise :class:`StackChanged` unless aiortc's SCTP transport (and asyncio's UDP
+    transport) still look the way :class:`FastSctpTransport` relies on."""
+    SEAM.check()
 
 
 def sctp_counters(mode: str, pc: RTCPeerConnection) -> dict[str, int | str]:
     """The stats line's view: the mode, and what the fast path counted so far."""
-    transport = getattr(pc, _PC_SCTP, None)
+    transport = pc.sctp
     counters: dict[str, int | str] = {"mode": mode}
     if isinstance(transport, FastSctpTransport):
         counters.update(vars(transport.counters))
     return counters
 
 
-def install_sctp(pc: RTCPeerConnection, mode: str) -> RTCSctpTransport | None:
+def install_sctp(
+    pc: RTCPeerConnection, mode: str, undo: Undo | None = None
+) -> RTCSctpTransport | None:
     """Give ``pc``'s SCTP transport the chosen mode; returns the transport, or None if
     ``pc`` has none yet (call after createDataChannel or setRemoteDescription, before
-    the connection comes up: the association must start fast)."""
+    the connection comes up: the association must start fast). ``undo`` makes it
+    aiortc's own transport again (before it starts)."""
     if mode not in SCTP_MODES:
         raise ValueError(f"SCTP mode must be one of {', '.join(SCTP_MODES)}, not {mode!r}")
-    transport = getattr(pc, _PC_SCTP, None)
+    transport = pc.sctp
     if mode == "stock" or transport is None:
         return transport
     if isinstance(transport, FastSctpTransport):
         return transport
     if type(transport) is not RTCSctpTransport:
-        raise AiortcChanged(f"the SCTP transport is a {type(transport).__name__}, not aiortc's")
+        raise StackChanged(f"the SCTP transport is a {type(transport).__name__}, not aiortc's")
     if transport.state != "new":
         raise RuntimeError("the SCTP transport already started; install the fast path earlier")
+    rwnd = transport._advertised_rwnd
     transport.__class__ = FastSctpTransport
     assert isinstance(transport, FastSctpTransport)
     transport._fast_setup()
+
+    def back_to_stock() -> None:
+        transport.__class__ = RTCSctpTransport  # type: ignore[assignment]
+        transport._advertised_rwnd = rwnd
+
+    if undo is not None:
+        undo.add(back_to_stock)
     return transport
