@@ -2,8 +2,9 @@
 
 The shell hooks one connection's DTLS transport (every RTP and RTCP packet of the
 bundle passes through its ``_send_rtp``, ``_handle_rtp_data`` and
-``_handle_rtcp_data``), puts its own encoders in place of the ones aiortc's senders
-would make, and reads the codecs, header extensions and SSRCs aiortc negotiated.
+``_handle_rtcp_data``), puts its own encoders (subclasses of aiortc's, in
+peer/congestion/encoders.py) in place of the ones aiortc's senders would make, and
+reads the codecs, header extensions and SSRCs aiortc negotiated.
 :data:`SEAM` checks each of those before a call starts;
 ``--congestion-control stock`` keeps aiortc's own.
 """
@@ -16,6 +17,8 @@ from typing import Any, Final
 
 from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.opus import OpusEncoder
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 
 from peer.stack.seam import Lines, Seam, Undo, replace
@@ -88,6 +91,33 @@ SEAM: Final = Seam(
                     "abs(self.target_bitrate - self.codec.bit_rate) / self.codec.bit_rate"
                 ),
                 "opens libx264 only when it has none": "if self.codec is None:",
+            },
+        ),
+        # What the encoders of peer/congestion/encoders.py (subclasses of aiortc's) use.
+        Lines(
+            H264Encoder,
+            "__init__",
+            {
+                "keeps its codec": "self.codec: Optional[VideoCodecContext] = None",
+                "buffers NAL units": 'self.buffer_data = b""',
+                "keeps the buffer's pts": "self.buffer_pts: Optional[int] = None",
+            },
+        ),
+        Lines(
+            Vp8Encoder,
+            "__init__",
+            {
+                "keeps its codec": "self.codec: Optional[VideoCodecContext] = None",
+                "numbers pictures": "self.picture_id = ",
+            },
+        ),
+        Lines(Vp8Encoder, "encode", {"packetizes": "self._packetize("}),
+        Lines(
+            OpusEncoder,
+            "encode",
+            {
+                "encodes with self.codec": "self.codec.encode(frame)",
+                "counts time from its first packet": "packets[0].pts - self.first_packet_pts",
             },
         ),
         Lines(
