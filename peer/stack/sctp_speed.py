@@ -27,8 +27,8 @@ those:
 Wire format and behaviour stay RFC 9260: the peer sees ordinary DATA and SACK
 chunks (Chromium and stock aiortc interoperate, tests/browser/test_sctp_speed.py). The
 seams are aiortc internals, so :data:`SEAM` verifies the aiortc version, the source
-lines they rely on and, line for line, the three aiortc methods this module carries
-changed copies of (``_receive_data_chunk``, ``_receive_sack_chunk``, ``_transmit``),
+lines they rely on and, line for line, the two aiortc methods this module carries
+changed copies of (``_receive_sack_chunk``, ``_transmit``),
 and refuses naming ``--sctp stock`` when any of them changed.
 """
 
@@ -41,7 +41,7 @@ import logging
 import socket
 import time
 from asyncio import selector_events
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -53,6 +53,7 @@ from aiortc.rtcsctptransport import (
     SCTP_TSN_MODULO,
     USERDATA_MAX_LENGTH,
     DataChunk,
+    InboundStream,
     RTCSctpCapabilities,
     RTCSctpTransport,
     SackChunk,
@@ -137,6 +138,29 @@ class SctpCounters:
     timeouts: int = 0  # T3 expiries: the window collapsed to one packet
 
 
+class FastInboundStream(InboundStream):
+    """aiortc's reassembly, which skips the scan that cannot complete a message.
+
+    aiortc looks for complete messages in the whole reassembly list after every
+    fragment. A fragment that lands after every other one of its stream and is not a
+    last fragment cannot complete one (its own message still lacks its end), so the
+    scan that follows its ``add_chunk`` is skipped; any other call scans as aiortc does.
+    """
+
+    _skip_next_scan = False
+
+    def add_chunk(self, chunk: DataChunk) -> None:
+        appended = not self.reassembly or uint32_gt(chunk.tsn, self.reassembly[-1].tsn)
+        self._skip_next_scan = appended and not chunk.flags & SCTP_DATA_LAST_FRAG
+        super().add_chunk(chunk)
+
+    def pop_messages(self) -> Iterator[tuple[int, int, bytes]]:
+        if self._skip_next_scan:
+            self._skip_next_scan = False
+            return iter(())
+        return super().pop_messages()
+
+
 class FastSctpTransport(RTCSctpTransport):
     """aiortc's SCTP association with the changes the module docstring lists.
 
@@ -151,6 +175,7 @@ class FastSctpTransport(RTCSctpTransport):
     _fast_burst_credit: int
     _fast_batched_sockets: set[int]
     _fast_sack_task: asyncio.Future[None] | None
+    _fast_duplicate: bool  # what _mark_received said of the last DATA chunk
     counters: SctpCounters
 
     def _fast_setup(self) -> None:
@@ -161,7 +186,11 @@ class FastSctpTransport(RTCSctpTransport):
         self._fast_burst_credit = 0
         self._fast_batched_sockets = set()
         self._fast_sack_task = None
+        self._fast_duplicate = False
         self._advertised_rwnd = RECEIVE_WINDOW
+        for stream in self._inbound_streams.values():
+            if type(stream) is InboundStream:
+                stream.__class__ = FastInboundStream
 
     async def start(self, remoteCaps: RTCSctpCapabilities | None, remotePort: int) -> None:
         # ICE and DTLS are connected by now, so the ICE sockets exist.
@@ -189,29 +218,22 @@ class FastSctpTransport(RTCSctpTransport):
         await super()._handle_data(data)  # sends a SACK itself only if we left it needed
 
     async def _receive_data_chunk(self, chunk: DataChunk) -> None:
-        # Whether to acknowledge now or later is decided here, where the chunk is known.
-        duplicate = self._mark_received(chunk.tsn)
-        if self._fast_ack.data_arrived(duplicate=duplicate, gap=bool(self._sack_misordered)):
-            self._sack_needed = True
-        else:
+        # aiortc's own handler, which asks for a SACK after every chunk; whether to
+        # acknowledge now or later is decided here, once the chunk is marked.
+        sack_needed = self._sack_needed
+        await super()._receive_data_chunk(chunk)
+        now = self._fast_ack.data_arrived(
+            duplicate=self._fast_duplicate, gap=bool(self._sack_misordered)
+        )
+        self._sack_needed = sack_needed or now
+        if not now:
             self._fast_schedule_sack()
-        if duplicate:
-            return
 
-        inbound_stream = self._get_inbound_stream(chunk.stream_id)
-        reassembly = inbound_stream.reassembly
-        appended = not reassembly or uint32_gt(chunk.tsn, reassembly[-1].tsn)
-        inbound_stream.add_chunk(chunk)
-        self._advertised_rwnd -= len(chunk.user_data)
-        # A fragment added after every other one of its stream, and not a last
-        # fragment, cannot complete any message: its own message still lacks its end.
-        if not appended or chunk.flags & SCTP_DATA_LAST_FRAG:
-            for message in inbound_stream.pop_messages():
-                self._advertised_rwnd += len(message[2])
-                await self._receive(*message)
-        if self._reconfig_deferred is not None:
-            # Any chunk may be the one the peer's stream reset waits for.
-            await self._reset_deferred_streams()
+    def _get_inbound_stream(self, stream_id: int) -> InboundStream:
+        stream = super()._get_inbound_stream(stream_id)
+        if type(stream) is InboundStream:
+            stream.__class__ = FastInboundStream
+        return stream
 
     def _fast_schedule_sack(self) -> None:
         if not self._fast_sack_scheduled:
@@ -232,6 +254,10 @@ class FastSctpTransport(RTCSctpTransport):
             await self._send_sack()
 
     def _mark_received(self, tsn: int) -> bool:
+        self._fast_duplicate = self._mark(tsn)
+        return self._fast_duplicate
+
+    def _mark(self, tsn: int) -> bool:
         last = self._last_received_tsn
         if last is not None and not self._sack_misordered and tsn == (last + 1) % SCTP_TSN_MODULO:
             # In order with nothing held: the cumulative TSN simply moves on.
@@ -463,6 +489,32 @@ SEAM: Final = Seam(
             },
         ),
         _lines(
+            "_receive_data_chunk",
+            {
+                "asks for a SACK before marking the chunk": "self._sack_needed = True",
+                "marks TSNs received": "if self._mark_received(chunk.tsn):",
+                "scans for messages right after adding a chunk": (
+                    "inbound_stream.add_chunk(chunk)\n"
+                    "        self._advertised_rwnd -= len(chunk.user_data)\n"
+                    "        for message in inbound_stream.pop_messages():"
+                ),
+            },
+        ),
+        _lines(
+            "_get_inbound_stream",
+            {"makes aiortc's InboundStream": "self._inbound_streams[stream_id] = InboundStream()"},
+        ),
+        Lines(
+            InboundStream,
+            "add_chunk",
+            {"appends a chunk newer than the last": "self.reassembly.append(chunk)"},
+        ),
+        Lines(
+            InboundStream,
+            "pop_messages",
+            {"ends a message only at a last fragment": "if chunk.flags & SCTP_DATA_LAST_FRAG:"},
+        ),
+        _lines(
             "_mark_received", {"keeps out-of-order TSNs in a set": "self._sack_misordered.add(tsn)"}
         ),
         _lines("_t3_expired", {"marks chunks for retransmission": "chunk._retransmit = True"}),
@@ -486,10 +538,9 @@ SEAM: Final = Seam(
         ),
     ),
     present=((selector_events.BaseSelectorEventLoop, "_add_reader"),),
-    # The three methods FastSctpTransport carries changed copies of: aiortc's fixes to
+    # The two methods FastSctpTransport carries changed copies of: aiortc's fixes to
     # them would not reach the copies, so a changed original is refused.
     forks=(
-        Fork(RTCSctpTransport, "_receive_data_chunk", "af2e191e59534410"),
         Fork(RTCSctpTransport, "_receive_sack_chunk", "8433bff6eb4aa555"),
         Fork(RTCSctpTransport, "_transmit", "f85fec4d830361b0"),
     ),

@@ -275,11 +275,11 @@ def test_an_unchecked_aiortc_version_is_refused(monkeypatch: pytest.MonkeyPatch)
         check_aiortc()
 
 
-@pytest.mark.parametrize("method", ["_receive_data_chunk", "_receive_sack_chunk", "_transmit"])
+@pytest.mark.parametrize("method", ["_receive_sack_chunk", "_transmit"])
 def test_a_forked_method_changed_in_aiortc_is_refused(
     monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
-    """Our copies of these three would not get aiortc's fixes: any change to the code of
+    """Our copies of these two would not get aiortc's fixes: any change to the code of
     the original (not its comments or layout) is refused."""
     original = getattr(RTCSctpTransport, method)
     source = textwrap.dedent(inspect.getsource(original))
