@@ -14,22 +14,13 @@ from urllib.parse import urlsplit
 
 import peer.media_libraries  # noqa: F401  (before aiortc: OpenCV first, or a one-line exit)
 from peer.congestion.shell import CONGESTION_MODES, DEFAULT_MAX_BPS
-from peer.congestion.shell import check_aiortc as check_congestion_seam
 from peer.data.channels import DEFAULT_CALL_BUDGET, DEFAULT_MAX_RECEIVE, default_download_dir
 from peer.data.filenames import unreadable_file
 from peer.errors import ExitCode
-from peer.ice.config import (
-    IceConfigError,
-    restrict_host_addresses,
-    rtc_configuration,
-    validate_host_addresses,
-)
-from peer.stack import consent, ice_checks
-from peer.stack.jitter import RECEIVE_PATHS
-from peer.stack.jitter import check_aiortc as check_receive_seam
+from peer.ice.config import IceConfigError, rtc_configuration, validate_host_addresses
+from peer.stack import ICE_CHECK_MODES, ProcessOptions, StackChanged, consent, install_process
+from peer.stack.receive_path import RECEIVE_PATHS
 from peer.stack.sctp_speed import SCTP_MODES
-from peer.stack.sctp_speed import check_aiortc as check_sctp_seam
-from peer.stack.seam import AiortcChanged
 from peer.tty.untrusted import PrintableFormatter
 from signaling import argtypes
 from signaling.logging_setup import set_up_logging
@@ -245,12 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     media.add_argument("--fps", type=_fps, default=30.0, help="frames per second (default 30)")
     media.add_argument("--codec", choices=["vp8", "h264"], help="prefer this video codec")
     media.add_argument(
-        "--jitter",
+        "--receive-path",
+        "--jitter",  # its old name, kept for scripts
+        dest="receive_path",
         choices=RECEIVE_PATHS,
         default="fast",
         help="video receive path: fast hands each frame to the decoder the moment its "
         "last packet arrives; stock is aiortc's own, one frame interval later, kept "
-        "for comparison (default %(default)s)",
+        "for comparison (default %(default)s; --jitter is its old name)",
     )
     media.add_argument(
         "--sctp",
@@ -351,8 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="tolerant",
         help="ICE consent checks: tolerant counts a late answer and gives each check a "
         "timeout from the measured round trip, so a congested link is not taken for a "
-        "dead one; stock is aioice's own (0.5 s per check), kept for comparison "
-        "(default %(default)s)",
+        "dead one; stock is aioice's own loop (0.5 s per check) checking every second; "
+        "aioice is aioice as it ships (30 s to notice a dead path) (default %(default)s)",
+    )
+    ice.add_argument(
+        "--ice-checks",
+        choices=ICE_CHECK_MODES,
+        default="triggered",
+        help="triggered re-checks a pair at once when the other side's check arrives on "
+        "it (connects behind NATs in tens of ms); stock is aioice's own, which waits "
+        "500 ms (default %(default)s)",
     )
 
     ice.add_argument(
@@ -449,23 +450,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--send-file {problem}")
     if args.download_dir is not None and (problem := _prepare_download_dir(args.download_dir)):
         parser.error(problem)
-    restrict_host_addresses(args.ice_host)
-    ice_checks.install()
+    stack = ProcessOptions(
+        consent=args.consent,
+        ice_checks=args.ice_checks,
+        ice_hosts=tuple(args.ice_host),
+        receive_path=args.receive_path,
+        sctp=args.sctp,
+        congestion_control=args.congestion_control,
+    )
     try:
-        consent.install(args.consent)
-    except RuntimeError as exc:
+        install_process(stack)  # for the life of the process
+    except StackChanged as exc:
         parser.error(str(exc))
-    seams = [
-        (args.jitter, check_receive_seam),
-        (args.sctp, check_sctp_seam),
-        (args.congestion_control, check_congestion_seam),
-    ]
-    for mode, check_seam in seams:
-        try:
-            if mode in ("fast", "gcc"):
-                check_seam()
-        except AiortcChanged as exc:
-            parser.error(str(exc))
 
     token = _token(parser, args.token, args.token_file)
     if token and _cleartext_server(args.server):
@@ -491,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         height=height,
         fps=args.fps,
         codec=args.codec,
-        receive_path=args.jitter,
+        receive_path=args.receive_path,
         sctp_mode=args.sctp,
         congestion_control=args.congestion_control,
         max_bitrate_bps=args.max_bitrate * 1000,

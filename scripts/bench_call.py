@@ -97,7 +97,7 @@ def run_call(
     size, codec = config.split("/")
     common = [
         "--server", server, "--no-window", "--no-speaker", "--ice-host", "127.0.0.1",
-        "--stats-interval", "1", "--size", size, "--codec", codec, "--jitter", path,
+        "--stats-interval", "1", "--size", size, "--codec", codec, "--receive-path", path,
         "--audio", "synthetic",
     ]  # fmt: skip
     tag = f"{int(time.time() * 1000) % 10_000_000}"

@@ -220,7 +220,7 @@ def bot_argv(lab: ShapedLab, side: str, config: str, cc_flag: bool) -> list[str]
             "--stats-interval", "1"]  # fmt: skip
     argv += ["--call", LOGINS["b"]] if side == "a" else ["--once", "--auto-answer"]
     if config == "stock":
-        argv += ["--jitter", "stock", "--consent", "stock"]
+        argv += ["--receive-path", "stock", "--consent", "stock"]
         if cc_flag:
             argv += ["--congestion-control", "stock"]
     return lab.argv(side, argv)
@@ -509,7 +509,7 @@ call (`tc qdisc change`, `iptables -R`), timed from the moment the call connecte
 
 - **ours**: two `webcam-peer` bots, `--video synthetic --audio synthetic
   --stats-interval 1` (640x480, 30 fps, Opus), both sending, default flags.
-- **stock**: the same with `--jitter stock{cc_stock}.
+- **stock**: the same with `--receive-path stock{cc_stock}.
 - **chromium**: the call page in Debian's Chromium on each side, fake camera at
   30 fps and fake microphone, calling each other over the same link.
 
@@ -633,7 +633,7 @@ def _main(argv: list[str] | None) -> int:
     print(
         "webcam-peer has --congestion-control: stock runs add --congestion-control stock"
         if cc_flag
-        else "webcam-peer has no --congestion-control flag: stock runs differ by --jitter only",
+        else "webcam-peer has no --congestion-control flag: stock differs by --receive-path only",
         flush=True,
     )
     runs: list[Run] = []

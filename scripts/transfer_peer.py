@@ -36,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchproc import memory_kib
 
-from peer.ice.config import restrict_host_addresses, rtc_configuration
+from peer.ice.config import rtc_configuration
 from peer.session.client import SignalingClient, SignalingError
+from peer.stack.host_addresses import restrict_host_addresses
 from peer.stack.sctp_speed import SCTP_MODES, install_sctp
 
 logger = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from peer.congestion.sdp import adopt_remote_transport_cc, offer_with_transport_
 from peer.congestion.shell import CONGESTION_MODES, DEFAULT_MAX_BPS, CongestionShell
 from peer.congestion.track import AdaptedVideoTrack
 from peer.ice.candidates import CandidateError, candidate_from_json
-from peer.stack.jitter import FrameCompletionBuffer, install_receive_path
-from peer.stack.sctp_speed import install_sctp
+from peer.stack import ConnectionOptions, ConnectionStack, install_connection
+from peer.stack.receive_path import FrameCompletionBuffer
 from signaling.statetable import IllegalMove, from_each, step
 
 logger = logging.getLogger(__name__)
@@ -149,6 +149,7 @@ class Call:
         self._receive_path = receive_path
         self._sctp_mode = sctp_mode
         self.receive_buffers: list[FrameCompletionBuffer] = []
+        self.stack: ConnectionStack | None = None  # what peer/stack put into self.pc
         self._local_tracks = local_tracks
         self._receive = {"video": receive_video, "audio": receive_audio}
         self._tracks_attached = False
@@ -176,6 +177,11 @@ class Call:
         if on_data_channel is not None:
             self.pc.on("datachannel", on_data_channel)
 
+    def _install_stack(self) -> None:
+        options = ConnectionOptions(receive_path=self._receive_path, sctp=self._sctp_mode)
+        self.stack = install_connection(self.pc, options, self.stack)
+        self.receive_buffers = self.stack.receive_buffers
+
     # ---- the state table ---------------------------------------------------------
     def _fire(self, event: CallEvent) -> CallState:
         next_state = step(TRANSITIONS, self.state, event, IllegalTransition)
@@ -196,13 +202,12 @@ class Call:
         self._fire(CallEvent.DIAL)
         self.dialled = True
         self._add_transceivers()
-        self.receive_buffers = install_receive_path(self.pc, self._receive_path)
         self._tracks_attached = True
         if self._on_data_channel is not None:
             # Before createOffer, so the offer carries the SCTP m-line every later
             # channel (the callee's file transfers too) rides on.
             self._on_data_channel(self.pc.createDataChannel("chat", ordered=True))
-        install_sctp(self.pc, self._sctp_mode)  # the chat channel made the transport
+        self._install_stack()  # the transceivers and the chat channel's transport exist
         offer = await self.pc.createOffer()
         if self.congestion is not None:
             offer = RTCSessionDescription(sdp=offer_with_transport_cc(offer.sdp), type="offer")
@@ -233,9 +238,7 @@ class Call:
         async with self._lock:
             self._fire(CallEvent.OFFER_RECEIVED)
             await self.pc.setRemoteDescription(_description(offer))
-            # aiortc made new transceivers for the offer
-            self.receive_buffers = install_receive_path(self.pc, self._receive_path)
-            install_sctp(self.pc, self._sctp_mode)  # the offer's data m-line made one
+            self._install_stack()  # on the transceivers and SCTP transport the offer made
             if not self._tracks_attached:
                 # aiortc made a transceiver per offered m-line; ours go onto those.
                 self._attach_to_offered_transceivers()

@@ -264,7 +264,7 @@ class ControlledH264Encoder(H264Encoder):
     ``KEYFRAME_BUDGET_MS`` at the target (``vbv-maxrate`` = the target): no frame,
     keyframes included, is bigger than 300 ms of the budget. aiortc keeps the codec it
     finds in ``self.codec`` while size and bitrate still match (checked by
-    ``peer/congestion/shell.py``'s seam), so this opens it first with the same settings plus
+    ``peer/stack/rtp_hooks.py``'s seam), so this opens it first with the same settings plus
     the buffer.
     """
 

@@ -22,6 +22,7 @@ from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpHeaderExtensionParame
 from aiortc.sdp import SessionDescription
 
 from peer.congestion.twcc import TWCC_URI
+from peer.stack.rtp_hooks import negotiated_codecs, negotiated_header_extensions
 
 TRANSPORT_CC: Final = "transport-cc"
 # Chromium asks for transport-cc feedback on Opus as well as on video.
@@ -72,7 +73,7 @@ def adopt_remote_transport_cc(pc: RTCPeerConnection) -> int | None:
         if extension is None:
             continue
         extension_id = extension.id
-        ours = transceiver._headerExtensions
+        ours = negotiated_header_extensions(transceiver)
         if not any(x.uri == TWCC_URI for x in ours):
             ours.append(RTCRtpHeaderExtensionParameters(id=extension.id, uri=TWCC_URI))
         with_feedback = {
@@ -80,7 +81,7 @@ def adopt_remote_transport_cc(pc: RTCPeerConnection) -> int | None:
             for c in media.rtp.codecs
             if any(f.type == TRANSPORT_CC for f in c.rtcpFeedback)
         }
-        for codec in transceiver._codecs:  # aiortc deep-copied these from its table
+        for codec in negotiated_codecs(transceiver):  # aiortc deep-copied these from its table
             if codec.payloadType in with_feedback and not any(
                 f.type == TRANSPORT_CC for f in codec.rtcpFeedback
             ):

@@ -17,7 +17,8 @@ packet of the bundle passes as bytes:
 
 A control task applies the estimate every ``CONTROL_INTERVAL_S``: the audio/video split,
 the video encoder's bitrate, the resolution and frame rate of the adapted video track,
-the pacing rate. The hooks are aiortc internals, checked by :func:`check_aiortc`.
+the pacing rate. The hooks are aiortc internals: ``peer/stack/rtp_hooks.py`` makes them
+and checks them (:func:`check_aiortc`).
 """
 
 from __future__ import annotations
@@ -28,12 +29,10 @@ import random
 import struct
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpSender
-from aiortc.codecs.h264 import H264Encoder
 from aiortc.rtp import is_rtcp, unpack_remb_fci
 
 from peer.congestion.adaptation import VideoAdaptation, split_bitrate
@@ -62,8 +61,19 @@ from peer.congestion.probing import ProbeCluster, ProbePlanner
 from peer.congestion.protection import RetransmissionRate, protection_bps
 from peer.congestion.track import AdaptedVideoTrack
 from peer.congestion.twcc import FeedbackRecorder, parse_feedback
-from peer.stack.jitter import FrameCompletionBuffer, stall_limit_for
-from peer.stack.seam import AiortcChanged, Seam
+from peer.stack.receive_path import FrameCompletionBuffer, stall_limit_for
+from peer.stack.rtp_hooks import (
+    SEAM,
+    HandleRtcp,
+    HandleRtp,
+    SendRtp,
+    hook_transport,
+    negotiated_codecs,
+    sender_encoder,
+    sender_ssrcs,
+    set_sender_encoder,
+)
+from peer.stack.seam import Undo
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +100,6 @@ SEQUENCE_HALF: Final = 1 << 15
 PROBE_TICK_S: Final = 0.02  # how often the planner is asked, and a cluster's pacing step
 PROBE_MAX_STRETCH: Final = 4.0  # a cluster that cannot keep its rate stops at 4 x its length
 
-_PRIVATE_SENDER: Final = "_RTCRtpSender__"
-SendRtp = Callable[[bytes], Awaitable[None]]
-HandleRtp = Callable[..., Awaitable[None]]
-HandleRtcp = Callable[[bytes], Awaitable[None]]
 VideoEncoder = ControlledVp8Encoder | ControlledH264Encoder
 
 
@@ -159,6 +165,7 @@ class CongestionShell:
         self._recorder: FeedbackRecorder | None = None
         self._feedback_send: SendRtp | None = None
         self._wrapped: set[int] = set()
+        self.undo = Undo()  # puts back what attach() changed in aiortc (tests use it)
         self._raw_send: dict[int, SendRtp] = {}  # per transport: its own _send_rtp
         self._kinds: dict[int, str] = {}  # our SSRCs: "audio", "video" or "rtx"
         self._highest: dict[int, int] = {}  # newest RTP sequence number sent per SSRC
@@ -204,23 +211,25 @@ class CongestionShell:
         for transceiver in self._pc.getTransceivers():
             sender = transceiver.sender
             self._wrap(sender.transport)
-            self._kinds[sender._ssrc] = transceiver.kind
+            ssrc, rtx_ssrc = sender_ssrcs(sender)
+            codecs = negotiated_codecs(transceiver)
+            self._kinds[ssrc] = transceiver.kind
             if transceiver.kind == "video":
-                self._kinds[sender._rtx_ssrc] = "rtx"
-                rtx_type = _rtx_payload_type(transceiver._codecs)
+                self._kinds[rtx_ssrc] = "rtx"
+                rtx_type = _rtx_payload_type(codecs)
                 if rtx_type is not None:
-                    self._rtx_payload_types[sender._rtx_ssrc] = rtx_type
-                    self._rtx_sequence.setdefault(sender._rtx_ssrc, random.randrange(1 << 16))
+                    self._rtx_payload_types[rtx_ssrc] = rtx_type
+                    self._rtx_sequence.setdefault(rtx_ssrc, random.randrange(1 << 16))
                     self._rtx_send = self._raw_send.get(id(sender.transport))
             track = sender.track
             if isinstance(track, AdaptedVideoTrack) and track not in self._tracks:
                 self._tracks.append(track)
-            if track is not None and transceiver._codecs:
-                self._install_encoder(sender, transceiver._codecs[0].mimeType.lower())
+            if track is not None and codecs:
+                self._install_encoder(sender, codecs[0].mimeType.lower())
         if self._recorder is None:
             senders = [t.sender for t in self._pc.getTransceivers()]
             if senders:
-                self._recorder = FeedbackRecorder(sender_ssrc=senders[0]._ssrc)
+                self._recorder = FeedbackRecorder(sender_ssrc=sender_ssrcs(senders[0])[0])
         if not self._tasks and not self._closed:
             self._tasks = [
                 asyncio.create_task(self._pace(), name="cc-pacer"),
@@ -244,7 +253,7 @@ class CongestionShell:
         self._release_waiting()
 
     def _install_encoder(self, sender: RTCRtpSender, mime: str) -> None:
-        if getattr(sender, _PRIVATE_SENDER + "encoder", None) is not None:
+        if sender_encoder(sender) is not None:
             return  # already encoding (a renegotiation): keep it
         audio_bps, video_bps = split_bitrate(self.target_bps, True)
         encoder: VideoEncoder | ControlledOpusEncoder
@@ -259,34 +268,39 @@ class CongestionShell:
             self._audio_encoders.append(encoder)
         else:
             return
-        setattr(sender, _PRIVATE_SENDER + "encoder", encoder)
+        set_sender_encoder(sender, encoder, self.undo)
 
     def _wrap(self, transport: RTCDtlsTransport) -> None:
         if id(transport) in self._wrapped:
             return
         self._wrapped.add(id(transport))
-        send_rtp: SendRtp = transport._send_rtp
-        handle_rtp: HandleRtp = transport._handle_rtp_data
-        handle_rtcp: HandleRtcp = transport._handle_rtcp_data
+        send_rtp = hook_transport(
+            transport, self._sending, self._receiving_rtp, self._receiving_rtcp, self.undo
+        )
         if self._feedback_send is None:
             self._feedback_send = send_rtp
         self._raw_send[id(transport)] = send_rtp
 
+    def _sending(self, send_rtp: SendRtp) -> SendRtp:
         async def sending(data: bytes) -> None:
             await self._leaving(send_rtp, data)
 
+        return sending
+
+    def _receiving_rtp(self, handle_rtp: HandleRtp) -> HandleRtp:
         async def receiving_rtp(data: bytes, arrival_time_ms: int) -> None:
             self._record_arrival(data)
             await handle_rtp(data, arrival_time_ms=arrival_time_ms)
 
+        return receiving_rtp
+
+    def _receiving_rtcp(self, handle_rtcp: HandleRtcp) -> HandleRtcp:
         async def receiving_rtcp(data: bytes) -> None:
             rest = self._arriving_rtcp(data)
             if rest:
                 await handle_rtcp(rest)
 
-        transport._send_rtp = sending  # type: ignore[method-assign]
-        transport._handle_rtp_data = receiving_rtp  # type: ignore[method-assign]
-        transport._handle_rtcp_data = receiving_rtcp  # type: ignore[method-assign]
+        return receiving_rtcp
 
     # ---- leaving -----------------------------------------------------------------------
     async def _leaving(self, send: SendRtp, data: bytes) -> None:
@@ -682,77 +696,7 @@ def _rtx_payload_type(codecs: list[Any]) -> int | None:
     return None
 
 
-# ---- the seam into aiortc ---------------------------------------------------------------
-_SEAM: Final = Seam("congestion control", "--congestion-control", "peer/congestion/shell.py")
-_EXPECTED: Final[tuple[tuple[type, dict[str, dict[str, str]]], ...]] = (
-    (
-        RTCDtlsTransport,
-        {
-            "_recv_next": {
-                "hands RTCP to _handle_rtcp_data": "await self._handle_rtcp_data(data)",
-                "hands RTP to _handle_rtp_data": (
-                    "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)"
-                ),
-            },
-            "_send_rtp": {"sends RTP and RTCP alike": "if is_rtcp(data):"},
-        },
-    ),
-    (
-        RTCRtpSender,
-        {
-            "_run_rtp": {"sends through the transport": "await self.transport._send_rtp("},
-            "_retransmit": {
-                "resends through the transport": "await self.transport._send_rtp(",
-                "resends on the RTX SSRC": "ssrc=self._rtx_ssrc",
-            },
-            "_next_encoded_frame": {
-                "makes its encoder lazily": "if self.__encoder is None:",
-            },
-        },
-    ),
-    (
-        H264Encoder,
-        {
-            "_encode_frame": {
-                "keeps a codec whose bitrate is within 10 %": (
-                    "abs(self.target_bitrate - self.codec.bit_rate) / self.codec.bit_rate"
-                ),
-                "opens libx264 only when it has none": "if self.codec is None:",
-            },
-        },
-    ),
-    (
-        RTCPeerConnection,
-        {
-            "setRemoteDescription": {
-                "keeps the common header extensions on the transceiver": (
-                    "transceiver._headerExtensions = find_common_header_extensions("
-                ),
-                "keeps the common codecs on the transceiver": "transceiver._codecs = common",
-            },
-            "createAnswer": {
-                "answers from the transceivers": "create_media_description_for_transceiver(",
-            },
-        },
-    ),
-)
-
-
 def check_aiortc() -> None:
-    """Raise :class:`AiortcChanged` unless aiortc still has the hooks the shell uses."""
-    version = _SEAM.check_version()
-    for cls, expected in _EXPECTED:
-        _SEAM.refuse_if(version, cls, _SEAM.missing_lines(cls, expected))
-    try:
-        from aiortc.rtcpeerconnection import create_media_description_for_transceiver
-    except ImportError as exc:
-        raise AiortcChanged(f"aiortc {version} changed: {exc}; {_SEAM._remedy()}") from exc
-    import inspect
-
-    if "headerExtensions=transceiver._headerExtensions" not in inspect.getsource(
-        create_media_description_for_transceiver
-    ):
-        raise AiortcChanged(
-            f"aiortc {version} changed: its media descriptions no longer take the "
-            f"transceiver's header extensions. {_SEAM._remedy().capitalize()}"
-        )
+    """Raise :class:`peer.stack.seam.StackChanged` unless aiortc still has the hooks
+    the shell uses."""
+    SEAM.check()

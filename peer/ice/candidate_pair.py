@@ -2,8 +2,8 @@
 
 aiortc 1.16 has no candidate-pair stats, so the pair is read where aioice keeps
 it: the RTCIceTransport's aioice ``Connection`` and its nominated pair per
-component. Those are private attributes; :func:`selected_pair` raises
-:class:`PairUnavailable` naming the one that moved, and
+component. Those are private attributes, read through ``peer/stack/internals.py``;
+:func:`selected_pair` raises :class:`PairUnavailable` naming the one that moved, and
 ``tests/inprocess/test_candidate_pair.py`` runs a real call through it, so an aiortc or
 aioice upgrade that moves them fails that test instead of silently reporting
 nothing.
@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from aiortc import RTCPeerConnection
+
+from peer.stack.internals import PAIR_READS, ice_connection, nominated_pairs
+from peer.stack.seam import StackChanged
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +84,14 @@ def selected_pair(pc: RTCPeerConnection) -> SelectedPair | None:
         if dtls is None:
             continue
         ice = _attribute(dtls, "transport", "RTCDtlsTransport")
-        connection = _attribute(ice, "_connection", "RTCIceTransport")
-        nominated = _attribute(connection, "_nominated", "aioice.Connection")
-        pair = nominated.get(1)  # RTP and RTCP are muxed: component 1 carries everything
+        try:
+            connection = ice_connection(ice)
+            # RTP and RTCP are muxed: component 1 carries everything
+            pair = nominated_pairs(connection).get(1)
+        except StackChanged as exc:
+            raise PairUnavailable(
+                str(exc)
+            ) from None  # RTP and RTCP are muxed: component 1 carries everything
         if pair is None:
             continue
         local = _attribute(pair, "local_candidate", "aioice.CandidatePair")
@@ -110,9 +118,16 @@ class PairWatcher:
     def __init__(self) -> None:
         self.last: SelectedPair | None = None
         self._warned = False
+        self._checked = False
 
     def update(self, pc: RTCPeerConnection) -> SelectedPair | None:
         try:
+            if not self._checked:
+                self._checked = True
+                try:
+                    PAIR_READS.check()
+                except StackChanged as exc:
+                    raise PairUnavailable(str(exc)) from None
             pair = selected_pair(pc)
         except PairUnavailable as exc:
             if not self._warned:

@@ -9,20 +9,18 @@ same function, so what is checked is what a call will use.
 
 aioice offers every interface but 127.0.0.1 as a host candidate. ``--ice-host``
 replaces that list so a user with VPNs or several networks (and every loopback
-test, on 127.0.0.1) chooses the addresses. aioice looks the function up at
-gathering time through its module, so the replacement is installed there;
-``check_aioice`` fails loudly if that seam moves in a new aioice release.
+test, on 127.0.0.1) chooses the addresses: :func:`validate_host_addresses` here,
+the replacement inside aioice in ``peer/stack/host_addresses.py``.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy
 from aiortc.rtcicetransport import connection_kwargs, parse_stun_turn_uri
 
@@ -35,15 +33,6 @@ class IceConfigError(ValueError):
     pass
 
 
-def check_aioice() -> None:
-    """Fail loudly if the aioice internals this module relies on changed."""
-    function = getattr(aioice.ice, "get_host_addresses", None)
-    if not callable(function):
-        raise RuntimeError(
-            "aioice.ice.get_host_addresses is gone: --ice-host needs updating for this aioice"
-        )
-
-
 def validate_host_addresses(addresses: Sequence[str]) -> list[str]:
     valid = []
     for address in addresses:
@@ -52,30 +41,6 @@ def validate_host_addresses(addresses: Sequence[str]) -> list[str]:
         except ValueError:
             raise IceConfigError(f"--ice-host {address!r} is not an IP address") from None
     return valid
-
-
-def restrict_host_addresses(addresses: Sequence[str]) -> None:
-    """Gather host candidates only on ``addresses`` (an empty list restores aioice's)."""
-    check_aioice()
-    original: Callable[[bool, bool], list[str]] = getattr(
-        aioice.ice, "_webcam_peer_original", aioice.ice.get_host_addresses
-    )
-    setattr(aioice.ice, "_webcam_peer_original", original)  # noqa: B010
-    if not addresses:
-        setattr(aioice.ice, "get_host_addresses", original)  # noqa: B010
-        return
-    chosen = validate_host_addresses(addresses)
-
-    def chosen_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return [
-            a
-            for a in chosen
-            if (use_ipv4 and ipaddress.ip_address(a).version == 4)
-            or (use_ipv6 and ipaddress.ip_address(a).version == 6)
-        ]
-
-    setattr(aioice.ice, "get_host_addresses", chosen_addresses)  # noqa: B010
-    logger.info("ICE host candidates limited to %s", ", ".join(chosen))
 
 
 def check_url(url: str) -> dict[str, Any]:

@@ -31,10 +31,11 @@ replacement was not checked against.
 The replacement sends its checks as aioice's own would (``build_request``, the
 partner's ICE password as integrity key) and waits for their answers in the
 pair's STUN transaction table, where aioice hands each response whose
-transaction ID it knows. :func:`check_aioice_consent` verifies the aioice
-version and the source lines this relies on and names ``--consent stock`` when
-they moved; ``tests/unit/test_consent.py`` runs it, so an aioice upgrade fails
-loudly instead of silently going back to the stock behaviour.
+transaction ID it knows. :data:`TOLERANT_SEAM` verifies the aioice version and
+the source lines this relies on and names ``--consent stock`` when they moved;
+:data:`STOCK_SEAM` does the same for the two settings (naming ``--consent aioice``,
+aioice exactly as it ships), so an aioice upgrade fails loudly instead of silently
+going back to the stock behaviour.
 
 The news of the expiry (aioice's ConnectionClosed event, which makes aiortc's
 connection fail) is only given once the ICE connection has closed its sockets,
@@ -47,17 +48,16 @@ deletion is a courtesy (an allocation nobody refreshes expires by itself, RFC
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
-import aioice
 from aioice import ice, stun, turn
 
 from peer.ice.consent_freshness import ConsentFreshness, ConsentPolicy
+from peer.stack.seam import Lines, Seam, Undo, replace
 
 logger = logging.getLogger(__name__)
 
@@ -67,100 +67,94 @@ FAILURES: Final = 5  # consecutive unanswered checks that end the media connecti
 # --consent tolerant: twice as many checks in the same time (see above).
 TOLERANT: Final = ConsentPolicy(interval=0.5, failures=10, max_timeout=2.5)
 TURN_DELETE_TIMEOUT: Final = 1.0  # seconds a TURN server gets to confirm a deletion
-CONSENT_MODES: Final = ("tolerant", "stock")
-SUPPORTED_AIOICE: Final = ("0.13",)  # versions the tolerant loop was checked against
-_GLOBALS: Final = ("CONSENT_INTERVAL", "CONSENT_FAILURES")
-_INSTALLED: Final = "_webcam_peer_bounded_delete"
-_STOCK_LOOP: Final = "_webcam_peer_stock_query_consent"
-# What the tolerant loop relies on in aioice: method -> what it does -> its source line.
-_SEAM: Final[dict[tuple[type, str], dict[str, str]]] = {
-    (ice.Connection, "connect"): {
-        "starts query_consent as the task close() cancels": (
-            "self._query_consent_task = asyncio.create_task(self.query_consent())"
+# aioice: aioice exactly as it ships (30 s to notice a dead path), for an aioice whose
+# internals moved.
+CONSENT_MODES: Final = ("tolerant", "stock", "aioice")
+
+
+def _loop_reads_the_globals() -> list[str]:
+    code = getattr(getattr(ice.Connection, "query_consent", None), "__code__", None)
+    names = code.co_names if code is not None else ()
+    problems = [
+        f"Connection.query_consent no longer reads {name}"
+        for name in ("CONSENT_INTERVAL", "CONSENT_FAILURES")
+        if name not in names
+    ]
+    if not asyncio.iscoroutinefunction(getattr(turn.TurnClientMixin, "delete", None)):
+        problems.append("TurnClientMixin.delete is no coroutine")
+    return problems
+
+
+# Both modes: the consent loop's two settings, and a bounded TURN deletion.
+STOCK_SEAM: Final = Seam(
+    "consent checks every second",
+    "run with --consent aioice to keep aioice's own settings",
+    "peer/stack/consent.py",
+    libraries=("aioice",),
+    present=(
+        (ice, "CONSENT_INTERVAL"),
+        (ice, "CONSENT_FAILURES"),
+        (ice.Connection, "query_consent"),
+        (turn.TurnClientMixin, "delete"),
+    ),
+    extra=(_loop_reads_the_globals,),
+)
+# What the tolerant loop relies on in aioice.
+TOLERANT_SEAM: Final = Seam(
+    "the tolerant consent checks",
+    "run with --consent stock to keep aioice's own loop",
+    "peer/stack/consent.py",
+    libraries=("aioice",),
+    lines=(
+        Lines(
+            ice.Connection,
+            "connect",
+            {
+                "starts query_consent as the task close() cancels": (
+                    "self._query_consent_task = asyncio.create_task(self.query_consent())"
+                ),
+            },
         ),
-    },
-    (ice.Connection, "close"): {
-        "cancels the consent task": "self._query_consent_task.cancel()",
-    },
-    (ice.Connection, "check_complete"): {
-        "keeps the nominated pair per component": "self._nominated[pair.component] = pair",
-    },
-    (ice.StunProtocol, "datagram_received"): {
-        "looks responses up by transaction ID": "message.transaction_id in self.transactions",
-        "hands them to the transaction": "transaction.response_received(message, addr)",
-    },
-}
+        Lines(
+            ice.Connection,
+            "close",
+            {"cancels the consent task": "self._query_consent_task.cancel()"},
+        ),
+        Lines(
+            ice.Connection,
+            "check_complete",
+            {"keeps the nominated pair per component": "self._nominated[pair.component] = pair"},
+        ),
+        Lines(
+            ice.StunProtocol,
+            "datagram_received",
+            {
+                "looks responses up by transaction ID": (
+                    "message.transaction_id in self.transactions"
+                ),
+                "hands them to the transaction": "transaction.response_received(message, addr)",
+            },
+        ),
+    ),
+    present=((ice.Connection, "build_request"), (ice.StunProtocol, "send_stun")),
+)
 
 
-class AioiceChanged(RuntimeError):
-    """aioice no longer looks the way the tolerant consent loop relies on."""
-
-
-def check_aioice_consent(mode: str = "tolerant") -> None:
-    """Raise if aioice no longer has what :func:`install` sets and, for ``tolerant``,
-    what the replacement loop relies on."""
-    loop = getattr(_stock_query_consent(), "__code__", None)
-    if loop is None:
-        raise RuntimeError(
-            "aioice Connection.query_consent is gone: peer/stack/consent.py needs updating"
-        )
-    delete = getattr(turn.TurnClientMixin, "delete", None)
-    if delete is None or not asyncio.iscoroutinefunction(delete):
-        raise RuntimeError(
-            "aioice TurnClientMixin.delete is gone or no coroutine: "
-            "peer/stack/consent.py needs updating"
-        )
-    for name in _GLOBALS:
-        if not isinstance(getattr(ice, name, None), int | float):
-            raise RuntimeError(f"aioice.ice.{name} is gone: peer/stack/consent.py needs updating")
-        if name not in loop.co_names:
-            raise RuntimeError(
-                f"aioice Connection.query_consent no longer reads {name}: "
-                "peer/stack/consent.py needs updating"
-            )
-    if mode == "tolerant":
-        _check_tolerant_seam()
-
-
-def _check_tolerant_seam() -> None:
-    remedy = "run with --consent stock or update peer/stack/consent.py"
-    version = str(getattr(aioice, "__version__", "unknown"))
-    if not any(version == v or version.startswith(v + ".") for v in SUPPORTED_AIOICE):
-        raise AioiceChanged(
-            f"aioice {version} is not a version the tolerant consent checks were checked "
-            f"against ({', '.join(SUPPORTED_AIOICE)}.x); {remedy}"
-        )
-    missing = []
-    for (owner, method), expectations in _SEAM.items():
-        try:
-            source = inspect.getsource(getattr(owner, method))
-        except (AttributeError, OSError, TypeError):
-            missing.append(f"{owner.__name__}.{method} is gone")
-            continue
-        missing += [
-            f"{owner.__name__}.{method} no longer {what}"
-            for what, line in expectations.items()
-            if line not in source
-        ]
-    for owner, name in ((ice.Connection, "build_request"), (ice.StunProtocol, "send_stun")):
-        if not callable(getattr(owner, name, None)):
-            missing.append(f"{owner.__name__}.{name} is gone")
-    if missing:
-        raise AioiceChanged(f"aioice {version} changed: {'; '.join(missing)}; {remedy}")
-
-
-def install(mode: str = "tolerant", policy: ConsentPolicy = TOLERANT) -> None:
-    """Make every aioice connection check consent the tolerant way (with ``policy``) or
-    aioice's own way with a check a second and 5 strikes (``mode``)."""
+def install(undo: Undo, mode: str = "tolerant", policy: ConsentPolicy = TOLERANT) -> None:
+    """Make every aioice connection check consent the tolerant way (with ``policy``),
+    aioice's own way with a check a second and 5 strikes, or leave aioice as it is
+    (``mode``). Refuses (:class:`StackChanged`) an aioice whose internals moved."""
     if mode not in CONSENT_MODES:
         raise ValueError(f"consent mode {mode!r} is not one of {', '.join(CONSENT_MODES)}")
-    check_aioice_consent(mode)
-    setattr(ice, "CONSENT_INTERVAL", CHECK_INTERVAL)  # noqa: B010
-    setattr(ice, "CONSENT_FAILURES", FAILURES)  # noqa: B010
-    _bound_turn_deletion()
-    stock = _stock_query_consent()
+    if mode == "aioice":
+        return
+    STOCK_SEAM.check()
+    if mode == "tolerant":
+        TOLERANT_SEAM.check()
+    replace(ice, "CONSENT_INTERVAL", CHECK_INTERVAL, undo)
+    replace(ice, "CONSENT_FAILURES", FAILURES, undo)
+    _bound_turn_deletion(undo)
     if mode == "stock":
-        setattr(ice.Connection, "query_consent", stock)  # noqa: B010
         logger.debug(
             "ICE consent (stock): a check every %.1f s, %d misses", CHECK_INTERVAL, FAILURES
         )
@@ -169,21 +163,11 @@ def install(mode: str = "tolerant", policy: ConsentPolicy = TOLERANT) -> None:
     async def query_consent(self: ice.Connection) -> None:
         await _query_consent(self, policy)
 
-    setattr(ice.Connection, "query_consent", query_consent)  # noqa: B010
+    replace(ice.Connection, "query_consent", query_consent, undo)
     logger.debug("ICE consent (tolerant): %s", policy)
 
 
-def _stock_query_consent() -> Callable[..., Any]:
-    """aioice's own consent loop, whether or not :func:`install` replaced it."""
-    if not hasattr(ice.Connection, _STOCK_LOOP):
-        setattr(ice.Connection, _STOCK_LOOP, ice.Connection.query_consent)
-    stock: Callable[..., Any] = getattr(ice.Connection, _STOCK_LOOP)
-    return stock
-
-
-def _bound_turn_deletion() -> None:
-    if getattr(turn.TurnClientMixin, _INSTALLED, False):
-        return
+def _bound_turn_deletion(undo: Undo) -> None:
     original = turn.TurnClientMixin.delete
 
     async def delete(self: turn.TurnClientMixin) -> None:
@@ -193,12 +177,15 @@ def _bound_turn_deletion() -> None:
         except TimeoutError:
             logger.info("the TURN server did not confirm deleting our allocation; left to expire")
 
-    setattr(turn.TurnClientMixin, "delete", delete)  # noqa: B010
-    setattr(turn.TurnClientMixin, _INSTALLED, True)
+    replace(turn.TurnClientMixin, "delete", delete, undo)
 
 
 def worst_case_seconds(mode: str = "tolerant", policy: ConsentPolicy = TOLERANT) -> float:
     """The longest a dead path goes unnoticed, the bounded TURN deletion included."""
+    if mode == "aioice":
+        # As stock below with aioice's own settings; its TURN deletion is not bounded.
+        interval, failures = float(ice.CONSENT_INTERVAL), int(ice.CONSENT_FAILURES)
+        return 1.2 * interval + failures * (1.2 * interval + stun.RETRY_RTO)
     if mode == "stock":
         # One interval since the last answered check, then each miss waits out aioice's
         # transaction timeout before the next check goes out.

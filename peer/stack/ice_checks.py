@@ -14,8 +14,8 @@ from settling on a relay pair merely because the direct pair's first check was
 unlucky by a few milliseconds.
 
 The behaviour is added around ``aioice.ice.Connection.check_incoming``;
-:func:`check_aioice_checks` names whatever internal it relies on that moved,
-and ``tests/unit/test_ice_checks.py`` runs it, so an aioice upgrade fails loudly.
+:data:`SEAM` names whatever internal it relies on that moved, and
+``--ice-checks stock`` leaves aioice's own behaviour.
 """
 
 from __future__ import annotations
@@ -25,40 +25,52 @@ from typing import Any, Final
 
 from aioice.ice import CandidatePair, Connection
 
+from peer.stack.seam import Lines, Seam, Undo, replace
+
 logger = logging.getLogger(__name__)
 
-_INSTALLED: Final = "_webcam_peer_triggered_checks"
+ICE_CHECK_MODES: Final = ("triggered", "stock")
 _RETRIGGERED: Final = "_webcam_peer_retriggered"
-_NEEDED: Final = {
-    Connection: ("check_incoming", "check_start_task", "check_state", "_find_pair"),
-    CandidatePair.State: ("IN_PROGRESS", "WAITING"),
-}
+SEAM: Final = Seam(
+    "re-checking in-progress pairs",
+    "run with --ice-checks stock to keep aioice's own",
+    "peer/stack/ice_checks.py",
+    libraries=("aioice",),
+    lines=(
+        Lines(
+            Connection,
+            "check_incoming",
+            {
+                "finds the pair a check came in on": (
+                    "pair = self._find_pair(protocol, remote_candidate)"
+                ),
+                "starts checks only on waiting pairs": (
+                    "if pair.state == CandidatePair.State.WAITING:"
+                ),
+            },
+        ),
+        Lines(Connection, "__init__", {"knows a lite partner": "self.remote_is_lite = "}),
+    ),
+    present=(
+        (Connection, "check_start_task"),
+        (Connection, "check_state"),
+        (Connection, "remote_candidates"),
+        (CandidatePair.State, "IN_PROGRESS"),
+        (CandidatePair.State, "WAITING"),
+    ),
+)
 
 
-def check_aioice_checks() -> None:
-    """Raise if aioice no longer has what :func:`install` wraps and calls."""
-    for owner, names in _NEEDED.items():
-        for name in names:
-            if not hasattr(owner, name):
-                raise RuntimeError(
-                    f"aioice {owner.__qualname__}.{name} is gone: peer/stack/ice_checks.py needs "
-                    "updating for this aioice"
-                )
-
-
-def install() -> None:
+def install(undo: Undo) -> None:
     """Make every aioice Connection re-check an in-progress pair a check arrives on."""
-    check_aioice_checks()
-    if getattr(Connection, _INSTALLED, False):
-        return
+    SEAM.check()
     original = Connection.check_incoming
 
     def check_incoming(self: Connection, message: Any, addr: Any, protocol: Any) -> None:
         original(self, message, addr, protocol)
         _retrigger(self, addr, protocol)
 
-    setattr(Connection, "check_incoming", check_incoming)  # noqa: B010
-    setattr(Connection, _INSTALLED, True)
+    replace(Connection, "check_incoming", check_incoming, undo)
     logger.debug("aioice: in-progress pairs are re-checked when a check arrives on them")
 
 

@@ -26,8 +26,10 @@ those:
 
 Wire format and behaviour stay RFC 9260: the peer sees ordinary DATA and SACK
 chunks (Chromium and stock aiortc interoperate, tests/browser/test_sctp_speed.py). The
-seams are aiortc internals, so :func:`check_aiortc` verifies the aiortc version and
-the source lines they rely on and fails naming what changed, like peer/stack/jitter.py.
+seams are aiortc internals, so :data:`SEAM` verifies the aiortc version, the source
+lines they rely on and, line for line, the two aiortc methods this module carries
+changed copies of (``_receive_sack_chunk``, ``_transmit``),
+and refuses naming ``--sctp stock`` when any of them changed.
 """
 
 from __future__ import annotations
@@ -38,10 +40,12 @@ import inspect
 import logging
 import socket
 import time
-from collections.abc import Callable
+from asyncio import selector_events
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from aioice.ice import Connection
 from aiortc import RTCPeerConnection
 from aiortc.rtcsctptransport import (
     SCTP_DATA_LAST_FRAG,
@@ -49,6 +53,7 @@ from aiortc.rtcsctptransport import (
     SCTP_TSN_MODULO,
     USERDATA_MAX_LENGTH,
     DataChunk,
+    InboundStream,
     RTCSctpCapabilities,
     RTCSctpTransport,
     SackChunk,
@@ -56,7 +61,8 @@ from aiortc.rtcsctptransport import (
 from aiortc.utils import uint32_gt, uint32_gte
 from OpenSSL import SSL
 
-from peer.stack.seam import AiortcChanged, Seam
+from peer.stack.internals import ice_connection
+from peer.stack.seam import Fork, Lines, Seam, StackChanged, Undo
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +77,6 @@ SOCKET_RECEIVE_BUFFER: Final = 2 * 1024 * 1024
 # is no faster, and 4 MiB lets slow start outrun the socket buffer and lose bursts.
 RECEIVE_WINDOW: Final = 1024 * 1024
 _HALF_TSN: Final = SCTP_TSN_MODULO // 2
-_PC_SCTP: Final = "_RTCPeerConnection__sctp"
 
 
 def tsn_distance(start: int, end: int) -> int:
@@ -133,6 +138,29 @@ class SctpCounters:
     timeouts: int = 0  # T3 expiries: the window collapsed to one packet
 
 
+class FastInboundStream(InboundStream):
+    """aiortc's reassembly, which skips the scan that cannot complete a message.
+
+    aiortc looks for complete messages in the whole reassembly list after every
+    fragment. A fragment that lands after every other one of its stream and is not a
+    last fragment cannot complete one (its own message still lacks its end), so the
+    scan that follows its ``add_chunk`` is skipped; any other call scans as aiortc does.
+    """
+
+    _skip_next_scan = False
+
+    def add_chunk(self, chunk: DataChunk) -> None:
+        appended = not self.reassembly or uint32_gt(chunk.tsn, self.reassembly[-1].tsn)
+        self._skip_next_scan = appended and not chunk.flags & SCTP_DATA_LAST_FRAG
+        super().add_chunk(chunk)
+
+    def pop_messages(self) -> Iterator[tuple[int, int, bytes]]:
+        if self._skip_next_scan:
+            self._skip_next_scan = False
+            return iter(())
+        return super().pop_messages()
+
+
 class FastSctpTransport(RTCSctpTransport):
     """aiortc's SCTP association with the changes the module docstring lists.
 
@@ -147,6 +175,7 @@ class FastSctpTransport(RTCSctpTransport):
     _fast_burst_credit: int
     _fast_batched_sockets: set[int]
     _fast_sack_task: asyncio.Future[None] | None
+    _fast_duplicate: bool  # what _mark_received said of the last DATA chunk
     counters: SctpCounters
 
     def _fast_setup(self) -> None:
@@ -157,7 +186,11 @@ class FastSctpTransport(RTCSctpTransport):
         self._fast_burst_credit = 0
         self._fast_batched_sockets = set()
         self._fast_sack_task = None
+        self._fast_duplicate = False
         self._advertised_rwnd = RECEIVE_WINDOW
+        for stream in self._inbound_streams.values():
+            if type(stream) is InboundStream:
+                stream.__class__ = FastInboundStream
 
     async def start(self, remoteCaps: RTCSctpCapabilities | None, remotePort: int) -> None:
         # ICE and DTLS are connected by now, so the ICE sockets exist.
@@ -165,7 +198,7 @@ class FastSctpTransport(RTCSctpTransport):
         await super().start(remoteCaps, remotePort)
 
     def _fast_batch_ice_reads(self) -> None:
-        connection = self.transport.transport._connection
+        connection = ice_connection(self.transport.transport)
         for protocol in getattr(connection, "_protocols", []):
             transport = getattr(protocol, "transport", None)
             if (
@@ -185,29 +218,22 @@ class FastSctpTransport(RTCSctpTransport):
         await super()._handle_data(data)  # sends a SACK itself only if we left it needed
 
     async def _receive_data_chunk(self, chunk: DataChunk) -> None:
-        # Whether to acknowledge now or later is decided here, where the chunk is known.
-        duplicate = self._mark_received(chunk.tsn)
-        if self._fast_ack.data_arrived(duplicate=duplicate, gap=bool(self._sack_misordered)):
-            self._sack_needed = True
-        else:
+        # aiortc's own handler, which asks for a SACK after every chunk; whether to
+        # acknowledge now or later is decided here, once the chunk is marked.
+        sack_needed = self._sack_needed
+        await super()._receive_data_chunk(chunk)
+        now = self._fast_ack.data_arrived(
+            duplicate=self._fast_duplicate, gap=bool(self._sack_misordered)
+        )
+        self._sack_needed = sack_needed or now
+        if not now:
             self._fast_schedule_sack()
-        if duplicate:
-            return
 
-        inbound_stream = self._get_inbound_stream(chunk.stream_id)
-        reassembly = inbound_stream.reassembly
-        appended = not reassembly or uint32_gt(chunk.tsn, reassembly[-1].tsn)
-        inbound_stream.add_chunk(chunk)
-        self._advertised_rwnd -= len(chunk.user_data)
-        # A fragment added after every other one of its stream, and not a last
-        # fragment, cannot complete any message: its own message still lacks its end.
-        if not appended or chunk.flags & SCTP_DATA_LAST_FRAG:
-            for message in inbound_stream.pop_messages():
-                self._advertised_rwnd += len(message[2])
-                await self._receive(*message)
-        if self._reconfig_deferred is not None:
-            # Any chunk may be the one the peer's stream reset waits for.
-            await self._reset_deferred_streams()
+    def _get_inbound_stream(self, stream_id: int) -> InboundStream:
+        stream = super()._get_inbound_stream(stream_id)
+        if type(stream) is InboundStream:
+            stream.__class__ = FastInboundStream
+        return stream
 
     def _fast_schedule_sack(self) -> None:
         if not self._fast_sack_scheduled:
@@ -228,6 +254,10 @@ class FastSctpTransport(RTCSctpTransport):
             await self._send_sack()
 
     def _mark_received(self, tsn: int) -> bool:
+        self._fast_duplicate = self._mark(tsn)
+        return self._fast_duplicate
+
+    def _mark(self, tsn: int) -> bool:
         last = self._last_received_tsn
         if last is not None and not self._sack_misordered and tsn == (last + 1) % SCTP_TSN_MODULO:
             # In order with nothing held: the cumulative TSN simply moves on.
@@ -410,44 +440,15 @@ def read_datagrams_in_batches(transport: asyncio.BaseTransport) -> bool:
 
 
 # ---- the seam into aiortc -------------------------------------------------------------
-_SEAM: Final = Seam("the fast SCTP path", "--sctp", "peer/stack/sctp_speed.py")
-_EXPECTED_SOURCE: Final = {
-    "_handle_data": {
-        "handles every chunk of a packet": "await self._receive_chunk(chunk)",
-        "sends one SACK per packet when needed": (
-            "if self._sack_needed:\n            await self._send_sack()"
-        ),
-    },
-    "_receive_chunk": {
-        "dispatches DATA chunks": "await self._receive_data_chunk(chunk)",
-        "dispatches SACK chunks": "await self._receive_sack_chunk(chunk)",
-    },
-    "_receive_data_chunk": {
-        "marks TSNs received": "if self._mark_received(chunk.tsn):",
-        "reassembles per stream": "inbound_stream.add_chunk(chunk)",
-        "delivers popped messages": "for message in inbound_stream.pop_messages():",
-        "completes deferred stream resets": "await self._reset_deferred_streams()",
-    },
-    "_mark_received": {
-        "keeps out-of-order TSNs in a set": "self._sack_misordered.add(tsn)",
-    },
-    "_receive_sack_chunk": {
-        "strikes a chunk after three misses": "if schunk._misses == 3:",
-        "grows cwnd by one packet per SACK in slow start": (
-            "self._cwnd += min(done_bytes, USERDATA_MAX_LENGTH)"
-        ),
-        "flushes queued messages after a SACK": "await self._data_channel_flush()",
-    },
-    "_transmit": {
-        "limits a burst to Max.Burst packets": "burst_size = 4 * USERDATA_MAX_LENGTH",
-        "scans the sent queue for retransmissions": "if chunk._retransmit:",
-        "sends from the outbound queue": "chunk = self._outbound_queue.popleft()",
-    },
-    "_t3_expired": {"marks chunks for retransmission": "chunk._retransmit = True"},
-    "_flight_size_increase": {"counts chunks in flight": "self._flight_size +="},
-    "_send_sack": {"reports the misordered TSNs as gaps": "sorted(self._sack_misordered)"},
-    "start": {"starts the association": "await self._init()"},
-}
+def _lines(name: str, lines: dict[str, str]) -> Lines:
+    return Lines(RTCSctpTransport, name, lines)
+
+
+def _attributes_set_in_init() -> list[str]:
+    init = inspect.getsource(RTCSctpTransport.__init__)
+    return [f"__init__ no longer sets {n}" for n in _EXPECTED_ATTRIBUTES if f"self.{n}" not in init]
+
+
 _EXPECTED_ATTRIBUTES: Final = (
     "_sack_needed",
     "_sack_misordered",
@@ -465,51 +466,130 @@ _EXPECTED_ATTRIBUTES: Final = (
     "_advertised_rwnd",
     "_reconfig_deferred",
 )
+SEAM: Final = Seam(
+    "the fast SCTP path",
+    "run with --sctp stock to keep aiortc's own",
+    "peer/stack/sctp_speed.py",
+    libraries=("aiortc", "aioice"),
+    lines=(
+        _lines(
+            "_handle_data",
+            {
+                "handles every chunk of a packet": "await self._receive_chunk(chunk)",
+                "sends one SACK per packet when needed": (
+                    "if self._sack_needed:\n            await self._send_sack()"
+                ),
+            },
+        ),
+        _lines(
+            "_receive_chunk",
+            {
+                "dispatches DATA chunks": "await self._receive_data_chunk(chunk)",
+                "dispatches SACK chunks": "await self._receive_sack_chunk(chunk)",
+            },
+        ),
+        _lines(
+            "_receive_data_chunk",
+            {
+                "asks for a SACK before marking the chunk": "self._sack_needed = True",
+                "marks TSNs received": "if self._mark_received(chunk.tsn):",
+                "scans for messages right after adding a chunk": (
+                    "inbound_stream.add_chunk(chunk)\n"
+                    "        self._advertised_rwnd -= len(chunk.user_data)\n"
+                    "        for message in inbound_stream.pop_messages():"
+                ),
+            },
+        ),
+        _lines(
+            "_get_inbound_stream",
+            {"makes aiortc's InboundStream": "self._inbound_streams[stream_id] = InboundStream()"},
+        ),
+        Lines(
+            InboundStream,
+            "add_chunk",
+            {"appends a chunk newer than the last": "self.reassembly.append(chunk)"},
+        ),
+        Lines(
+            InboundStream,
+            "pop_messages",
+            {"ends a message only at a last fragment": "if chunk.flags & SCTP_DATA_LAST_FRAG:"},
+        ),
+        _lines(
+            "_mark_received", {"keeps out-of-order TSNs in a set": "self._sack_misordered.add(tsn)"}
+        ),
+        _lines("_t3_expired", {"marks chunks for retransmission": "chunk._retransmit = True"}),
+        _lines("_flight_size_increase", {"counts chunks in flight": "self._flight_size +="}),
+        _lines(
+            "_send_sack", {"reports the misordered TSNs as gaps": "sorted(self._sack_misordered)"}
+        ),
+        _lines("start", {"starts the association": "await self._init()"}),
+        Lines(
+            Connection,
+            "__init__",
+            {"keeps its sockets' protocols": "self._protocols: list[StunProtocol] = []"},
+        ),
+        Lines(
+            selector_events._SelectorDatagramTransport,  # type: ignore[attr-defined]
+            "_read_ready",
+            {
+                "reads one datagram": "data, addr = self._sock.recvfrom(self.max_size)",
+                "hands it to the protocol": "self._protocol.datagram_received(data, addr)",
+            },
+        ),
+    ),
+    present=((selector_events.BaseSelectorEventLoop, "_add_reader"),),
+    # The two methods FastSctpTransport carries changed copies of: aiortc's fixes to
+    # them would not reach the copies, so a changed original is refused.
+    forks=(
+        Fork(RTCSctpTransport, "_receive_sack_chunk", "8433bff6eb4aa555"),
+        Fork(RTCSctpTransport, "_transmit", "f85fec4d830361b0"),
+    ),
+    extra=(_attributes_set_in_init,),
+)
 
 
 def check_aiortc() -> None:
-    """Raise :class:`AiortcChanged` unless aiortc's SCTP transport still looks the way
-    :class:`FastSctpTransport` relies on (and asyncio's UDP transport has its reader)."""
-    version = _SEAM.check_version()
-    missing = _SEAM.missing_lines(RTCSctpTransport, _EXPECTED_SOURCE)
-    init = inspect.getsource(RTCSctpTransport.__init__)
-    missing += [
-        f"__init__ sets {name}" for name in _EXPECTED_ATTRIBUTES if f"self.{name}" not in init
-    ]
-    _SEAM.refuse_if(version, RTCSctpTransport, missing)
-    if not hasattr(asyncio.BaseEventLoop, "_add_reader") and not hasattr(
-        asyncio.SelectorEventLoop, "_add_reader"
-    ):
-        raise AiortcChanged(
-            "asyncio's selector loop has no _add_reader; update peer/stack/sctp_speed.py"
-        )
+    """Raise :class:`StackChanged` unless aiortc's SCTP transport (and asyncio's UDP
+    transport) still look the way :class:`FastSctpTransport` relies on."""
+    SEAM.check()
 
 
 def sctp_counters(mode: str, pc: RTCPeerConnection) -> dict[str, int | str]:
     """The stats line's view: the mode, and what the fast path counted so far."""
-    transport = getattr(pc, _PC_SCTP, None)
+    transport = pc.sctp
     counters: dict[str, int | str] = {"mode": mode}
     if isinstance(transport, FastSctpTransport):
         counters.update(vars(transport.counters))
     return counters
 
 
-def install_sctp(pc: RTCPeerConnection, mode: str) -> RTCSctpTransport | None:
+def install_sctp(
+    pc: RTCPeerConnection, mode: str, undo: Undo | None = None
+) -> RTCSctpTransport | None:
     """Give ``pc``'s SCTP transport the chosen mode; returns the transport, or None if
     ``pc`` has none yet (call after createDataChannel or setRemoteDescription, before
-    the connection comes up: the association must start fast)."""
+    the connection comes up: the association must start fast). ``undo`` makes it
+    aiortc's own transport again (before it starts)."""
     if mode not in SCTP_MODES:
         raise ValueError(f"SCTP mode must be one of {', '.join(SCTP_MODES)}, not {mode!r}")
-    transport = getattr(pc, _PC_SCTP, None)
+    transport = pc.sctp
     if mode == "stock" or transport is None:
         return transport
     if isinstance(transport, FastSctpTransport):
         return transport
     if type(transport) is not RTCSctpTransport:
-        raise AiortcChanged(f"the SCTP transport is a {type(transport).__name__}, not aiortc's")
+        raise StackChanged(f"the SCTP transport is a {type(transport).__name__}, not aiortc's")
     if transport.state != "new":
         raise RuntimeError("the SCTP transport already started; install the fast path earlier")
+    rwnd = transport._advertised_rwnd
     transport.__class__ = FastSctpTransport
     assert isinstance(transport, FastSctpTransport)
     transport._fast_setup()
+
+    def back_to_stock() -> None:
+        transport.__class__ = RTCSctpTransport  # type: ignore[assignment]
+        transport._advertised_rwnd = rwnd
+
+    if undo is not None:
+        undo.add(back_to_stock)
     return transport

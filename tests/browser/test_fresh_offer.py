@@ -30,7 +30,7 @@ from playwright.async_api import Browser
 from media.sources.synthetic import SyntheticVideoTrack
 from peer.call.recovery import CONNECTION_HEALTHY, FRESH_OFFER_HOLD
 from peer.ice.candidates import CandidateError, candidate_from_json
-from peer.ice.config import restrict_host_addresses
+from peer.stack.host_addresses import restrict_host_addresses
 from tests.helpers.browser_support import login_page, page_state, remote_video_playing, text_of
 from tests.helpers.peer_support import start_peer
 from tests.helpers.server_support import Client, JSONObject

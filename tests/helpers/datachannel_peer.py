@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
-from peer.ice.config import restrict_host_addresses
+from peer.stack.host_addresses import restrict_host_addresses
 from tests.helpers.server_support import Client
 from tests.helpers.support import SignalingServer
 

@@ -14,7 +14,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import VideoStreamTrack
 
 from peer.ice.candidate_pair import PairWatcher, SelectedPair, selected_pair
-from peer.ice.config import restrict_host_addresses
+from peer.stack.host_addresses import restrict_host_addresses
 
 
 @pytest.fixture

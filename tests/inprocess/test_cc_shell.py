@@ -42,8 +42,10 @@ from peer.congestion.sdp import offer_with_transport_cc
 from peer.congestion.shell import CongestionShell, check_aiortc
 from peer.congestion.track import AdaptedVideoTrack
 from peer.congestion.twcc import TWCC_URI
-from peer.ice.config import restrict_host_addresses, rtc_configuration
-from peer.stack.seam import AiortcChanged
+from peer.ice.config import rtc_configuration
+from peer.stack import seam
+from peer.stack.host_addresses import restrict_host_addresses
+from peer.stack.seam import StackChanged
 
 TWCC_ID = 5
 
@@ -159,10 +161,8 @@ def test_the_installed_aiortc_still_has_the_hooks() -> None:
 def test_an_unchecked_aiortc_version_is_refused_naming_the_flag(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import aiortc
-
-    monkeypatch.setattr(aiortc, "__version__", "9.0.0")
-    with pytest.raises(AiortcChanged, match="--congestion-control stock"):
+    monkeypatch.setattr(seam, "installed_version", lambda library: "9.0.0")
+    with pytest.raises(StackChanged, match=r"aiortc 9\.0\.0 .*run with --congestion-control stock"):
         check_aiortc()
 
 

@@ -230,9 +230,9 @@ def test_declining_with_ask(signaling_server: SignalingServer) -> None:
         bob.stop()
 
 
-@pytest.mark.parametrize(("codec", "jitter"), [("h264", "fast"), ("vp8", "stock")])
+@pytest.mark.parametrize(("codec", "path"), [("h264", "fast"), ("vp8", "stock")])
 def test_each_codec_and_receive_path_decodes_every_frame_in_order(
-    signaling_server: SignalingServer, codec: str, jitter: str
+    signaling_server: SignalingServer, codec: str, path: str
 ) -> None:
     bob = start_peer(
         signaling_server,
@@ -241,8 +241,8 @@ def test_each_codec_and_receive_path_decodes_every_frame_in_order(
         *SYNTHETIC,
         "--audio",
         "none",
-        "--jitter",
-        jitter,
+        "--receive-path",
+        path,
         "--stats-interval",
         "0.5",
     )
@@ -258,8 +258,8 @@ def test_each_codec_and_receive_path_decodes_every_frame_in_order(
         "none",
         "--codec",
         codec,
-        "--jitter",
-        jitter,
+        "--jitter",  # the old name still works
+        path,
         "--stats-interval",
         "0.5",
     )
@@ -271,7 +271,7 @@ def test_each_codec_and_receive_path_decodes_every_frame_in_order(
     # Only alice asked for the codec: the answer carries it, so both sides send it.
     for window in windows:
         assert window.last["video"]["stamped_frames"] == window.last["video"]["frames"]
-        assert_media(window, codec=codec, receive_path=jitter, audio=False)
+        assert_media(window, codec=codec, receive_path=path, audio=False)
 
 
 def test_echo_sends_our_own_frames_back(signaling_server: SignalingServer) -> None:

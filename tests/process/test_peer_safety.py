@@ -23,8 +23,8 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from peer.data.channels import MAX_INCOMING_AT_ONCE
-from peer.ice.config import restrict_host_addresses
 from peer.session.intake import MAX_REMOTE_CANDIDATES
+from peer.stack.host_addresses import restrict_host_addresses
 from tests.helpers.datachannel_peer import Channel, ScriptedPeer, scripted_call
 from tests.helpers.peer_support import BOT_FLAGS, NO_MEDIA, files_in, start_peer
 from tests.helpers.server_support import Client, JSONObject

@@ -12,7 +12,7 @@ from aiortc.mediastreams import VideoStreamTrack
 
 from peer.call.connection import Call, CallState, CandidateBuffer
 from peer.ice.candidates import CandidateError, candidate_from_json, candidate_to_json
-from peer.ice.config import restrict_host_addresses
+from peer.stack.host_addresses import restrict_host_addresses
 
 CHROME_CANDIDATE = {
     "candidate": "candidate:842163049 1 udp 1677729535 127.0.0.1 51234 typ srflx "

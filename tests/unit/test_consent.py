@@ -14,72 +14,86 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 
-import aioice
 import pytest
 from aioice import ice, stun, turn
 
-from peer.ice.config import restrict_host_addresses
 from peer.ice.consent_freshness import ConsentPolicy
-from peer.stack import consent
+from peer.stack import consent, seam
+from peer.stack.host_addresses import restrict_host_addresses
+from peer.stack.seam import StackChanged, Undo
 
 # Quick settings for the loopback pair, so that each case takes seconds.
 QUICK = ConsentPolicy(interval=0.2, failures=5, max_timeout=2.5)
 QUEUE = 0.9  # seconds the partner's answers are held back: a congested link's round trip
 
 
-@pytest.fixture(autouse=True)
-def default_consent() -> Iterator[None]:
-    """Each test installs what it needs; afterwards the peer's default is back."""
-    yield
-    consent.install()
+@pytest.fixture
+def undo() -> Iterator[Undo]:
+    """What a test installs is taken out again afterwards: aioice as it ships."""
+    steps = Undo()
+    yield steps
+    steps()
 
 
 def test_the_aioice_seams_are_still_there() -> None:
-    consent.check_aioice_consent("stock")  # raises, naming the global, if aioice moved it
-    consent.check_aioice_consent("tolerant")  # raises, naming the line, if aioice changed
+    consent.STOCK_SEAM.check()  # raises, naming the global, if aioice moved it
+    consent.TOLERANT_SEAM.check()  # raises, naming the line, if aioice changed
 
 
-def test_install_sets_the_globals_and_the_worst_case_is_within_the_promise() -> None:
-    consent.install("stock")
+def test_install_sets_the_globals_and_undo_puts_aioices_back(undo: Undo) -> None:
+    interval, failures = ice.CONSENT_INTERVAL, ice.CONSENT_FAILURES
+    stock, delete = ice.Connection.query_consent, turn.TurnClientMixin.delete
+    consent.install(undo, "stock")
     assert ice.CONSENT_INTERVAL == consent.CHECK_INTERVAL
     assert ice.CONSENT_FAILURES == consent.FAILURES
-    stock = ice.Connection.query_consent
+    assert ice.Connection.query_consent is stock  # aioice's own loop
     bounded = turn.TurnClientMixin.delete
-    consent.install()  # twice: wrapped once
-    assert turn.TurnClientMixin.delete is bounded
     assert bounded.__module__ == consent.__name__
-    assert ice.Connection.query_consent is not stock
+    undo()
+    consent.install(undo, "tolerant")
     assert ice.Connection.query_consent.__module__ == consent.__name__
-    consent.install("stock")
-    assert ice.Connection.query_consent is stock  # aioice's own again
+    undo()
+    assert (interval, failures) == (ice.CONSENT_INTERVAL, ice.CONSENT_FAILURES)
+    assert ice.Connection.query_consent is stock
+    assert turn.TurnClientMixin.delete is delete
+    consent.install(undo, "aioice")  # nothing at all
+    assert ice.Connection.query_consent is stock
+    assert turn.TurnClientMixin.delete is delete
     # The promise is 15 s; the settings leave a margin for a loaded machine.
     assert consent.worst_case_seconds("stock") < 11
     assert consent.worst_case_seconds("tolerant") < 11
 
 
-def test_an_unknown_mode_is_refused() -> None:
-    with pytest.raises(ValueError, match="consent mode 'eager' is not one of tolerant, stock"):
-        consent.install("eager")
+def test_an_unknown_mode_is_refused(undo: Undo) -> None:
+    with pytest.raises(
+        ValueError, match="consent mode 'eager' is not one of tolerant, stock, aioice"
+    ):
+        consent.install(undo, "eager")
 
 
 def test_an_aioice_it_was_not_checked_against_is_refused_naming_the_way_out(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, undo: Undo
 ) -> None:
-    monkeypatch.setattr(aioice, "__version__", "0.99.0")
-    with pytest.raises(consent.AioiceChanged) as refused:
-        consent.install("tolerant")
-    assert "aioice 0.99.0 is not a version" in str(refused.value)
-    assert "run with --consent stock or update peer/stack/consent.py" in str(refused.value)
-    consent.install("stock")  # the way out works
+    monkeypatch.setattr(seam, "installed_version", lambda library: "0.99.0")
+    with pytest.raises(StackChanged) as refused:
+        consent.install(undo, "tolerant")
+    assert "aioice 0.99.0 is not a version it was checked against (0.13.x)" in str(refused.value)
+    assert "run with --consent aioice to keep aioice's own settings" in str(refused.value)
+    stock = ice.Connection.query_consent
+    consent.install(undo, "aioice")  # the way out works
+    assert ice.Connection.query_consent is stock
 
 
-def test_a_moved_line_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_moved_line_is_named(monkeypatch: pytest.MonkeyPatch, undo: Undo) -> None:
     def datagram_received(self: ice.StunProtocol, data: bytes, addr: tuple[str, int]) -> None:
         """A future aioice that finds transactions some other way."""
 
     monkeypatch.setattr(ice.StunProtocol, "datagram_received", datagram_received)
-    with pytest.raises(consent.AioiceChanged, match="no longer looks responses up"):
-        consent.check_aioice_consent("tolerant")
+    with pytest.raises(StackChanged) as refused:
+        consent.install(undo, "tolerant")
+    assert "StunProtocol.datagram_received no longer looks responses up" in str(refused.value)
+    assert "run with --consent stock to keep aioice's own loop" in str(refused.value)
+    consent.install(undo, "stock")  # the way out works
 
 
 # ---- two real aioice connections over loopback -------------------------------------------
@@ -137,9 +151,9 @@ async def closed_within(connection: ice.Connection, seconds: float) -> float | N
 
 
 async def test_stock_consent_takes_a_slow_partner_for_a_dead_one(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, undo: Undo
 ) -> None:
-    consent.install("stock")
+    consent.install(undo, "stock")
     monkeypatch.setattr(ice, "CONSENT_INTERVAL", QUICK.interval)
     async with connected_pair() as (ours, theirs):
         answer_late(theirs, QUEUE)
@@ -147,8 +161,8 @@ async def test_stock_consent_takes_a_slow_partner_for_a_dead_one(
         assert await closed_within(ours, 15) is not None
 
 
-async def test_tolerant_consent_keeps_a_slow_partner() -> None:
-    consent.install("tolerant", QUICK)
+async def test_tolerant_consent_keeps_a_slow_partner(undo: Undo) -> None:
+    consent.install(undo, "tolerant", QUICK)
     async with connected_pair() as (ours, theirs):
         answer_late(theirs, QUEUE)
         # Many times what the stock loop needed to give up above.
@@ -157,8 +171,8 @@ async def test_tolerant_consent_keeps_a_slow_partner() -> None:
         assert await asyncio.wait_for(theirs.recv(), 5) == b"still here"
 
 
-async def test_tolerant_consent_still_notices_a_partner_that_is_gone() -> None:
-    consent.install("tolerant", QUICK)
+async def test_tolerant_consent_still_notices_a_partner_that_is_gone(undo: Undo) -> None:
+    consent.install(undo, "tolerant", QUICK)
     async with connected_pair() as (ours, theirs):
         answer_late(theirs, QUEUE)
         await asyncio.sleep(2)  # the round trip measured, the timeout widened
@@ -168,8 +182,8 @@ async def test_tolerant_consent_still_notices_a_partner_that_is_gone() -> None:
         assert took <= QUICK.worst_case_seconds() + consent.TURN_DELETE_TIMEOUT + 1
 
 
-async def test_an_answer_not_signed_with_the_partners_password_is_no_answer() -> None:
-    consent.install("tolerant", QUICK)
+async def test_an_answer_not_signed_with_the_partners_password_is_no_answer(undo: Undo) -> None:
+    consent.install(undo, "tolerant", QUICK)
     async with connected_pair() as (ours, theirs):
         # Answers signed with another password: as if someone else answered.
         answer_late(theirs, 0.0, key=b"someone-else-entirely")

@@ -1,4 +1,4 @@
-"""The video receive path: hand a frame to the decoder the moment it is complete.
+"""The video receive path (``--receive-path``): a frame goes to the decoder once complete.
 
 aiortc's ``JitterBuffer`` releases a video frame only when the first packet of the
 *next* frame arrives, which adds one whole frame interval (33 ms at 30 fps) to every
@@ -17,7 +17,8 @@ for a live call and adds what it lacks:
 The buffer is sans-I/O: packets in, ``(send_pli, frame or None)`` out, the same
 contract as aiortc's buffer, which is what lets :func:`use_frame_completion` put it in
 place of the stock one inside an aiortc ``RTCRtpReceiver``. That seam is private to
-aiortc, so :func:`check_aiortc` verifies it and fails loudly when it moves.
+aiortc, so :data:`SEAM` verifies it and refuses, naming ``--receive-path stock``,
+when it moves.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpreceiver import TimestampMapper
 from aiortc.rtp import RtpPacket
 
-from peer.stack.seam import AiortcChanged, Seam
+from peer.stack.seam import Lines, Seam, StackChanged, Undo, replace
 
 logger = logging.getLogger(__name__)
 
@@ -368,27 +369,45 @@ def _payload(packet: RtpPacket) -> bytes:
 # frame held behind it at once; left waiting for later packets they would add latency
 # for good on a stream of one packet per frame. So the decoder queue is replaced too,
 # by one that hands the decoder the rest of those frames right behind the first.
-_SEAM: Final = Seam("the fast receive path", "--jitter", "peer/stack/jitter.py")
-_EXPECTED_SOURCE: Final = {
-    "__init__": {
-        "builds a video JitterBuffer": (
-            "self.__jitter_buffer = JitterBuffer(capacity=512, is_video=True)"
+SEAM: Final = Seam(
+    "the fast receive path",
+    "run with --receive-path stock to keep aiortc's own",
+    "peer/stack/receive_path.py",
+    lines=(
+        Lines(
+            RTCRtpReceiver,
+            "__init__",
+            {
+                "builds a video JitterBuffer": (
+                    "self.__jitter_buffer = JitterBuffer(capacity=512, is_video=True)"
+                ),
+                "builds a decoder queue.Queue": (
+                    "self.__decoder_queue: queue.Queue = queue.Queue()"
+                ),
+                "builds a TimestampMapper": "self.__timestamp_mapper = TimestampMapper()",
+            },
         ),
-        "builds a decoder queue.Queue": "self.__decoder_queue: queue.Queue = queue.Queue()",
-        "builds a TimestampMapper": "self.__timestamp_mapper = TimestampMapper()",
-    },
-    "_handle_rtp_packet": {
-        "depayloads into packet._data": "packet._data = depayload(",
-        "feeds the buffer one packet": (
-            "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)"
+        Lines(
+            RTCRtpReceiver,
+            "_handle_rtp_packet",
+            {
+                "depayloads into packet._data": "packet._data = depayload(",
+                "feeds the buffer one packet": (
+                    "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)"
+                ),
+                "maps frame timestamps": "encoded_frame.timestamp = self.__timestamp_mapper.map(\n",
+                "queues (codec, frame) for the decoder": (
+                    "self.__decoder_queue.put((codec, encoded_frame))"
+                ),
+            },
         ),
-        "maps frame timestamps": ("encoded_frame.timestamp = self.__timestamp_mapper.map(\n"),
-        "queues (codec, frame) for the decoder": (
-            "self.__decoder_queue.put((codec, encoded_frame))"
+        Lines(
+            RTCRtpReceiver,
+            "receive",
+            {"hands the decoder queue to its thread": "self.__decoder_queue,"},
         ),
-    },
-    "receive": {"hands the decoder queue to its thread": "self.__decoder_queue,"},
-}
+    ),
+)
 
 
 class DrainingDecoderQueue(queue.Queue):
@@ -410,13 +429,14 @@ class DrainingDecoderQueue(queue.Queue):
 
 
 def check_aiortc() -> None:
-    """Raise :class:`AiortcChanged` unless aiortc's receiver still builds and feeds
-    its jitter buffer and decoder queue the way :func:`use_frame_completion` expects."""
-    version = _SEAM.check_version()
-    _SEAM.refuse_if(version, RTCRtpReceiver, _SEAM.missing_lines(RTCRtpReceiver, _EXPECTED_SOURCE))
+    """Raise :class:`StackChanged` unless aiortc's receiver still builds and feeds its
+    jitter buffer and decoder queue the way :func:`use_frame_completion` expects."""
+    SEAM.check()
 
 
-def use_frame_completion(receiver: RTCRtpReceiver) -> FrameCompletionBuffer:
+def use_frame_completion(
+    receiver: RTCRtpReceiver, undo: Undo | None = None
+) -> FrameCompletionBuffer:
     """Put a :class:`FrameCompletionBuffer` in place of ``receiver``'s video buffer.
 
     Must happen before the receiver starts (aiortc starts it once ICE and DTLS are
@@ -427,13 +447,17 @@ def use_frame_completion(receiver: RTCRtpReceiver) -> FrameCompletionBuffer:
         return current
     mapper = getattr(receiver, _RECEIVER_PRIVATE + "timestamp_mapper", None)
     if not isinstance(current, JitterBuffer) or not isinstance(mapper, TimestampMapper):
-        raise AiortcChanged("RTCRtpReceiver has no jitter buffer or timestamp mapper to use")
+        raise StackChanged("RTCRtpReceiver has no jitter buffer or timestamp mapper to use")
     if getattr(receiver, _RECEIVER_PRIVATE + "decoder_thread", None) is not None:
         raise RuntimeError("the receiver already started; install the receive path earlier")
     replacement = FrameCompletionBuffer(capacity=current.capacity)
-    setattr(receiver, _RECEIVER_PRIVATE + "jitter_buffer", replacement)
-    setattr(
-        receiver, _RECEIVER_PRIVATE + "decoder_queue", DrainingDecoderQueue(replacement, mapper)
+    steps = Undo() if undo is None else undo
+    replace(receiver, _RECEIVER_PRIVATE + "jitter_buffer", replacement, steps)
+    replace(
+        receiver,
+        _RECEIVER_PRIVATE + "decoder_queue",
+        DrainingDecoderQueue(replacement, mapper),
+        steps,
     )
     return replacement
 
@@ -454,15 +478,18 @@ def stall_limit_for(rtt_ms: float | None) -> float:
     return min(max(seconds, MIN_STALL_LIMIT_S), MAX_STALL_LIMIT_S)
 
 
-def install_receive_path(pc: RTCPeerConnection, path: str) -> list[FrameCompletionBuffer]:
+def install_receive_path(
+    pc: RTCPeerConnection, path: str, undo: Undo | None = None
+) -> list[FrameCompletionBuffer]:
     """Give every video receiver of ``pc`` the chosen receive path (idempotent);
-    returns the buffers now in place, whose counters the stats line reports."""
+    returns the buffers now in place, whose counters the stats line reports. ``undo``
+    puts aiortc's own buffers back (before the receivers start)."""
     if path not in RECEIVE_PATHS:
         raise ValueError(f"receive path must be one of {', '.join(RECEIVE_PATHS)}, not {path!r}")
     if path == "stock":
         return []
     return [
-        use_frame_completion(transceiver.receiver)
+        use_frame_completion(transceiver.receiver, undo)
         for transceiver in pc.getTransceivers()
         if transceiver.kind == "video"
     ]

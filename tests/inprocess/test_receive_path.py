@@ -9,9 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-import aiortc
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpCodecParameters
+from aiortc import RTCPeerConnection, RTCRtpCodecParameters, RTCRtpReceiver
 from aiortc.codecs import depayload, get_decoder, get_encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpreceiver import TimestampMapper
@@ -21,9 +20,9 @@ from hypothesis import strategies as st
 
 from media.measure.stamp import luma_plane, read_stamp
 from media.sources.synthetic import SyntheticVideoTrack
-from peer.stack.jitter import (
+from peer.stack import seam
+from peer.stack.receive_path import (
     MAX_MISORDER,
-    AiortcChanged,
     DrainingDecoderQueue,
     FrameCompletionBuffer,
     check_aiortc,
@@ -32,6 +31,7 @@ from peer.stack.jitter import (
     stall_limit_for,
     use_frame_completion,
 )
+from peer.stack.seam import StackChanged, Undo
 
 VP8_KEY_HEADER = b"\x50\x02\x00\x9d\x01\x2a\x80\x02\xe0\x01"  # keyframe tag, start code, 640x480
 VP8_DELTA_HEADER = b"\x51\x02\x00"
@@ -452,9 +452,40 @@ def test_the_installed_aiortc_still_has_the_seam_we_replace() -> None:
 
 
 def test_an_unchecked_aiortc_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aiortc, "__version__", "1.17.0")
-    with pytest.raises(AiortcChanged, match=r"1\.17\.0"):
+    monkeypatch.setattr(seam, "installed_version", lambda library: "1.17.0")
+    with pytest.raises(
+        StackChanged, match=r"aiortc 1\.17\.0 .*run with --receive-path stock to keep aiortc's"
+    ):
         check_aiortc()
+
+
+def test_a_changed_receiver_is_refused_naming_the_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def handle_rtp_packet(self: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """A future aiortc that buffers some other way."""
+
+    monkeypatch.setattr(RTCRtpReceiver, "_handle_rtp_packet", handle_rtp_packet)
+    with pytest.raises(
+        StackChanged,
+        match=r"RTCRtpReceiver\._handle_rtp_packet no longer feeds the buffer one packet.*"
+        r"--receive-path stock",
+    ):
+        check_aiortc()
+
+
+async def test_undo_puts_aiortcs_buffer_and_queue_back() -> None:
+    pc = RTCPeerConnection()
+    try:
+        receiver = pc.addTransceiver("video").receiver
+        stock_buffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+        stock_queue = receiver._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
+        undo = Undo()
+        install_receive_path(pc, "fast", undo)
+        assert receiver._RTCRtpReceiver__jitter_buffer is not stock_buffer  # type: ignore[attr-defined]
+        undo()
+        assert receiver._RTCRtpReceiver__jitter_buffer is stock_buffer  # type: ignore[attr-defined]
+        assert receiver._RTCRtpReceiver__decoder_queue is stock_queue  # type: ignore[attr-defined]
+    finally:
+        await pc.close()
 
 
 async def test_install_replaces_only_the_video_receivers_buffer() -> None:
