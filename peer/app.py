@@ -79,6 +79,7 @@ from peer.session.client import (
 )
 from peer.session.intake import BadMessage, CandidateGate, description
 from peer.stack.sctp_speed import sctp_counters
+from peer.tasks import TaskSupervisor
 from peer.tty.commands import (
     HELP,
     AnswerOfferCommand,
@@ -159,7 +160,7 @@ class Peer:
         self._local_audio: MediaStreamTrack | None = None
         self._audio_processor: AudioProcessor | None = None
         self._echo: dict[str, EchoTrack] = {}
-        self._call_tasks: set[asyncio.Task[Any]] = set()
+        self._call_tasks = TaskSupervisor("call")
         self._offers: asyncio.Queue[tuple[str, JSONObject]] = asyncio.Queue()
         self._outgoing_errors: asyncio.Queue[JSONObject] = asyncio.Queue()
         self._online: asyncio.Queue[list[str]] = asyncio.Queue()
@@ -967,21 +968,10 @@ class Peer:
         return call_configuration(self.options.configuration, from_server)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.create_task(coroutine, name=name)
-        self._call_tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._call_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("%s stopped: %s", task.get_name(), task.exception())
+        self._call_tasks.spawn(coroutine, name)
 
     async def _stop_call_tasks(self) -> None:
-        tasks = list(self._call_tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._call_tasks.clear()
+        await self._call_tasks.stop()
         self._remote_tracks.clear()
 
     # ---- signaling ---------------------------------------------------------------
