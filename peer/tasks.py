@@ -44,3 +44,12 @@ class TaskSupervisor:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+async def logged(coroutine: Coroutine[Any, Any, Any], name: str) -> None:
+    """``coroutine``, its crash logged as a supervised task's would be, not raised (for
+    an ``asyncio.TaskGroup``, where one crash would cancel its siblings)."""
+    try:
+        await coroutine
+    except Exception as exc:
+        logger.error("%s stopped: %r", name, exc)
