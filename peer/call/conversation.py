@@ -30,6 +30,7 @@ from peer.call.recovery import (
     FRESH_OFFER_HOLD,
     HANG_UP_GRACE,
     RECOVERY_TIMEOUT,
+    SILENT_IS_FAILING,
     Ending,
     FreshOfferHold,
     Recovery,
@@ -150,6 +151,7 @@ class Clock:
     recovery_timeout: float = RECOVERY_TIMEOUT
     fresh_offer_hold: float = FRESH_OFFER_HOLD
     fresh_offer_check: float = FRESH_OFFER_CHECK
+    fresh_offer_silent: float = SILENT_IS_FAILING
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,22 +442,18 @@ class Conversation:
                 )
                 move = _AFTER_CALL.get((ending, next_step), Move.ENDED)
                 self._move(move)
-                if move is Move.ENDED:
-                    if recovery.attempts and ending is Ending.MEDIA_FAILED:
-                        self.say(f"media connection with {call.other} failed again; call ended")
-                    break
-                if move is Move.MEDIA_FAILED:
+                if move is Move.ENDED and recovery.attempts and ending is Ending.MEDIA_FAILED:
+                    self.say(f"media connection with {call.other} failed again; call ended")
+                if self.phase is Phase.GRACE:
                     farewell = await self._partners_close_within(self.clock.hang_up_grace)
-                    if farewell is not None:
-                        self._move(Move.PARTNER_CLOSED)
-                        break
-                    self._move(Move.GRACE_OVER)
+                    self._move(Move.GRACE_OVER if farewell is None else Move.PARTNER_CLOSED)
+                if self.phase is not Phase.RE_ESTABLISHING:
+                    break
                 replacement = await self._re_establish(call, next_step, recovery)
+                self._move(Move.GAVE_UP if replacement is None else Move.RE_ESTABLISHED)
                 if replacement is None:
-                    self._move(Move.GAVE_UP)
                     gave_up = True
                     break
-                self._move(Move.RE_ESTABLISHED)
                 call = replacement
         finally:
             self._partner = None
@@ -604,7 +602,10 @@ class Conversation:
         self._call_tasks.spawn(self._judge_fresh_offer(call, offer), "fresh-offer")
 
     async def _judge_fresh_offer(self, call: CallLike, offer: RemoteOffer) -> None:
-        hold = FreshOfferHold(time.monotonic(), hold=self.clock.fresh_offer_hold)
+        clock = self.clock
+        hold = FreshOfferHold(
+            time.monotonic(), hold=clock.fresh_offer_hold, silent_after=clock.fresh_offer_silent
+        )
         try:
             while call.live:
                 received = await self.side.bytes_received(call)
