@@ -27,12 +27,13 @@ from aiortc.contrib.media import MediaRelay
 from peer.call.answering import ASK_WITHIN, AnswerPolicy, FilePolicy
 from peer.call.av_controls import window_key_command
 from peer.call.connection import Call
-from peer.call.conversation import CallLike, Conduct, Conversation
+from peer.call.conversation import Conversation
 from peer.call.local_media import LocalMedia
 from peer.call.remote_media import RemoteMedia, Sinks
 from peer.call.report import CallReport
 from peer.call.sources import LocalSources
 from peer.call.stats import received_bytes
+from peer.call.wiring import CallLike, Conduct
 from peer.data.channels import ReceiveOptions, remove_stale_partials
 from peer.data.side import DataOptions, DataSide
 from peer.errors import ExitCode, PeerError

@@ -2,14 +2,15 @@
 
 It calls (or waits to be called), answers, declines or answers busy, and once a call
 is live, re-establishes it once when its media connection fails (peer/call/recovery.py).
-Its phases are a table (``MOVES``) stepped by :func:`signaling.statetable.step`; what
-surrounds each call (media sinks, the report, the data side) is the ``CallSide``'s.
+Its phases are a table (peer/call/phases.py) stepped by
+:func:`signaling.statetable.step`; what surrounds each call (media sinks, the report,
+the data side) is the ``CallSide``'s (peer/call/wiring.py).
 
 Messages from the server arrive typed (peer/session/messages.py) through
 :meth:`Conversation.handle`; the ones somebody waits for (an incoming offer, a refusal
 of our offer, the user list, the partner's news between two calls) are kept in the one
 :class:`Inbox` until taken. No sockets here: the session and the calls come in as the
-small interfaces below, so tests drive a conversation with fakes (tests/unit).
+small interfaces of peer/call/wiring.py, so tests drive a conversation with fakes (tests/unit).
 """
 
 from __future__ import annotations
@@ -19,18 +20,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Final, Protocol
+from dataclasses import dataclass
+from typing import Any, Final
 
-from peer.call.answering import Answer, AnswerPolicy
+from peer.call.answering import Answer
 from peer.call.connection import CallState, IllegalTransition
+from peer.call.phases import AFTER_CALL, MOVES, Move, Phase
 from peer.call.recovery import (
-    FRESH_OFFER_CHECK,
-    FRESH_OFFER_HOLD,
-    HANG_UP_GRACE,
-    RECOVERY_TIMEOUT,
-    SILENT_IS_FAILING,
     Ending,
     FreshOfferHold,
     Recovery,
@@ -39,6 +35,7 @@ from peer.call.recovery import (
     ice_ufrag,
     is_fresh_negotiation,
 )
+from peer.call.wiring import CallLike, CallSide, Clock, Conduct, Session
 from peer.errors import ExitCode, PeerError
 from peer.session.client import SignalingError
 from peer.session.inbox import Inbox
@@ -66,94 +63,6 @@ logger = logging.getLogger(__name__)
 JSONObject = dict[str, Any]
 
 
-# ---- the interfaces it is wired with ----------------------------------------------------
-class Session(Protocol):
-    """The signaling connection, as the conversation uses it."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    async def send(self, message: JSONObject) -> None: ...
-
-
-class CallLike(Protocol):
-    """What the conversation needs of a call (peer/call/connection.py's ``Call``)."""
-
-    other: str
-    state: CallState
-    dialled: bool
-    end_reason: str | None
-    ended: asyncio.Event
-    described: asyncio.Event
-    connected: asyncio.Event
-    timings: Any
-
-    @property
-    def live(self) -> bool: ...
-
-    @property
-    def remote_sdp(self) -> str | None: ...
-
-    async def dial(self) -> None: ...
-
-    async def offer_received(self, offer: JSONObject) -> None: ...
-
-    async def answer_received(self, answer: JSONObject) -> None: ...
-
-    async def candidate_received(self, candidate: JSONObject | None) -> None: ...
-
-    async def hang_up(self, reason: str | None = None, *, notify: bool = True) -> None: ...
-
-    async def remote_closed(self, reason: str | None) -> None: ...
-
-
-class CallSide(Protocol):
-    """What surrounds each call: its media sinks, its report, its data channels."""
-
-    def new_call(self, other: str) -> CallLike: ...
-
-    def started(self, call: CallLike) -> None:
-        """The call is under way: its tasks start."""
-
-    async def finished(self, call: CallLike) -> None:
-        """The call ended: its tasks stop, the final report is printed."""
-
-    async def abandoned(self, call: CallLike) -> None:
-        """A re-establishing call that never took over: its tasks stop, quietly."""
-
-    async def bytes_received(self, call: CallLike) -> int:
-        """All the call's connection has received so far (the fresh-offer hold)."""
-        ...
-
-    def explain_failure(self, reason: str) -> str:
-        """A failure to connect, with what the TURN check found (peer/ice/turn_check.py)."""
-        ...
-
-
-@dataclass(frozen=True)
-class Conduct:
-    """The user's choices for the conversation (the command line)."""
-
-    login: str
-    call: str | None = None  # the one user this peer calls (and the only one it talks to)
-    wait: bool = False
-    once: bool = False
-    answer_policy: AnswerPolicy = field(default_factory=AnswerPolicy)
-    answer_timeout: float = 30.0
-    allow_mdns: bool = False
-
-
-@dataclass(frozen=True)
-class Clock:
-    """The waits of recovery.py, shortened by tests."""
-
-    hang_up_grace: float = HANG_UP_GRACE
-    recovery_timeout: float = RECOVERY_TIMEOUT
-    fresh_offer_hold: float = FRESH_OFFER_HOLD
-    fresh_offer_check: float = FRESH_OFFER_CHECK
-    fresh_offer_silent: float = SILENT_IS_FAILING
-
-
 @dataclass(frozen=True, slots=True)
 class IncomingCall:
     """A stranger's offer (checked), waiting for the conversation to be free."""
@@ -164,61 +73,6 @@ class IncomingCall:
 
 # What the inbox keeps.
 Kept = ServerMessage | IncomingCall
-
-
-# ---- the table ------------------------------------------------------------------------
-class Phase(Enum):
-    IDLE = "idle"  # logged in, no call
-    DIALLING = "dialling"  # our offer is out
-    RINGING = "ringing"  # the person at the terminal is asked about a caller
-    IN_CALL = "in-call"
-    GRACE = "grace"  # the media failed; the partner's close may still be on its way
-    RE_ESTABLISHING = "re-establishing"  # a fresh negotiation with the same partner
-
-
-class Move(Enum):
-    DIAL = "dial"
-    ANSWERED = "answered"  # our offer was answered
-    REFUSED = "refused"  # busy, declined, offline, not answered
-    RING = "ring"  # a call to ask about
-    ACCEPT = "accept"
-    DECLINE = "decline"
-    CALLER_LEFT = "caller-left"  # hung up (or we quit) before the answer
-    ENDED = "ended"  # hung up, closed, or failed for good
-    MEDIA_FAILED = "media-failed"  # ...with a re-establishment left
-    REPLACED = "replaced"  # the partner's fresh offer took over (recovery.py)
-    PARTNER_CLOSED = "partner-closed"
-    GRACE_OVER = "grace-over"
-    RE_ESTABLISHED = "re-established"
-    GAVE_UP = "gave-up"
-
-
-MOVES: Final[dict[tuple[Phase, Move], Phase]] = {
-    (Phase.IDLE, Move.DIAL): Phase.DIALLING,
-    (Phase.DIALLING, Move.ANSWERED): Phase.IN_CALL,
-    (Phase.DIALLING, Move.REFUSED): Phase.IDLE,
-    (Phase.IDLE, Move.RING): Phase.RINGING,
-    (Phase.IDLE, Move.ACCEPT): Phase.IN_CALL,
-    (Phase.IDLE, Move.DECLINE): Phase.IDLE,
-    (Phase.RINGING, Move.ACCEPT): Phase.IN_CALL,
-    (Phase.RINGING, Move.DECLINE): Phase.IDLE,
-    (Phase.RINGING, Move.CALLER_LEFT): Phase.IDLE,
-    (Phase.IN_CALL, Move.ENDED): Phase.IDLE,
-    # A hang-up reaches us as a closed connection before its close crosses the server.
-    (Phase.IN_CALL, Move.MEDIA_FAILED): Phase.GRACE,
-    (Phase.IN_CALL, Move.REPLACED): Phase.RE_ESTABLISHING,
-    (Phase.GRACE, Move.PARTNER_CLOSED): Phase.IDLE,
-    (Phase.GRACE, Move.GRACE_OVER): Phase.RE_ESTABLISHING,
-    (Phase.RE_ESTABLISHING, Move.RE_ESTABLISHED): Phase.IN_CALL,
-    (Phase.RE_ESTABLISHING, Move.GAVE_UP): Phase.IDLE,
-}
-
-# How a call's end moves the conversation, by what recovery.py says comes next.
-_AFTER_CALL: Final[dict[tuple[Ending, Step], Move]] = {
-    (Ending.MEDIA_FAILED, Step.REOFFER): Move.MEDIA_FAILED,
-    (Ending.MEDIA_FAILED, Step.AWAIT_OFFER): Move.MEDIA_FAILED,
-    (Ending.REPLACED, Step.AWAIT_OFFER): Move.REPLACED,
-}
 
 
 class Conversation:
@@ -232,7 +86,7 @@ class Conversation:
         at_a_terminal: Callable[[], bool],
         quit: asyncio.Event,
         say: Callable[[str], None],
-        clock: Clock = Clock(),
+        clock: Clock | None = None,
     ) -> None:
         self.conduct = conduct
         self.session = session
@@ -242,7 +96,7 @@ class Conversation:
         self.quit = quit
         self.quit_code = ExitCode.OK
         self.say = say
-        self.clock = clock
+        self.clock = clock or Clock()
         self.phase = Phase.IDLE
         self.call: CallLike | None = None
         self.inbox: Inbox[Kept] = Inbox()
@@ -440,7 +294,7 @@ class Conversation:
                 next_step = recovery.next_step(
                     ending, signaling_up=self.session.connected and not self.quit.is_set()
                 )
-                move = _AFTER_CALL.get((ending, next_step), Move.ENDED)
+                move = AFTER_CALL.get((ending, next_step), Move.ENDED)
                 self._move(move)
                 if move is Move.ENDED and recovery.attempts and ending is Ending.MEDIA_FAILED:
                     self.say(f"media connection with {call.other} failed again; call ended")

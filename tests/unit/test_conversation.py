@@ -19,7 +19,9 @@ import pytest
 
 from peer.call.answering import AnswerPolicy
 from peer.call.connection import CallState
-from peer.call.conversation import MOVES, CallLike, Clock, Conduct, Conversation, Move, Phase
+from peer.call.conversation import Conversation
+from peer.call.phases import MOVES, Move, Phase
+from peer.call.wiring import CallLike, Clock, Conduct
 from peer.errors import ExitCode, PeerError
 from peer.session.messages import RemoteAnswer, RemoteClose, RemoteOffer, ServerError
 
