@@ -78,15 +78,7 @@ class Peer:
                 FilePolicy.of(o.accept_files_from, o.ask),
                 tuple(o.send_files),
             ),
-            LocalMedia(
-                o.video,
-                o.audio,
-                (o.width, o.height),
-                o.fps,
-                o.login,
-                say,
-                lambda state: self.data.local_media_changed(state),
-            ),
+            LocalMedia.of(o, say, lambda state: self.data.local_media_changed(state)),
             say=say,
             at_a_terminal=lambda: self.terminal.interactive,
         )

@@ -27,6 +27,10 @@ class TaskSupervisor:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def others_than(self, task: asyncio.Task[Any] | None) -> bool:
+        """Whether a task other than ``task`` is still running."""
+        return bool(self._tasks - {task})
+
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
