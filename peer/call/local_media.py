@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiortc import MediaStreamTrack
 
@@ -27,6 +27,10 @@ from peer.call.av_controls import (
     screen_spec,
 )
 from peer.call.media_state import AudioState, MediaState, VideoState
+from peer.tasks import TaskSupervisor
+
+if TYPE_CHECKING:
+    from peer.options import PeerOptions
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +61,14 @@ class LocalMedia:
         self._wanted = self.state
         self._screen = screen_spec(video_option, None)
         self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSupervisor("local media")
+
+    @classmethod
+    def of(
+        cls, options: PeerOptions, say: Say, on_change: Callable[[MediaState], None]
+    ) -> LocalMedia:
+        o = options
+        return cls(o.video, o.audio, (o.width, o.height), o.fps, o.login, say, on_change)
 
     def open(
         self, *, video: bool = True, audio: bool = True, processor: AudioProcessor | None = None
@@ -102,9 +113,7 @@ class LocalMedia:
             self._say(_already(wanted))
             return
         self._wanted = wanted
-        task = asyncio.create_task(self._apply(wanted), name="media-switch")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._apply(wanted), "media-switch")
 
     async def _apply(self, wanted: MediaState) -> None:
         async with self._lock:
@@ -121,7 +130,7 @@ class LocalMedia:
                 self.state = state
                 self._say(_now_sending(state, self.audio is not None, self.video is not None))
                 self._on_change(state)
-            if self._wanted != state and not self._tasks - {asyncio.current_task()}:
+            if self._wanted != state and not self._tasks.others_than(asyncio.current_task()):
                 self._wanted = state  # a source that failed to open stays as it was
 
     def _video_spec(self, wanted: MediaState) -> str | None:
@@ -149,9 +158,7 @@ class LocalMedia:
         return MediaState(audio, video)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.stop()
         for track in (self.video, self.audio):
             if track is not None:
                 track.stop()

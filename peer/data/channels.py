@@ -56,6 +56,7 @@ from peer.data.transfer import (
     Write,
 )
 from peer.data.transfer_wire import MAX_CHUNK, Cancel, encode_control
+from peer.tasks import TaskSupervisor
 from peer.tty.progress import Progress, make_progress
 from peer.tty.untrusted import shown
 
@@ -614,7 +615,7 @@ class CallData:
         self._numbers = itertools.count(1)
         self._incoming: dict[int, IncomingTransfer] = {}
         self._outgoing: dict[int, OutgoingTransfer] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSupervisor(f"data channels with {other}")
         self._chat_limit = ChatLimiter()
         self._budget = CallBudget(receive.call_budget)
         self._flood_report: asyncio.TimerHandle | None = None
@@ -650,7 +651,7 @@ class CallData:
                 self.offer_answer_within,
             )
             self._incoming[number] = transfer
-            self._spawn(self._forget_incoming(transfer))
+            self._tasks.spawn(self._forget_incoming(transfer), "forget-incoming")
         else:
             logger.info("ignoring a data channel %s from %s", shown(channel.label, 40), self.other)
 
@@ -739,7 +740,7 @@ class CallData:
         number = next(self._numbers)
         transfer = OutgoingTransfer(number, path, self.other, self.say, self.accept_within)
         self._outgoing[number] = transfer
-        self._spawn(self._run_outgoing(transfer))
+        self._tasks.spawn(self._run_outgoing(transfer), "outgoing-file")
 
     async def _run_outgoing(self, transfer: OutgoingTransfer) -> None:
         try:
@@ -816,18 +817,5 @@ class CallData:
             incoming.closed()
         for outgoing in list(self._outgoing.values()):
             outgoing.closed()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("a data channel task stopped: %r", task.exception())
+        await self._tasks.settle(within=5)
+        await self._tasks.stop()

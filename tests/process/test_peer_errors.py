@@ -121,8 +121,9 @@ async def test_an_answer_aiortc_cannot_take_ends_the_call_in_one_line(
 ) -> None:
     """The callee answers with a description aiortc cannot take: the answer passes the
     server (its sdp is a string) and aiortc's ValueError comes out of
-    Call.answer_received. The message's own error boundary (peer/app.py ``_handle``)
-    ends that call in one line; the signaling reader goes on (it used to crash)."""
+    Call.answer_received. The message's own error boundary (``Conversation.handle`` in
+    peer/call/conversation.py) ends that call in one line; the signaling reader goes on
+    (it used to crash)."""
     async with (
         aiohttp.ClientSession() as session,
         session.ws_connect(signaling_server.ws_url) as ws,
