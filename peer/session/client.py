@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from signaling.websocket_ends import ENDED
+
 logger = logging.getLogger(__name__)
 
 JSONObject = dict[str, Any]
@@ -178,12 +180,7 @@ class SignalingClient:
                 if isinstance(data, dict):
                     return data
                 continue
-            if frame.type in (
-                aiohttp.WSMsgType.CLOSE,
-                aiohttp.WSMsgType.CLOSING,
-                aiohttp.WSMsgType.CLOSED,
-                aiohttp.WSMsgType.ERROR,
-            ):
+            if frame.type in ENDED:
                 return None
 
     async def _reconnect(self) -> None:
