@@ -131,7 +131,22 @@ class LiveBitrate:
         return changed
 
 
-class ControlledVp8Encoder(Vp8Encoder):
+class TargetFromController:
+    """``target_bitrate`` as the controller set it. aiortc's sender writes every REMB
+    value there; the congestion controller decides instead, so those writes are dropped."""
+
+    bitrate: LiveBitrate | CommittedBitrate
+
+    @property
+    def target_bitrate(self) -> int:
+        return self.bitrate.bps
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        pass
+
+
+class ControlledVp8Encoder(TargetFromController, Vp8Encoder):
     """VP8 at the controller's bitrate: libvpx retargeted in place where it can be,
     else FFmpeg's libvpx restarted on each committed change."""
 
@@ -142,20 +157,11 @@ class ControlledVp8Encoder(Vp8Encoder):
         self.dropped = 0  # frames the live encoder skipped to hold its rate
         loaded = shared_libvpx() if libvpx is None else libvpx
         self.live: LiveVp8Encoder | None = None
-        self.bitrate: LiveBitrate | CommittedBitrate
         if isinstance(loaded, Libvpx):
             self.live = LiveVp8Encoder(loaded, start_bps, max_intra_bitrate_pct(self.fps))
             self.bitrate = LiveBitrate(start_bps)
         else:
             self.bitrate = CommittedBitrate(start_bps)
-
-    @property
-    def target_bitrate(self) -> int:
-        return self.bitrate.bps
-
-    @target_bitrate.setter
-    def target_bitrate(self, bitrate: int) -> None:
-        pass  # aiortc's sender sets every REMB value here; the controller decides instead
 
     def set_target(self, bps: int, fps: float, protection_bps: int | None = None) -> None:
         """``protection_bps``: what the live encoder leaves for retransmissions and
@@ -256,7 +262,7 @@ class ControlledVp8Encoder(Vp8Encoder):
         return codec
 
 
-class ControlledH264Encoder(H264Encoder):
+class ControlledH264Encoder(TargetFromController, H264Encoder):
     """aiortc's H.264 encoder, its bitrate set by the controller instead of clamped.
 
     aiortc opens libx264 with average-bitrate control only, so a keyframe may be many
@@ -271,14 +277,6 @@ class ControlledH264Encoder(H264Encoder):
     def __init__(self, start_bps: int) -> None:
         super().__init__()
         self.bitrate = CommittedBitrate(start_bps)
-
-    @property
-    def target_bitrate(self) -> int:
-        return self.bitrate.bps
-
-    @target_bitrate.setter
-    def target_bitrate(self, bitrate: int) -> None:
-        pass
 
     def set_target(self, bps: int, fps: float, protection_bps: int | None = None) -> None:
         del protection_bps  # like FFmpeg's VP8, libx264 restarted spends less than asked
