@@ -14,4 +14,4 @@ echo "== pytest"
 # test prints the seed it used; FUZZ_SEED=... scripts/test.sh runs another). Plain pytest
 # runs draw new seeds.
 export FUZZ_SEED=${FUZZ_SEED:-1648901388} SOAK_SEED=${SOAK_SEED:-2785492896}
-exec .venv/bin/python -m pytest -q -ra "$@"
+exec .venv/bin/python -m pytest -q -ra --durations=30 "$@"

@@ -24,7 +24,13 @@ from tests.helpers.browser_support import (
 from tests.helpers.gate_proxy import Gate, gate_to
 from tests.helpers.peer_support import start_peer
 from tests.helpers.server_support import Client, JSONObject
-from tests.helpers.support import Process, SignalingServer, free_port, start_signaling_server
+from tests.helpers.support import (
+    Process,
+    SignalingServer,
+    free_port,
+    start_signaling_server,
+    wait_until_logged,
+)
 from tests.network.test_reliability import (
     BOT,
     PROOF,
@@ -107,7 +113,7 @@ def test_an_attacker_in_the_restart_gap_gets_nothing_and_the_call_goes_on(
         for peer in (alice, bob):
             peer.wait_for(r"reconnected to the signaling server after [\d.]+ s")
         wait_for_users(server, {"alice", "bob"})
-        assert any("login as alice refused" in line for line in server.process.drain())
+        wait_until_logged([server.process], "login as alice refused")
         # bob's call goes on: no new negotiation, no hang-up, video still arriving.
         for peer in (alice, bob):
             lines = peer.drain()
@@ -185,7 +191,7 @@ async def test_the_page_gets_its_name_back_with_its_ticket_and_the_attacker_does
             # The attacker is first in the gap: the name is kept for its holder.
             refused = await _first_login_after_start(server.ws_url, "carol", 0.0)
             assert refused["success"] is False and refused["reason"] == "username-taken"
-            assert any("login as carol refused" in line for line in server.process.drain())
+            wait_until_logged([server.process], "login as carol refused")
             gate.is_open = True  # the page's next retry reaches the server, with its ticket
             await carol.wait_for_function(
                 "() => document.getElementById('status').textContent.startsWith('Reconnected')",

@@ -25,7 +25,12 @@ from peer.ice.config import rtc_configuration
 from tests.browser.test_browser_peer import wait_for_stamps_to_advance
 from tests.helpers.browser_support import login_page, remote_video_playing
 from tests.helpers.peer_support import start_peer, stats_lines, wait_for_frames
-from tests.helpers.support import Process, SignalingServer, start_signaling_server
+from tests.helpers.support import (
+    Process,
+    SignalingServer,
+    start_signaling_server,
+    wait_until_logged,
+)
 from tests.helpers.turn_support import Coturn, start_coturn
 
 pytestmark = pytest.mark.slow
@@ -159,10 +164,9 @@ def test_relay_only_call_with_time_limited_credentials(
             alice.stop()
         bob.stop()
     # coturn itself saw (and accepted) the minted "<expiry>:<name>" usernames.
-    log = "\n".join(turn.process.drain())
     for name in ("alice", "bob"):
         accepted = rf"user <\d{{10}}:{name}>: incoming packet ALLOCATE processed, success"
-        assert re.search(accepted, log), log[-3000:]
+        wait_until_logged([turn.process], accepted)
     no_traceback(bob, *(p for p in [alice] if p))
 
 

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,38 @@ from benchproc import LineReader, free_port
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
-__all__ = ["BIN", "ROOT", "Process", "SignalingServer", "free_port", "start_signaling_server"]
+__all__ = [
+    "BIN",
+    "ROOT",
+    "Process",
+    "SignalingServer",
+    "free_port",
+    "start_signaling_server",
+    "wait_until_logged",
+]
+
+
+def wait_until_logged(
+    processes: Sequence[Process], pattern: str, count: int = 1, timeout: float = 20.0
+) -> str:
+    """Wait until ``count`` lines of the processes' output match ``pattern``; return it all.
+
+    A process logs after it has answered: the answer reaching the test does not mean the
+    line has come through the pipe yet, so a log is waited for, never just read.
+    """
+    regex = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        log = "\n".join(line for process in processes for line in process.drain())
+        found = sum(1 for line in log.splitlines() if regex.search(line))
+        if found >= count:
+            return log
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{found} of {count} lines matching {pattern!r} within {timeout} s; "
+                f"output:\n{log[-4000:]}"
+            )
+        time.sleep(0.05)
 
 
 @dataclass

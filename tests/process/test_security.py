@@ -21,7 +21,14 @@ import aiohttp
 import pytest
 from multidict import CIMultiDictProxy
 
-from tests.helpers.support import BIN, ROOT, SignalingServer, free_port, start_signaling_server
+from tests.helpers.support import (
+    BIN,
+    ROOT,
+    SignalingServer,
+    free_port,
+    start_signaling_server,
+    wait_until_logged,
+)
 from tests.process.test_server import connected, logged_in, make_cert
 from wsraw import OP_CLOSE, client_frame, open_websocket, read_frame
 
@@ -58,7 +65,7 @@ async def test_a_foreign_web_page_cannot_open_a_socket(start_server: StartServer
         assert await _handshake_status(url) == 101
     # The same host on another port is another origin.
     assert await _handshake_status(server.ws_url, origin="http://127.0.0.1:1") == 403
-    assert "page origin 'https://evil.example' is not allowed" in "\n".join(server.process.drain())
+    wait_until_logged([server.process], "page origin 'https://evil.example' is not allowed")
 
 
 async def test_a_rebound_dns_name_gets_nothing_from_a_loopback_server(
@@ -181,7 +188,7 @@ async def test_a_socket_that_never_logs_in_is_closed_after_10_s(
         assert time.monotonic() - opened >= 9.5
         # The one who logged in is still there, well past the deadline.
         assert await user.users() == ["deadline-user"]
-    assert "did not log in in time" in "\n".join(server.process.drain())
+    wait_until_logged([server.process], "did not log in in time")
 
 
 async def test_connections_per_address_are_capped(start_server: StartServer) -> None:
@@ -276,7 +283,7 @@ async def test_three_wrong_tokens_close_the_socket_and_are_logged(
             reply = await guesser.login("guesser", token=f"guess-{attempt}")
             assert reply["reason"] == "unauthorized"
         assert await guesser.close_frame() == 1008
-    log = "\n".join(server.process.drain())
+    log = wait_until_logged([server.process], "wrong token from 127.0.0.1", count=3)
     assert log.count("wrong token from 127.0.0.1") == 3, log
     # The right token still works, first time.
     async with connected(server.ws_url) as [user]:
@@ -554,8 +561,7 @@ async def _name_kept_through_a_restart(
         # The real alice, with her ticket, has her name back, and a fresh ticket.
         back = await real_alice.login("alice", ticket=alice_ticket)
         assert back["success"] is True and back["ticket"] != alice_ticket
-    log = "\n".join(server.process.drain())
-    assert "login as alice refused" in log, log
+    wait_until_logged([server.process], "login as alice refused")
 
 
 async def test_without_a_session_secret_the_login_reply_is_as_before(
