@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,3 +94,22 @@ def find_stamp(
             if stamp is not None:
                 return stamp, top, left
     return None
+
+
+def wait_for_stamp(
+    xvfb: Xvfb, cell: int, timeout: float = 10.0
+) -> tuple[npt.NDArray[np.uint8], tuple[Stamp, int, int]]:
+    """The first screenshot that shows a stamped frame, and the stamp with its place.
+
+    A window's first paint lags the frames the peer reports decoded, by more on a loaded
+    machine: the screen is watched for it, not looked at once.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        shot = xvfb.screenshot()
+        found = find_stamp(shot, cell)
+        if found is not None:
+            return shot, found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no stamped frame on the screen within {timeout} s")
+        time.sleep(0.2)

@@ -5,14 +5,13 @@ picture again; a pattern drawn on a real X screen (Xvfb) read back from the fram
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 import pytest
 
 from tests.helpers.peer_support import connected_pair, start_peer, stats_lines, wait_for_stats
 from tests.helpers.support import BIN, ROOT, Process
-from tests.helpers.xvfb_support import SCREEN, Xvfb, find_stamp
+from tests.helpers.xvfb_support import SCREEN, Xvfb, wait_for_stamp
 
 pytestmark = pytest.mark.slow
 
@@ -220,10 +219,7 @@ def test_window_keys_m_and_v_mute_and_turn_the_camera_off(
     try:
         alice.wait_for("call with bob connected")
         wait_for_stats(bob, lambda s: _stamped(s) >= 10)
-        time.sleep(1.0)  # the window is up and showing bob
-        found = find_stamp(xvfb.screenshot(), 320 // 40)
-        assert found is not None, "alice's window is not on the screen"
-        _, top, left = found
+        _, (_, top, left) = wait_for_stamp(xvfb, 320 // 40)
         xvfb.xdotool("mousemove", str(left + 160), str(top + 120))
         xvfb.xdotool("key", "m")
         bob.wait_for("alice muted the microphone")

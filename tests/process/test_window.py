@@ -10,7 +10,7 @@ import pytest
 from media.sinks.window import Overlay, VideoWindow
 from tests.helpers.peer_support import start_peer
 from tests.helpers.support import BIN, Process, SignalingServer
-from tests.helpers.xvfb_support import Xvfb, find_stamp
+from tests.helpers.xvfb_support import Xvfb, find_stamp, wait_for_stamp
 
 pytestmark = pytest.mark.slow
 
@@ -71,12 +71,7 @@ def test_window_shows_the_remote_video_live_and_q_hangs_up(
     try:
         alice.wait_for("call with bob connected")
         alice.wait_for(r'"frames": [1-9]\d')  # a few dozen frames decoded
-        time.sleep(1.0)  # and the window has had time to show them
-
-        first = xvfb.screenshot()
-        found = find_stamp(first, CELL)
-        assert found is not None, "no stamped frame of bob's video on the screen"
-        stamp, top, left = found
+        first, (stamp, top, left) = wait_for_stamp(xvfb, CELL)
         time.sleep(0.7)
         later = find_stamp(xvfb.screenshot(), CELL)
         assert later is not None
@@ -125,9 +120,7 @@ def test_a_chat_line_shows_in_the_window_for_a_few_seconds(
         bob.type_line("hello from bob")
         alice.wait_for(rf"\] {chat}$")
         time.sleep(0.5)  # a few window ticks
-        found = find_stamp(xvfb.screenshot(), CELL)
-        assert found is not None
-        _, top, left = found
+        _, (_, top, left) = wait_for_stamp(xvfb, CELL)
         shown, alone = last_overlay_line(
             xvfb.screenshot()[top : top + 240, left : left + 320], chat
         )
