@@ -242,6 +242,7 @@ class Peer:
             on_remote_track=self.remote.track_arrived,
             video_codec=o.codec,
             receive_path=o.receive_path,
+            nack_mode=o.nack_mode,
             sctp_mode=o.sctp_mode,
             on_data_channel=self.data.channel_arrived,
             congestion_control=o.congestion_control,

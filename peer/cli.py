@@ -19,6 +19,7 @@ from peer.data.filenames import unreadable_file
 from peer.errors import ExitCode
 from peer.ice.config import IceConfigError, rtc_configuration, validate_host_addresses
 from peer.stack import ICE_CHECK_MODES, ProcessOptions, StackChanged, consent, install_process
+from peer.stack.nack_requests import NACK_MODES
 from peer.stack.receive_path import RECEIVE_PATHS
 from peer.stack.sctp_speed import SCTP_MODES
 from peer.tty.untrusted import PrintableFormatter
@@ -246,6 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
         "for comparison (default %(default)s; --jitter is its old name)",
     )
     media.add_argument(
+        "--nack",
+        choices=NACK_MODES,
+        default="scheduled",
+        help="asking for lost video packets: scheduled asks for each again every round "
+        "trip until it arrives (bounded tries); stock is aiortc's own, which asks again "
+        "only when a new loss comes along (default %(default)s)",
+    )
+    media.add_argument(
         "--sctp",
         choices=SCTP_MODES,
         default="fast",
@@ -455,6 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ice_checks=args.ice_checks,
         ice_hosts=tuple(args.ice_host),
         receive_path=args.receive_path,
+        nack=args.nack,
         sctp=args.sctp,
         congestion_control=args.congestion_control,
     )
@@ -488,6 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fps=args.fps,
         codec=args.codec,
         receive_path=args.receive_path,
+        nack_mode=args.nack,
         sctp_mode=args.sctp,
         congestion_control=args.congestion_control,
         max_bitrate_bps=args.max_bitrate * 1000,

@@ -25,6 +25,7 @@ class PeerOptions:
     fps: float = 30.0
     codec: str | None = None
     receive_path: str = "fast"
+    nack_mode: str = "scheduled"
     sctp_mode: str = "fast"
     congestion_control: str = "gcc"
     max_bitrate_bps: int = DEFAULT_MAX_BPS

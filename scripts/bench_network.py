@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -214,7 +214,9 @@ def congestion_flag() -> bool:
     return "--congestion-control" in shown.stdout
 
 
-def bot_argv(lab: ShapedLab, side: str, config: str, cc_flag: bool) -> list[str]:
+def bot_argv(
+    lab: ShapedLab, side: str, config: str, cc_flag: bool, peer_args: Sequence[str] = ()
+) -> list[str]:
     argv = [str(BIN / "webcam-peer"), "--login", LOGINS[side], "--server", lab.server_url(side),
             "--no-window", "--no-speaker", "--video", "synthetic", "--audio", "synthetic",
             "--stats-interval", "1"]  # fmt: skip
@@ -223,6 +225,8 @@ def bot_argv(lab: ShapedLab, side: str, config: str, cc_flag: bool) -> list[str]
         argv += ["--receive-path", "stock", "--consent", "stock"]
         if cc_flag:
             argv += ["--congestion-control", "stock"]
+    else:
+        argv += peer_args
     return lab.argv(side, argv)
 
 
@@ -248,6 +252,9 @@ def _bot_second(
         frozen = _counter_delta(video, before, "long_freeze_ms")
     recent = video.get("latency_recent_ms") or {} if fresh else {}
     congestion = line.get("congestion")
+    extra: dict[str, Any] = {"congestion": congestion} if congestion else {}
+    if line.get("receive_path"):
+        extra["receive_path"] = line["receive_path"]
     return Second(
         t=round(t, 1),
         fps=None if fps is None else round(fps, 1),
@@ -261,7 +268,7 @@ def _bot_second(
         freezes=freezes,
         frozen_ms=frozen,
         held=line.get("state") == "connected",
-        extra={"congestion": congestion} if congestion else {},
+        extra=extra,
     )
 
 
@@ -290,16 +297,23 @@ class LinkMeter:
         return round((sent - before[1]) * 8 / (now - before[0]) / 1000, 1)
 
 
-def bots_run(profile: Profile, config: str, seconds: float, cc_flag: bool, netem: bool) -> Run:
+def bots_run(
+    profile: Profile,
+    config: str,
+    seconds: float,
+    cc_flag: bool,
+    netem: bool,
+    peer_args: Sequence[str] = (),
+) -> Run:
     run = Run(profile.name, config, seconds)
     lab = ShapedLab(profile, netem=netem)
     bots: dict[str, Bot] = {}
     try:
         lab.build()
         lab.start_signaling(BIN / "signaling-server")
-        bots["b"] = Bot(bot_argv(lab, "b", config, cc_flag))
+        bots["b"] = Bot(bot_argv(lab, "b", config, cc_flag, peer_args))
         bots["b"].wait_for("waiting for calls", 30)
-        bots["a"] = Bot(bot_argv(lab, "a", config, cc_flag))
+        bots["a"] = Bot(bot_argv(lab, "a", config, cc_flag, peer_args))
         bots["a"].wait_for(r"call with bob connected", CONNECT_TIMEOUT)
         schedule = lab.follow(seconds)
         meter = LinkMeter(lab)
@@ -611,6 +625,11 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--only", action="append", choices=CONFIGS, help="these calls only")
     parser.add_argument("--json", type=Path, help="also write every per-second figure here")
     parser.add_argument(
+        "--peer-arg", action="append", default=[], metavar="ARG",
+        help="one more webcam-peer argument for the ours calls (repeat; e.g. "
+        "--peer-arg=--nack --peer-arg=stock to compare a flag's settings)",
+    )  # fmt: skip
+    parser.add_argument(
         "--from-json", type=Path, action="append", metavar="FILE",
         help="run nothing: report the runs saved by earlier --json runs (several allowed)",
     )  # fmt: skip
@@ -652,7 +671,7 @@ def _main(argv: list[str] | None) -> int:
                     if config == "chromium":
                         run = asyncio.run(chromium_run(profile, args.seconds, netem))
                     else:
-                        run = bots_run(profile, config, args.seconds, cc_flag, netem)
+                        run = bots_run(profile, config, args.seconds, cc_flag, netem, args.peer_arg)
                     runs.append(run)
                     for note in run.notes:
                         print(f"{name} {config}: {note}", flush=True)

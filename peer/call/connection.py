@@ -24,6 +24,7 @@ from peer.congestion.shell import CONGESTION_MODES, DEFAULT_MAX_BPS, CongestionS
 from peer.congestion.track import AdaptedVideoTrack
 from peer.ice.candidates import CandidateError, candidate_from_json
 from peer.stack import ConnectionOptions, ConnectionStack, install_connection
+from peer.stack.nack_requests import NackScheduler
 from peer.stack.receive_path import FrameCompletionBuffer
 from signaling.statetable import IllegalMove, from_each, step
 
@@ -129,6 +130,7 @@ class Call:
         on_remote_track: Callable[[MediaStreamTrack], None],
         video_codec: str | None = None,
         receive_path: str = "fast",
+        nack_mode: str = "scheduled",
         sctp_mode: str = "fast",
         receive_video: bool = True,
         receive_audio: bool = True,
@@ -147,8 +149,10 @@ class Call:
         self._on_remote_track = on_remote_track
         self._video_codec = video_codec
         self._receive_path = receive_path
+        self._nack_mode = nack_mode
         self._sctp_mode = sctp_mode
         self.receive_buffers: list[FrameCompletionBuffer] = []
+        self.nack_schedulers: list[NackScheduler] = []
         self.stack: ConnectionStack | None = None  # what peer/stack put into self.pc
         self._local_tracks = local_tracks
         self._receive = {"video": receive_video, "audio": receive_audio}
@@ -178,9 +182,12 @@ class Call:
             self.pc.on("datachannel", on_data_channel)
 
     def _install_stack(self) -> None:
-        options = ConnectionOptions(receive_path=self._receive_path, sctp=self._sctp_mode)
+        options = ConnectionOptions(
+            receive_path=self._receive_path, nack=self._nack_mode, sctp=self._sctp_mode
+        )
         self.stack = install_connection(self.pc, options, self.stack)
         self.receive_buffers = self.stack.receive_buffers
+        self.nack_schedulers = self.stack.nack_schedulers
 
     # ---- the state table ---------------------------------------------------------
     def _fire(self, event: CallEvent) -> CallState:
@@ -315,6 +322,7 @@ class Call:
             return
         self.congestion.negotiated(adopt_remote_transport_cc(self.pc))
         self.congestion.receive_buffers = self.receive_buffers
+        self.congestion.nack_schedulers = self.nack_schedulers
         self.congestion.attach()
 
     def _add_transceivers(self) -> None:

@@ -142,8 +142,10 @@ class CallReport:
 
 def _receive_path_counters(path: str, call: Call) -> dict[str, Any]:
     counters: dict[str, Any] = {"path": path}
-    for buffer in call.receive_buffers:
-        for name, value in vars(buffer.counters).items():
+    counted: list[object] = [b.counters for b in call.receive_buffers]
+    counted += [s.counters for s in call.nack_schedulers]
+    for source in counted:
+        for name, value in vars(source).items():
             counters[name] = counters.get(name, 0) + value
     return counters
 

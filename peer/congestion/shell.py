@@ -61,6 +61,7 @@ from peer.congestion.probing import ProbeCluster, ProbePlanner
 from peer.congestion.protection import RetransmissionRate, protection_bps
 from peer.congestion.track import AdaptedVideoTrack
 from peer.congestion.twcc import FeedbackRecorder, parse_feedback
+from peer.stack.nack_requests import NackScheduler
 from peer.stack.receive_path import FrameCompletionBuffer, stall_limit_for
 from peer.stack.rtp_hooks import (
     SEAM,
@@ -196,8 +197,10 @@ class CongestionShell:
         self._rtx_sequence: dict[int, int] = {}
         self._rtx_send: SendRtp | None = None
         self._timestamps: dict[int, int] = {}  # newest RTP timestamp sent per video SSRC
-        # Our receive paths: how long they wait for a retransmission follows the RTT.
+        # Our receive paths: how long they wait for a retransmission follows the RTT,
+        # and so do how often and how long the NACK schedulers ask for one.
         self.receive_buffers: list[FrameCompletionBuffer] = []
+        self.nack_schedulers: list[NackScheduler] = []
 
     # ---- set-up ------------------------------------------------------------------------
     def negotiated(self, extension_id: int | None) -> None:
@@ -641,8 +644,13 @@ class CongestionShell:
         if rtts:
             self.rtt_ms = min(rtts)
             self.estimator.on_rtt(self.rtt_ms)
+        stall_limit = stall_limit_for(self.rtt_ms)
         for buffer in self.receive_buffers:
-            buffer.set_stall_limit(stall_limit_for(self.rtt_ms))
+            buffer.set_stall_limit(stall_limit)
+        for scheduler in self.nack_schedulers:
+            # Past the receive path's wait the frame is given up: no use asking then.
+            give_up_ms = stall_limit * 1000 if self.receive_buffers else None
+            scheduler.set_rtt(self.rtt_ms, give_up_ms)
 
     # ---- reporting ---------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
