@@ -18,6 +18,7 @@ import pytest
 from aioice import turn
 from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtcsctptransport import RTCSctpTransport
 
 from peer import cli
@@ -31,16 +32,19 @@ from peer.stack import (
     install_connection,
     install_process,
     internals,
+    nack_requests,
     receive_path,
     rtp_hooks,
     sctp_speed,
     seam,
 )
+from peer.stack.nack_requests import ScheduledNackGenerator
 from peer.stack.receive_path import FrameCompletionBuffer
 from peer.stack.sctp_speed import FastSctpTransport
 
 SEAMS = {
     "receive path": (receive_path.SEAM, "run with --receive-path stock"),
+    "nack scheduler": (nack_requests.SEAM, "run with --nack stock"),
     "sctp": (sctp_speed.SEAM, "run with --sctp stock"),
     "congestion control": (rtp_hooks.SEAM, "run with --congestion-control stock"),
     "ice checks": (ice_checks.SEAM, "run with --ice-checks stock"),
@@ -116,6 +120,7 @@ def test_install_process_with_every_way_out_leaves_aioice_alone(shipped: dict[st
         consent="aioice",
         ice_checks="stock",
         receive_path="stock",
+        nack="stock",
         sctp="stock",
         congestion_control="stock",
     )
@@ -143,15 +148,23 @@ async def test_install_connection_is_idempotent_and_undo_gives_aiortc_its_own_ba
         receiver = pc.addTransceiver("video").receiver
         pc.createDataChannel("chat")
         stock_buffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+        stock_nacks = receiver._RTCRtpReceiver__nack_generator  # type: ignore[attr-defined]
         options = ConnectionOptions()
         stack = install_connection(pc, options)
         (buffer,) = stack.receive_buffers
+        (scheduler,) = stack.nack_schedulers
+        generator = receiver._RTCRtpReceiver__nack_generator  # type: ignore[attr-defined]
+        assert isinstance(generator, ScheduledNackGenerator)
+        assert generator.scheduler is scheduler
         assert receiver._RTCRtpReceiver__jitter_buffer is buffer  # type: ignore[attr-defined]
         assert isinstance(buffer, FrameCompletionBuffer)
         assert isinstance(pc.sctp, FastSctpTransport)
         assert install_connection(pc, options, stack).receive_buffers == [buffer]
+        assert stack.nack_schedulers == [scheduler]
         stack.undo()
         assert receiver._RTCRtpReceiver__jitter_buffer is stock_buffer  # type: ignore[attr-defined]
+        assert receiver._RTCRtpReceiver__nack_generator is stock_nacks  # type: ignore[attr-defined]
+        assert type(stock_nacks) is NackGenerator
         assert type(stock_buffer) is JitterBuffer
         assert type(pc.sctp) is RTCSctpTransport
     finally:
@@ -175,3 +188,9 @@ def test_the_receive_path_flag_keeps_its_old_name() -> None:
     assert parser.parse_args(["--login", "a", "--jitter", "stock"]).receive_path == "stock"
     assert parser.parse_args(["--login", "a", "--receive-path", "stock"]).receive_path == "stock"
     assert parser.parse_args(["--login", "a"]).receive_path == "fast"
+
+
+def test_the_nack_flag_defaults_to_the_scheduler() -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["--login", "a"]).nack == "scheduled"
+    assert parser.parse_args(["--login", "a", "--nack", "stock"]).nack == "stock"
