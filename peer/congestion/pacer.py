@@ -144,19 +144,44 @@ class PacketQueue(Generic[_T]):
         return max(now_ms - min(heads), 0.0) if heads else 0.0
 
 
-# Retransmissions may take the sending rate this far over the target, no further.
+# While the link queues, retransmissions may take the sending rate this far over the
+# target, no further.
 RETRANSMISSION_HEADROOM = 1.2
+# Retransmissions alone never take more than this share of the target in a second
+# (libwebrtc caps them at the whole target).
+MAX_RETRANSMISSION_SHARE = 0.5
+# A round trip this much over the least one seen: the link is queueing.
+QUEUEING_MS = 100.0
 
 
-def retransmission_fits(sent_last_second_bytes: float, size_bytes: int, target_bps: int) -> bool:
+def retransmission_fits(
+    sent_last_second_bytes: float,
+    retransmitted_last_second_bytes: float,
+    size_bytes: int,
+    target_bps: int,
+    queue_delay_ms: float | None,
+) -> bool:
     """Whether a retransmission of ``size_bytes`` may still go this second.
 
-    Retransmissions count against the budget: on the ``weak`` lab link the queue's own
-    drops (23-32 % of the packets in the first seconds) drew 40-60 retransmissions a
-    second, which kept the sender at 230-250 kbit/s while the target was 130-170 and the
-    queue full (round trip 750-860 ms) for ten seconds. Once what left in the last second
-    is 1.2 x the target, a retransmission is dropped: the receiver gives the gap up and
-    asks for a keyframe instead, and the queue drains.
+    Retransmissions count against the budget when the link is queueing: on the ``weak``
+    lab link the queue's own drops (23-32 % of the packets in the first seconds) drew
+    40-60 retransmissions a second, which kept the sender at 230-250 kbit/s while the
+    target was 130-170 and the queue full (round trip 750-860 ms) for ten seconds. Then,
+    once what left in the last second is 1.2 x the target, a retransmission is dropped:
+    the receiver gives the gap up and asks for a keyframe instead, and the queue drains.
+
+    Loss on a link that does not queue (``queue_delay_ms`` under ``QUEUEING_MS``) is
+    not congestion, and dropping its repairs only turns each loss into a keyframe: on
+    ``burst-loss`` (10 % loss, round trip 5-20 ms) the loss-based estimate fell from
+    1.5 to 0.8-1.1 Mbit/s within two seconds, what had left in the last second (1.6-1.7
+    Mbit/s, at the old target) was over 1.2 x the new one, and 55-339 retransmissions a
+    side were dropped: every gap was given up and the picture froze for 0.6-1.1 s. Then
+    only the retransmissions' own rate is capped (``MAX_RETRANSMISSION_SHARE``). An
+    unknown queue delay (no round trip measured yet) counts as queueing.
     """
-    budget_bytes = RETRANSMISSION_HEADROOM * target_bps / 8
-    return sent_last_second_bytes + size_bytes <= budget_bytes
+    target_bytes = target_bps / 8
+    if retransmitted_last_second_bytes + size_bytes > MAX_RETRANSMISSION_SHARE * target_bytes:
+        return False
+    if queue_delay_ms is not None and queue_delay_ms < QUEUEING_MS:
+        return True
+    return sent_last_second_bytes + size_bytes <= RETRANSMISSION_HEADROOM * target_bytes

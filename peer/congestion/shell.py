@@ -184,6 +184,8 @@ class CongestionShell:
         self.rtt_ms: float | None = None
         self._remb_bps: int | None = None
         self._sent = _RateMeter()
+        self._retransmitted = _RateMeter()  # retransmissions let through
+        self._least_rtt_ms: float | None = None
         self._retransmission_rate = RetransmissionRate()
         self._protection_bps = 0
         self.prober = ProbePlanner(start_bps=min(start_bps, max_bps), max_bps=max_bps)
@@ -331,11 +333,17 @@ class CongestionShell:
         resent = kind == "rtx" or self._resent(header.ssrc, header.sequence)
         if resent:
             self._retransmission_rate.add(_now_ms(), len(data))
+            clock = time.monotonic()
             if not retransmission_fits(
-                self._sent.per_second(time.monotonic()), len(data), self.target_bps
+                self._sent.per_second(clock),
+                self._retransmitted.per_second(clock),
+                len(data),
+                self.target_bps,
+                self.queue_delay_ms,
             ):
                 self.counters.retransmissions_dropped += 1
                 return
+            self._retransmitted.add(clock, len(data))
             self.counters.retransmissions_sent += 1
         if not self._video and not self._retransmissions:
             # Nothing waits and the budget has room: no detour through the pacer task.
@@ -644,6 +652,8 @@ class CongestionShell:
         if rtts:
             self.rtt_ms = min(rtts)
             self.estimator.on_rtt(self.rtt_ms)
+            if self._least_rtt_ms is None or self.rtt_ms < self._least_rtt_ms:
+                self._least_rtt_ms = self.rtt_ms
         stall_limit = stall_limit_for(self.rtt_ms)
         for buffer in self.receive_buffers:
             buffer.set_stall_limit(stall_limit)
@@ -651,6 +661,14 @@ class CongestionShell:
             # Past the receive path's wait the frame is given up: no use asking then.
             give_up_ms = stall_limit * 1000 if self.receive_buffers else None
             scheduler.set_rtt(self.rtt_ms, give_up_ms)
+
+    @property
+    def queue_delay_ms(self) -> float | None:
+        """How much the round trip is over the least seen in the call: the queue on the
+        path (None until a round trip is known)."""
+        if self.rtt_ms is None or self._least_rtt_ms is None:
+            return None
+        return self.rtt_ms - self._least_rtt_ms
 
     # ---- reporting ---------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -685,6 +703,7 @@ class CongestionShell:
             else None,
             "send_kbps": round(self._sent.per_second(now) * 8 / 1000, 1),
             "protection_kbps": round(self._protection_bps / 1000, 1),
+            "queue_delay_ms": None if (queue := self.queue_delay_ms) is None else round(queue),
             "pacer_queue": len(self._video) + len(self._retransmissions),
             "sent_width": sent.width if sent else None,
             "sent_height": sent.height if sent else None,

@@ -7,7 +7,14 @@ import random
 import pytest
 
 from peer.congestion.keyframes import KeyframeRequestThrottle
-from peer.congestion.pacer import PacingBudget, PacketKind, PacketQueue, retransmission_fits
+from peer.congestion.pacer import (
+    MAX_RETRANSMISSION_SHARE,
+    QUEUEING_MS,
+    PacingBudget,
+    PacketKind,
+    PacketQueue,
+    retransmission_fits,
+)
 
 
 def _pace(
@@ -182,12 +189,30 @@ def test_keyframe_requests_wait_a_round_trip_when_it_is_longer() -> None:
     assert throttle.allow(10_700.0, None)
 
 
-def test_retransmissions_count_against_the_target() -> None:
+def test_retransmissions_count_against_the_target_while_the_link_queues() -> None:
     target_bps = 160_000  # 20 000 bytes a second; retransmissions may reach 24 000
-    assert retransmission_fits(0, 1_200, target_bps)
-    assert retransmission_fits(22_000, 1_200, target_bps)  # a little over: losses get repaired
+    queueing = QUEUEING_MS + 1
+    assert retransmission_fits(0, 0, 1_200, target_bps, queueing)
+    # a little over: losses get repaired
+    assert retransmission_fits(22_000, 2_000, 1_200, target_bps, queueing)
     # What the weak link's first seconds looked like: 240 kbit/s leaving, target 160.
-    assert not retransmission_fits(30_000, 1_200, target_bps)
+    assert not retransmission_fits(30_000, 2_000, 1_200, target_bps, queueing)
+    assert not retransmission_fits(30_000, 2_000, 1_200, target_bps, None)  # not known yet
+
+
+def test_loss_on_a_link_that_does_not_queue_is_repaired_after_a_cut() -> None:
+    # burst-loss: the estimate cut from 1.5 to 1.06 Mbit/s at 10 % loss while the last
+    # second had left at 1.83 Mbit/s; the round trip stayed 11 ms over its least.
+    sent, target_bps = 1_830_000 / 8, 1_063_000
+    assert not retransmission_fits(sent, 10_000, 1_200, target_bps, QUEUEING_MS + 1)
+    assert retransmission_fits(sent, 10_000, 1_200, target_bps, 11.0)
+
+
+def test_retransmissions_alone_never_take_over_their_share_of_the_target() -> None:
+    target_bps = 1_000_000
+    cap = MAX_RETRANSMISSION_SHARE * target_bps / 8
+    assert retransmission_fits(0, cap - 1_200, 1_200, target_bps, 0.0)
+    assert not retransmission_fits(0, cap - 1_199, 1_200, target_bps, 0.0)
 
 
 def test_the_protection_share_follows_the_retransmission_rate() -> None:
