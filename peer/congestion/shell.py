@@ -593,7 +593,9 @@ class CongestionShell:
             try:
                 if rounds % RTT_EVERY == 0:
                     await self._read_rtt()
-                self._apply(self.target_bps, _now_ms())
+                now = _now_ms()
+                self._tune_receivers(now)
+                self._apply(self.target_bps, now)
             except Exception as exc:  # keep controlling with what works
                 self._core_failed(exc)
 
@@ -654,7 +656,14 @@ class CongestionShell:
             self.estimator.on_rtt(self.rtt_ms)
             if self._least_rtt_ms is None or self.rtt_ms < self._least_rtt_ms:
                 self._least_rtt_ms = self.rtt_ms
-        stall_limit = stall_limit_for(self.rtt_ms)
+
+    def _tune_receivers(self, now: float) -> None:
+        """How long our receive paths wait for a retransmission, and how often the NACK
+        schedulers ask: the round trip, plus the queue the arriving video waits in now
+        (which the once-a-second RTCP round trip misses)."""
+        queue_ms = max((s.queue_ms(now) for s in self.nack_schedulers), default=0.0)
+        rtt_ms = None if self.rtt_ms is None else self.rtt_ms + queue_ms
+        stall_limit = stall_limit_for(rtt_ms)
         for buffer in self.receive_buffers:
             buffer.set_stall_limit(stall_limit)
         for scheduler in self.nack_schedulers:
@@ -685,6 +694,9 @@ class CongestionShell:
             else None,
             "stall_limit_ms": round(self.receive_buffers[0].stall_limit * 1000)
             if self.receive_buffers
+            else None,
+            "receive_queue_ms": round(max(s.queue_ms(now * 1000) for s in self.nack_schedulers))
+            if self.nack_schedulers
             else None,
             "encoder_restarts": sum(e.bitrate.restarts for e in self._video_encoders),
             "encoder_keyframes": sum(

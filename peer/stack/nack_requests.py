@@ -9,10 +9,11 @@ that is the difference between a gap filled one round trip later and a frame giv
 (docs/network.md, "Losses without freezes").
 
 :class:`NackScheduler` is what libwebrtc's NackRequester does, sans-I/O: each missing
-packet is asked for as soon as the gap shows, then again every ``retry_ms`` (the round
-trip, at least ``MIN_RETRY_MS``) while it is still missing, at most ``MAX_TRIES`` times
-and no longer than ``give_up_ms`` (the receive path's own wait: a gap it has given up
-on needs no retransmission). Sequence numbers wrap around; a jump of more than
+packet is asked for as soon as the gap shows, then again every round trip (the RTCP round
+trip plus the queue the stream's packets wait in now, :mod:`peer.stack.arrival_queue`;
+at least ``MIN_RETRY_MS``) while it is still missing, at most ``MAX_TRIES`` times and
+no longer than ``give_up_ms`` (the receive path's own wait: a gap it has given up on
+needs no retransmission). Sequence numbers wrap around; a jump of more than
 ``MAX_JUMP`` is a new stream, not a loss.
 
 The seam puts a :class:`ScheduledNackGenerator` (aiortc's generator interface around
@@ -30,6 +31,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import RtpPacket
 
+from peer.stack.arrival_queue import ArrivalQueue
 from peer.stack.seam import Lines, Seam, StackChanged, Undo, replace
 
 NACK_MODES: Final = ("scheduled", "stock")
@@ -71,11 +73,12 @@ class NackScheduler:
         give_up_ms: float = DEFAULT_GIVE_UP_MS,
         max_tries: int = MAX_TRIES,
     ) -> None:
-        self.retry_ms = _retry_for(rtt_ms)
+        self.rtt_ms = rtt_ms
         self.give_up_ms = give_up_ms
         self.max_tries = max_tries
         self._newest: int | None = None  # extended (unwrapped) sequence number
         self._missing: dict[int, _Missing] = {}  # extended sequence number -> state
+        self.arrivals = ArrivalQueue()
         self.counters = NackCounters()
 
     @property
@@ -84,16 +87,27 @@ class NackScheduler:
         return [sequence % SEQUENCE_MODULO for sequence in sorted(self._missing)]
 
     def set_rtt(self, rtt_ms: float | None, give_up_ms: float | None = None) -> None:
-        """Ask again after one round trip of ``rtt_ms``; stop after ``give_up_ms``."""
+        """The RTCP round trip is ``rtt_ms``; stop asking after ``give_up_ms``."""
         if rtt_ms is not None:
-            self.retry_ms = _retry_for(rtt_ms)
+            self.rtt_ms = rtt_ms
         if give_up_ms is not None:
             self.give_up_ms = give_up_ms
 
-    def on_packet(self, sequence: int, now_ms: float) -> None:
-        """A packet (or its retransmission, unwrapped) with ``sequence`` arrived."""
+    def queue_ms(self, now_ms: float) -> float:
+        """How long this stream's packets queue on the way here now."""
+        return self.arrivals.queue_ms(now_ms)
+
+    def retry_ms(self, now_ms: float) -> float:
+        """How long a request waits for its answer before it is made again."""
+        return max(MIN_RETRY_MS, RETRY_RTT_FACTOR * (self.rtt_ms + self.queue_ms(now_ms)))
+
+    def on_packet(self, sequence: int, now_ms: float, timestamp: int | None = None) -> None:
+        """A packet (or its retransmission, unwrapped) with ``sequence`` and RTP
+        ``timestamp`` arrived."""
         if self._newest is None:
             self._newest = sequence
+            if timestamp is not None:
+                self.arrivals.on_packet(timestamp, now_ms)
             return
         step = _signed_distance(self._newest % SEQUENCE_MODULO, sequence)
         if abs(step) > MAX_JUMP:
@@ -103,6 +117,8 @@ class NackScheduler:
             return
         extended = self._newest + step
         if step > 0:
+            if timestamp is not None:  # a retransmission's lateness is not the queue's
+                self.arrivals.on_packet(timestamp, now_ms)
             for lost in range(self._newest + 1, extended):
                 self._missing[lost] = _Missing(first_seen_ms=now_ms)
             self._newest = extended
@@ -116,13 +132,14 @@ class NackScheduler:
         """The sequence numbers (mod 2^16) to ask for now, oldest first; each is
         counted as asked at ``now_ms``."""
         asked = []
+        retry_ms = self.retry_ms(now_ms)
         for sequence in sorted(self._missing):
             entry = self._missing[sequence]
             if entry.tries >= self.max_tries or now_ms - entry.first_seen_ms > self.give_up_ms:
                 del self._missing[sequence]
                 self.counters.nack_given_up += 1
                 continue
-            if entry.last_asked_ms is not None and now_ms - entry.last_asked_ms < self.retry_ms:
+            if entry.last_asked_ms is not None and now_ms - entry.last_asked_ms < retry_ms:
                 continue
             if entry.tries:
                 self.counters.nack_repeated += 1
@@ -132,10 +149,6 @@ class NackScheduler:
             entry.last_asked_ms = now_ms
             asked.append(sequence % SEQUENCE_MODULO)
         return asked
-
-
-def _retry_for(rtt_ms: float) -> float:
-    return max(MIN_RETRY_MS, RETRY_RTT_FACTOR * rtt_ms)
 
 
 def _signed_distance(start: int, end: int) -> int:
@@ -185,7 +198,7 @@ class ScheduledNackGenerator:
 
     def add(self, packet: RtpPacket) -> bool:
         now_ms = time.monotonic() * 1000.0
-        self.scheduler.on_packet(packet.sequence_number, now_ms)
+        self.scheduler.on_packet(packet.sequence_number, now_ms, packet.timestamp)
         self.missing = set(self.scheduler.due(now_ms))
         return bool(self.missing)
 

@@ -171,3 +171,19 @@ def test_the_seam_refuses_an_aiortc_that_no_longer_feeds_the_generator(
     message = str(refused.value)
     assert "no longer feeds the NACK generator each packet" in message
     assert "run with --nack stock" in message
+
+
+def test_the_retry_waits_for_the_queue_the_video_arrives_through() -> None:
+    # weak: RTCP said 55 ms while the video queued 200 ms; a retry after 69 ms was early.
+    scheduler = NackScheduler(rtt_ms=55)
+    for frame in range(20):  # an empty link: each frame arrives 5 ms after capture
+        scheduler.on_packet(frame, frame * 33.0 + 5, timestamp=frame * 2970)
+    assert scheduler.queue_ms(20 * 33.0) == pytest.approx(0.0)
+    for frame in range(20, 30):  # the queue grows to 200 ms
+        scheduler.on_packet(frame, frame * 33.0 + 5 + (frame - 19) * 20, timestamp=frame * 2970)
+    now = 29 * 33.0 + 5 + 200
+    assert scheduler.queue_ms(now) == pytest.approx(200.0)
+    assert scheduler.retry_ms(now) == pytest.approx(1.25 * (55 + 200))
+    # a retransmission arriving late is not taken for the queue
+    scheduler.on_packet(25, now + 1, timestamp=25 * 2970)
+    assert scheduler.queue_ms(now + 1) == pytest.approx(200.0)
