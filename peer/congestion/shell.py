@@ -36,6 +36,7 @@ from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpSender
 from aiortc.rtp import is_rtcp, unpack_remb_fci
 
 from peer.congestion.adaptation import VideoAdaptation, split_bitrate
+from peer.congestion.alr import AlrDetector
 from peer.congestion.encoders import (
     ControlledH264Encoder,
     ControlledOpusEncoder,
@@ -186,10 +187,12 @@ class CongestionShell:
         self._retransmission_rate = RetransmissionRate()
         self._protection_bps = 0
         self.prober = ProbePlanner(start_bps=min(start_bps, max_bps), max_bps=max_bps)
+        self.alr = AlrDetector(self.estimator.target_bps)
         self._cluster: ProbeCluster | None = None
         self._cluster_bytes = 0
         self._cluster_packets = 0
         self._decreases_seen = 0
+        self._outgrown_seen = 0
         # Probes are padding on the video's RTX stream: aiortc numbers the RTX packets it
         # sends, so the shell renumbers them all as they leave to share one sequence.
         self._rtx_payload_types: dict[int, int] = {}  # RTX SSRC -> RTX payload type
@@ -376,6 +379,7 @@ class CongestionShell:
                 self._cluster_packets += 1
             try:
                 self.estimator.on_packet_sent(sequence, len(data), now, cluster)
+                self.alr.on_sent(len(data), now)
             except Exception as exc:  # the packet goes anyway
                 self._core_failed(exc)
         self._sent.add(now / 1000, len(data))
@@ -460,10 +464,15 @@ class CongestionShell:
         if estimator.decreases != self._decreases_seen:
             self._decreases_seen = estimator.decreases
             self.prober.on_decrease(now)
+        if estimator.capacity_outgrown != self._outgrown_seen:
+            self._outgrown_seen = estimator.capacity_outgrown
+            self.prober.on_link_faster(now)
         result = estimator.take_probe_result()
         if result is not None:
             self.prober.on_result(result[0], result[1], result[2], now)
         self.prober.on_estimate(estimator.target_bps, now)
+        self.alr.set_estimate(estimator.target_bps)
+        self.prober.on_alr(self.alr.started_ms, self.alr.ended_ms)
         if (
             self.extension_id is None
             or self._rtx_send is None
@@ -678,6 +687,10 @@ class CongestionShell:
             "send_kbps": round(self._sent.per_second(now) * 8 / 1000, 1),
             "protection_kbps": round(self._protection_bps / 1000, 1),
             "pacer_queue": len(self._video) + len(self._retransmissions),
+            "alr": self.alr.in_alr,
+            "alr_periods": self.alr.periods,
+            "drop_probes": self.prober.drop_probes,
+            "faster_probes": self.prober.faster_probes,
             "sent_width": sent.width if sent else None,
             "sent_height": sent.height if sent else None,
             "sent_fps": round(sent.fps(now), 1) if sent else None,
