@@ -61,6 +61,7 @@ class Bot(ReadProcess):
     def __init__(self, argv: list[str]) -> None:
         self.argv = argv
         self.final: dict[str, Any] | None = None
+        self.sent_kbps: list[float] = []  # bitrate_out_kbps of every stats line
         super().__init__(argv)
 
     def _read(self, line: str) -> None:
@@ -71,6 +72,8 @@ class Bot(ReadProcess):
                 return
             if stats.get("event") == "final":
                 self.final = stats
+            elif isinstance(stats.get("bitrate_out_kbps"), int | float):
+                self.sent_kbps.append(float(stats["bitrate_out_kbps"]))
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.process.pid)
@@ -101,6 +104,7 @@ class CallResult:
 
 
 SENDING_FIGURES = (
+    "sent_kbps_median",
     "target_kbps",
     "encoder_kbps",
     "send_kbps",
@@ -184,12 +188,14 @@ def run_call(
     result.gaps_abandoned = final.get("receive_path", {}).get("gaps_abandoned")
     congestion = final.get("congestion") or {}
     result.sending = {k: congestion.get(k) for k in ("mode", *SENDING_FIGURES) if k in congestion}
+    if alice.sent_kbps:
+        result.sending["sent_kbps_median"] = round(statistics.median(alice.sent_kbps), 1)
     return result
 
 
 def sending_table(results: list[CallResult]) -> str:
     """The caller's sending figures at the end of each call."""
-    rows = [r for r in results if r.sending.get("mode") == "gcc"]
+    rows = [r for r in results if r.sending]
     if not rows:
         return ""
     out = (
