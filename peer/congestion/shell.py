@@ -81,12 +81,13 @@ logger = logging.getLogger(__name__)
 CONGESTION_MODES: Final = ("gcc", "stock")
 START_BPS: Final = 300_000  # where Chromium starts too
 MIN_BPS: Final = 50_000
-# aiortc's VP8 ceiling. Bigger frames cost latency on a perfect link: at 2 Mbit/s
-# (about libwebrtc's 1.7 Mbit/s video ceiling at 640x480 plus audio and headers) the
-# loopback call's p50 went from 10.6 to 14.3 ms and its CPU from 39 to 48 % (bench_call,
-# same session), so the default stays; ``--max-bitrate 2000`` lets a 2 Mbit/s link be
-# used to 85 % (docs/network.md).
-DEFAULT_MAX_BPS: Final = 1_500_000
+# About libwebrtc's 1.7 Mbit/s video ceiling at 640x480 plus audio and headers: a
+# 2 Mbit/s link (the lab's ``step``) can be used to over 80 %. On loopback the latency
+# follows the bitrate, not the controller: capped at stock aiortc's ~0.88 Mbit/s ours
+# had stock's p50 (8.2-9.3 against 8.6-9.9 ms); at 1.5 Mbit/s 10.3 ms, at 2 Mbit/s
+# 11.1 ms (means of 4 calls each, interleaved in two runs; per-call spread ~1 ms):
+# more packets per frame, each crossing both Python event loops (docs/network.md).
+DEFAULT_MAX_BPS: Final = 2_000_000
 PACING_FACTOR: Final = 2.5
 # A whole frame (1 / (2.5 x fps) of a second's budget: 13 ms at 30 fps) may leave at
 # once when nothing waits, so a link with room adds no latency; keyframes and
