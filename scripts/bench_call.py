@@ -15,6 +15,15 @@ Usage:
   scripts/bench_call.py                       # everything, 60 s per call
   scripts/bench_call.py --seconds 20 --only 640x480/vp8
   scripts/bench_call.py --write               # also rewrite docs/benchmarks.md
+  scripts/bench_call.py --seconds 20 --only 640x480/vp8 --echo-seconds 0 --setup-calls 0 \
+      --variant ours= --variant stock-cc='--congestion-control stock' --repeat 2
+                                              # peer flags compared in one run, interleaved
+
+A ``--variant LABEL=FLAGS`` call runs the fast receive path with FLAGS added to both
+bots' command lines (the label stands in the "receive path" column); with variants
+only they run, ``--repeat`` times in turn (A B A B) so a change in the machine's load
+falls on all of them alike. The caller's sending figures (``congestion`` of its final
+stats line) are printed for each.
 
 Run it on a quiet machine: it measures CPU and latency, which another load skews.
 """
@@ -52,6 +61,7 @@ class Bot(ReadProcess):
     def __init__(self, argv: list[str]) -> None:
         self.argv = argv
         self.final: dict[str, Any] | None = None
+        self.sent_kbps: list[float] = []  # bitrate_out_kbps of every stats line
         super().__init__(argv)
 
     def _read(self, line: str) -> None:
@@ -62,6 +72,8 @@ class Bot(ReadProcess):
                 return
             if stats.get("event") == "final":
                 self.final = stats
+            elif isinstance(stats.get("bitrate_out_kbps"), int | float):
+                self.sent_kbps.append(float(stats["bitrate_out_kbps"]))
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.process.pid)
@@ -88,17 +100,39 @@ class CallResult:
     cpu_percent: list[float] = field(default_factory=list)
     peak_rss_mb: list[float] = field(default_factory=list)
     error: str | None = None
+    sending: dict[str, Any] = field(default_factory=dict)  # the caller's congestion figures
+
+
+SENDING_FIGURES = (
+    "sent_kbps_median",
+    "target_kbps",
+    "encoder_kbps",
+    "send_kbps",
+    "delay_decreases",
+    "loss_decreases",
+    "probes_sent",
+    "probe_padding_sent",
+    "alr_periods",
+)
 
 
 def run_call(
-    server: str, config: str, path: str, seconds: float, *, echo: bool = False
+    server: str,
+    config: str,
+    path: str,
+    seconds: float,
+    *,
+    echo: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> CallResult:
-    """One call: bob answers, alice calls; both send stamped video unless ``echo``."""
+    """One call: bob answers, alice calls; both send stamped video unless ``echo``.
+    ``extra``: flags added to both bots (a variant; ``path`` is then its label)."""
     size, codec = config.split("/")
+    receive_path = "fast" if extra or path not in PATHS else path
     common = [
         "--server", server, "--no-window", "--no-speaker", "--ice-host", "127.0.0.1",
-        "--stats-interval", "1", "--size", size, "--codec", codec, "--receive-path", path,
-        "--audio", "synthetic",
+        "--stats-interval", "1", "--size", size, "--codec", codec,
+        "--receive-path", receive_path, "--audio", "synthetic", *extra,
     ]  # fmt: skip
     tag = f"{int(time.time() * 1000) % 10_000_000}"
     caller, callee = f"alice{tag}", f"bob{tag}"
@@ -152,7 +186,37 @@ def run_call(
     result.freezes = video["freezes"]
     result.frames = video["frames"]
     result.gaps_abandoned = final.get("receive_path", {}).get("gaps_abandoned")
+    congestion = final.get("congestion") or {}
+    result.sending = {k: congestion.get(k) for k in ("mode", *SENDING_FIGURES) if k in congestion}
+    if alice.sent_kbps:
+        result.sending["sent_kbps_median"] = round(statistics.median(alice.sent_kbps), 1)
     return result
+
+
+def sending_table(results: list[CallResult]) -> str:
+    """The caller's sending figures at the end of each call."""
+    rows = [r for r in results if r.sending]
+    if not rows:
+        return ""
+    out = (
+        "\n| video | variant | " + " | ".join(SENDING_FIGURES) + " |\n"
+        "|---|---|" + "---|" * len(SENDING_FIGURES) + "\n"
+    )
+    for r in rows:
+        out += (
+            f"| {r.config} | {r.path} | "
+            + " | ".join(fmt(r.sending.get(k)) for k in SENDING_FIGURES)
+            + " |\n"
+        )
+    return out
+
+
+def parse_variant(text: str) -> tuple[str, tuple[str, ...]]:
+    """``LABEL=FLAGS`` -> (label, flags); the label names the variant in the tables."""
+    label, sep, flags = text.partition("=")
+    if not sep or not label.strip():
+        raise argparse.ArgumentTypeError(f"a variant is LABEL=FLAGS, got {text!r}")
+    return label.strip(), tuple(shlex.split(flags))
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
@@ -255,7 +319,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setup-calls", type=int, default=5, help="short calls for setup time")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--write", action="store_true", help="rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        type=parse_variant,
+        metavar="LABEL=FLAGS",
+        help="compare peer flags instead of the receive paths (repeatable)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the variants this many times, interleaved"
+    )
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if args.write and args.variant:
+        parser.error("--write documents the receive paths; leave --variant out")
     if args.seconds < 5:
         parser.error("--seconds must be at least 5 (3 s of settling are not measured)")
 
@@ -265,10 +343,15 @@ def main(argv: list[str] | None = None) -> int:
     echoes: list[CallResult] = []
     setups: list[CallResult] = []
     try:
+        variants: list[tuple[str, tuple[str, ...]]] = args.variant or [(p, ()) for p in PATHS]
         for config in configs:
-            for path in PATHS:
-                print(f"call {config} {path} for {args.seconds:.0f} s ...", flush=True)
-                results.append(run_call(url, config, path, args.seconds))
+            for round_ in range(args.repeat if args.variant else 1):
+                for label, extra in variants:
+                    print(
+                        f"call {config} {label} for {args.seconds:.0f} s (round {round_ + 1}) ...",
+                        flush=True,
+                    )
+                    results.append(run_call(url, config, label, args.seconds, extra=extra))
         if args.echo_seconds > 0:
             for path in PATHS:
                 print(f"echo {path} for {args.echo_seconds:.0f} s ...", flush=True)
@@ -282,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         server.send_signal(signal.SIGTERM)
         server.wait(10)
 
-    report = table(results, echoes) + setup_summary(setups)
+    report = table(results, echoes) + sending_table(results) + setup_summary(setups)
     print()
     print(report)
     command = "scripts/bench_call.py " + shlex.join(sys.argv[1:] if argv is None else argv)

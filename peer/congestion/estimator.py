@@ -249,6 +249,12 @@ class SendSideEstimator:
         return self._last_send_ms is None or now_ms - self._last_send_ms >= WINDOW_KEEPALIVE_MS
 
     @property
+    def capacity_outgrown(self) -> int:
+        """How often the delay-based estimate rose clear of the capacity it had overused at
+        with no overuse on the way: the link got faster."""
+        return self._rate_control.capacity_outgrown
+
+    @property
     def decreases(self) -> int:
         """How often the delay- or loss-based side cut the estimate."""
         return self._rate_control.decreases + self._loss.decreases
@@ -277,6 +283,7 @@ class SendSideEstimator:
             "arrival_resets": self._inter_arrival.resets,
             "delay_decreases": self._rate_control.decreases,
             "loss_decreases": self._loss.decreases,
+            "capacity_outgrown": self._rate_control.capacity_outgrown,
             "probe_jumps": self.probe_jumps,
             "probe_kbps": self.last_probe_kbps,
         }

@@ -9,10 +9,17 @@ what the link carries now. Two pure parts:
 - :class:`ProbePlanner` decides when to send a cluster and at what rate: at the start
   (3 x the start rate, then 6 x unless the first fell short), again at 2 x a result
   that kept up with its cluster (exponential probing), and every few seconds while
-  the estimate is below the most the sender wants and nothing was cut lately. A probe
-  whose jump is cut by an overuse soon after (a token-bucket link lets a short burst
-  through at line rate) doubles the wait before the next periodic probe, up to
-  ``MAX_PERIODIC_MS``.
+  the sender is application-limited (:mod:`peer.congestion.alr`), the estimate is
+  below the most the sender wants and nothing was cut lately. While the encoder fills
+  the estimate there are no periodic probes: the delay and loss signals already say
+  whether the link carries it, and a token-bucket link lets a short cluster through
+  at line rate (read at 385-412 kbit/s on a 300 kbit/s link; every jump was cut again
+  within a second). A probe whose jump is cut by an overuse soon after doubles the
+  wait before the next periodic probe, up to ``MAX_PERIODIC_MS``. After a large drop
+  of the estimate (to under 66 %) while application-limited, or within 3 s of it, one
+  probe at 85 % of the rate before the drop checks whether the drop was only a
+  moment's: an application-limited sender's estimate cannot climb back by itself (it
+  stays within 1.5 x what is acknowledged).
 - :class:`ProbeResultEstimator` turns the feedback on a cluster's packets into a
   bitrate: libwebrtc's rule (sent bytes over the send interval, received bytes over
   the receive interval, the smaller of the two; 95 % of the receive rate when it fell
@@ -31,6 +38,12 @@ FURTHER_RATIO: Final = 0.7  # a result at this share of its cluster's rate probe
 PERIODIC_FACTOR: Final = 2.0
 PERIODIC_MS: Final = 2_500.0
 MAX_PERIODIC_MS: Final = 5_000.0
+ALR_SETTLE_MS: Final = 300.0  # an application-limited stretch shorter than this: no probe
+LARGE_DROP_RATIO: Final = 0.66
+DROP_PROBE_SHARE: Final = 0.85
+DROP_PROBE_AFTER_MS: Final = 1_000.0  # no further cut this long after the drop: probe
+DROP_PROBE_WITHIN_MS: Final = 5_000.0
+ALR_ENDED_WITHIN_MS: Final = 3_000.0
 QUIET_AFTER_DECREASE_MS: Final = 3_000.0
 FAILED_WITHIN_MS: Final = 3_000.0  # a cut this soon after a probe's jump: it misread
 HEADROOM: Final = 0.95  # no periodic probe once the estimate is this close to the most wanted
@@ -71,6 +84,7 @@ class ProbePlanner:
         self.max_bps = max_bps
         self.probes = 0
         self.failed = 0
+        self.drop_probes = 0  # probes after a large drop of the estimate
         self._start_bps = start_bps
         self._estimate_bps = float(start_bps)
         self._next_id = 1
@@ -82,9 +96,32 @@ class ProbePlanner:
         self._last_decrease_ms: float | None = None
         self._jumped_ms: float | None = None
         self._periodic_ms = PERIODIC_MS
+        self._alr_started_ms: float | None = None
+        self._alr_ended_ms: float | None = None
+        self._drop: tuple[float, float] | None = None  # (estimate before, when)
+        self._faster_ms: float | None = None
+        self.faster_probes = 0  # probes after the link showed it got faster
 
     def on_estimate(self, estimate_bps: float, now_ms: float) -> None:
+        if estimate_bps < LARGE_DROP_RATIO * self._estimate_bps:
+            before = self._estimate_bps
+            if self._drop is not None and now_ms - self._drop[1] <= DROP_PROBE_WITHIN_MS:
+                before = max(before, self._drop[0])  # a drop in steps: from the top
+            self._drop = (before, now_ms)
         self._estimate_bps = estimate_bps
+
+    def on_link_faster(self, now_ms: float) -> None:
+        """The delay-based estimate rose clear of the capacity it had overused at, with no
+        overuse on the way: the link got faster. One probe at 2 x the estimate finds how
+        much faster (the delay-based increase alone takes about 10 s from 300 kbit/s to
+        2 Mbit/s); unlike a periodic probe it follows evidence from the media itself."""
+        self._faster_ms = now_ms
+
+    def on_alr(self, started_ms: float | None, ended_ms: float | None) -> None:
+        """Since when the sender is application-limited (None: it is not), and when its
+        last application-limited stretch ended."""
+        self._alr_started_ms = started_ms
+        self._alr_ended_ms = ended_ms
 
     def on_decrease(self, now_ms: float) -> None:
         """The estimate was cut (overuse or loss)."""
@@ -127,6 +164,16 @@ class ProbePlanner:
                 if self._start_bps * f <= self.max_bps or f == INITIAL_FACTORS[0]
             ]
             self._pending = [b for b in self._pending if b > self._start_bps]
+        if not self._pending and self._drop_probe_due(now_ms):
+            assert self._drop is not None
+            self._pending = [int(min(self._drop[0] * DROP_PROBE_SHARE, self.max_bps))]
+            self._drop = None
+            self.drop_probes += 1
+        if not self._pending and self._faster_ms is not None:
+            self._faster_ms = None
+            if self._estimate_bps < HEADROOM * self.max_bps:
+                self._pending = [int(min(self._estimate_bps * PERIODIC_FACTOR, self.max_bps))]
+                self.faster_probes += 1
         if not self._pending and self._periodic_due(now_ms):
             self._pending = [int(min(self._estimate_bps * PERIODIC_FACTOR, self.max_bps))]
         while self._pending:
@@ -142,7 +189,29 @@ class ProbePlanner:
             return cluster
         return None
 
+    def _limited_by_application(self, now_ms: float, *, settled: bool) -> bool:
+        started = self._alr_started_ms
+        if started is not None:
+            return not settled or now_ms - started >= ALR_SETTLE_MS
+        ended = self._alr_ended_ms
+        return not settled and ended is not None and now_ms - ended <= ALR_ENDED_WITHIN_MS
+
+    def _drop_probe_due(self, now_ms: float) -> bool:
+        if self._drop is None:
+            return False
+        _, dropped_ms = self._drop
+        if now_ms - dropped_ms > DROP_PROBE_WITHIN_MS:
+            self._drop = None
+            return False
+        if self._last_decrease_ms is not None and now_ms - self._last_decrease_ms < (
+            DROP_PROBE_AFTER_MS
+        ):
+            return False
+        return self._limited_by_application(now_ms, settled=False)
+
     def _periodic_due(self, now_ms: float) -> bool:
+        if not self._limited_by_application(now_ms, settled=True):
+            return False
         if self._estimate_bps >= HEADROOM * self.max_bps:
             return False
         if self._last_decrease_ms is not None and (

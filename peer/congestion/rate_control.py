@@ -109,6 +109,10 @@ class AimdRateControl:
         self.state = RateState.INCREASE
         self.capacity = LinkCapacity()
         self.decreases = 0
+        # Times the link carried clearly more than the capacity it had overused at, with no
+        # overuse on the way: it got faster (the probe planner's cue).
+        self.capacity_outgrown = 0
+        self._outgrown_bps: float | None = None  # the capacity's upper bound when it was reset
         self._changed_ms: float | None = None
         self._decreased_ms: float | None = None
         self._multiplicative_since_ms: float | None = None
@@ -157,7 +161,12 @@ class AimdRateControl:
         assert self._changed_ms is not None
         elapsed_ms = min(max(now_ms - self._changed_ms, 0.0), MAX_INCREASE_STEP_MS)
         if self.capacity.estimate_kbps is not None and self.bitrate_bps > self.capacity.upper_bps():
+            self._outgrown_bps = self.capacity.upper_bps()
             self.capacity.reset()  # far above where it last overused: the link changed
+        if self._outgrown_bps is not None and (acked_bps or 0.0) > self._outgrown_bps:
+            # Not the estimate alone (it may sit above a loss-limited target): what arrived.
+            self._outgrown_bps = None
+            self.capacity_outgrown += 1
         if self.capacity.estimate_kbps is None:
             if self._multiplicative_since_ms is None:
                 self._multiplicative_since_ms = now_ms
@@ -203,6 +212,7 @@ class AimdRateControl:
             decreased = BETA * self.bitrate_bps
         self.bitrate_bps = min(self.bitrate_bps, decreased)
         self.decreases += 1
+        self._outgrown_bps = None
         self._multiplicative_since_ms = None
         self._decreased_ms = now_ms
         self._changed_ms = now_ms

@@ -36,6 +36,7 @@ from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpSender
 from aiortc.rtp import is_rtcp, unpack_remb_fci
 
 from peer.congestion.adaptation import VideoAdaptation, split_bitrate
+from peer.congestion.alr import AlrDetector
 from peer.congestion.encoders import (
     ControlledH264Encoder,
     ControlledOpusEncoder,
@@ -81,12 +82,13 @@ logger = logging.getLogger(__name__)
 CONGESTION_MODES: Final = ("gcc", "stock")
 START_BPS: Final = 300_000  # where Chromium starts too
 MIN_BPS: Final = 50_000
-# aiortc's VP8 ceiling. Bigger frames cost latency on a perfect link: at 2 Mbit/s
-# (about libwebrtc's 1.7 Mbit/s video ceiling at 640x480 plus audio and headers) the
-# loopback call's p50 went from 10.6 to 14.3 ms and its CPU from 39 to 48 % (bench_call,
-# same session), so the default stays; ``--max-bitrate 2000`` lets a 2 Mbit/s link be
-# used to 85 % (docs/network.md).
-DEFAULT_MAX_BPS: Final = 1_500_000
+# About libwebrtc's 1.7 Mbit/s video ceiling at 640x480 plus audio and headers: a
+# 2 Mbit/s link (the lab's ``step``) can be used to over 80 %. On loopback the latency
+# follows the bitrate, not the controller: capped at stock aiortc's ~0.88 Mbit/s ours
+# had stock's p50 (8.2-9.3 against 8.6-9.9 ms); at 1.5 Mbit/s 10.3 ms, at 2 Mbit/s
+# 11.1 ms (means of 4 calls each, interleaved in two runs; per-call spread ~1 ms):
+# more packets per frame, each crossing both Python event loops (docs/network.md).
+DEFAULT_MAX_BPS: Final = 2_000_000
 PACING_FACTOR: Final = 2.5
 # A whole frame (1 / (2.5 x fps) of a second's budget: 13 ms at 30 fps) may leave at
 # once when nothing waits, so a link with room adds no latency; keyframes and
@@ -189,10 +191,12 @@ class CongestionShell:
         self._retransmission_rate = RetransmissionRate()
         self._protection_bps = 0
         self.prober = ProbePlanner(start_bps=min(start_bps, max_bps), max_bps=max_bps)
+        self.alr = AlrDetector(self.estimator.target_bps)
         self._cluster: ProbeCluster | None = None
         self._cluster_bytes = 0
         self._cluster_packets = 0
         self._decreases_seen = 0
+        self._outgrown_seen = 0
         # Probes are padding on the video's RTX stream: aiortc numbers the RTX packets it
         # sends, so the shell renumbers them all as they leave to share one sequence.
         self._rtx_payload_types: dict[int, int] = {}  # RTX SSRC -> RTX payload type
@@ -387,6 +391,7 @@ class CongestionShell:
                 self._cluster_packets += 1
             try:
                 self.estimator.on_packet_sent(sequence, len(data), now, cluster)
+                self.alr.on_sent(len(data), now)
             except Exception as exc:  # the packet goes anyway
                 self._core_failed(exc)
         self._sent.add(now / 1000, len(data))
@@ -471,10 +476,15 @@ class CongestionShell:
         if estimator.decreases != self._decreases_seen:
             self._decreases_seen = estimator.decreases
             self.prober.on_decrease(now)
+        if estimator.capacity_outgrown != self._outgrown_seen:
+            self._outgrown_seen = estimator.capacity_outgrown
+            self.prober.on_link_faster(now)
         result = estimator.take_probe_result()
         if result is not None:
             self.prober.on_result(result[0], result[1], result[2], now)
         self.prober.on_estimate(estimator.target_bps, now)
+        self.alr.set_estimate(estimator.target_bps)
+        self.prober.on_alr(self.alr.started_ms, self.alr.ended_ms)
         if (
             self.extension_id is None
             or self._rtx_send is None
@@ -717,6 +727,10 @@ class CongestionShell:
             "protection_kbps": round(self._protection_bps / 1000, 1),
             "queue_delay_ms": None if (queue := self.queue_delay_ms) is None else round(queue),
             "pacer_queue": len(self._video) + len(self._retransmissions),
+            "alr": self.alr.in_alr,
+            "alr_periods": self.alr.periods,
+            "drop_probes": self.prober.drop_probes,
+            "faster_probes": self.prober.faster_probes,
             "sent_width": sent.width if sent else None,
             "sent_height": sent.height if sent else None,
             "sent_fps": round(sent.fps(now), 1) if sent else None,

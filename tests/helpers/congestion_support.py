@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from peer.congestion.alr import AlrDetector
 from peer.congestion.estimator import SendSideEstimator
 from peer.congestion.pacer import PacingBudget
 from peer.congestion.probing import ProbeCluster, ProbePlanner
@@ -73,6 +74,7 @@ class Sample:
 class Trace:
     samples: list[Sample] = field(default_factory=list)
     estimator: SendSideEstimator | None = None
+    planner: ProbePlanner | None = None
 
     def between(self, start_s: float, end_s: float) -> list[Sample]:
         return [s for s in self.samples if start_s * 1000 <= s.t_ms < end_s * 1000]
@@ -107,6 +109,7 @@ def simulate(
     start_sequence: int = 0,
     use_window: bool = False,
     probing: bool = False,
+    encoder_max_bps: float | None = None,
 ) -> Trace:
     rng = random.Random(seed)
     estimator = SendSideEstimator(start_bps=start_bps, min_bps=min_bps, max_bps=max_bps)
@@ -127,14 +130,17 @@ def simulate(
     planner = ProbePlanner(start_bps=start_bps, max_bps=max_bps) if probing else None
     cluster: ProbeCluster | None = None
     cluster_start = cluster_bytes = 0.0
-    decreases_seen = 0
+    decreases_seen = outgrown_seen = 0
+    alr = AlrDetector(start_bps)
+    trace.planner = planner
 
     for tick in range(int(seconds * 1000)):
         now = float(tick)
         target = estimator.target_bps
         pacer.set_rate(int(target * pacing_factor))
         if now >= next_frame_ms:
-            frame_bytes = max(int(target / fps / 8 * rng.uniform(0.8, 1.2)), 200)
+            wanted = target if encoder_max_bps is None else min(target, encoder_max_bps)
+            frame_bytes = max(int(wanted / fps / 8 * rng.uniform(0.8, 1.2)), 200)
             while frame_bytes > 0:
                 send_queue.append(min(frame_bytes, MAX_PACKET_BYTES))
                 frame_bytes -= MAX_PACKET_BYTES
@@ -143,10 +149,15 @@ def simulate(
             if estimator.decreases != decreases_seen:
                 decreases_seen = estimator.decreases
                 planner.on_decrease(now)
+            if estimator.capacity_outgrown != outgrown_seen:
+                outgrown_seen = estimator.capacity_outgrown
+                planner.on_link_faster(now)
             result = estimator.take_probe_result()
             if result is not None:
                 planner.on_result(*result, now)
             planner.on_estimate(estimator.target_bps, now)
+            alr.set_estimate(estimator.target_bps)
+            planner.on_alr(alr.started_ms, alr.ended_ms)
             if cluster is None and tick % 20 == 0 and sequence > 30:
                 cluster = planner.next_cluster(now)
                 cluster_start, cluster_bytes = now, 0.0
@@ -165,6 +176,7 @@ def simulate(
                 pending += PADDING_PACKET_BYTES
         for size, _padding in outgoing:
             estimator.on_packet_sent(sequence, size, now, cluster)
+            alr.on_sent(size, now)
             if cluster is not None:
                 cluster_bytes += size
             sent_bytes += size

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from peer.congestion.probing import (
+    ALR_SETTLE_MS,
     CLUSTER_MS,
     MAX_PERIODIC_MS,
     PERIODIC_MS,
@@ -121,20 +122,67 @@ def test_exponential_probing_follows_good_results() -> None:
     assert nxt is not None and nxt.bitrate_bps == 1_760_000
 
 
-def _settled_planner() -> ProbePlanner:
+def _settled_planner(*, application_limited: bool = True) -> ProbePlanner:
     planner = ProbePlanner(start_bps=300_000, max_bps=2_500_000)
     cluster = planner.next_cluster(0.0)
     assert cluster is not None
     planner.on_result(cluster.cluster_id, 290_000, False, 100.0)  # link-limited: stop
     planner.on_estimate(280_000, 100.0)
+    if application_limited:
+        planner.on_alr(100.0, None)
     return planner
 
 
-def test_periodic_probes_while_the_estimate_is_below_the_max() -> None:
+def test_periodic_probes_while_application_limited_and_below_the_max() -> None:
     planner = _settled_planner()
     assert planner.next_cluster(PERIODIC_MS - 10) is None
     periodic = planner.next_cluster(PERIODIC_MS + 10)
     assert periodic is not None and periodic.bitrate_bps == 560_000
+
+
+def test_no_periodic_probe_while_the_encoder_fills_the_estimate() -> None:
+    planner = _settled_planner(application_limited=False)
+    assert all(planner.next_cluster(t) is None for t in range(0, 60_000, 20))
+    # the sender becomes application-limited: a probe once that has lasted a moment
+    planner.on_alr(60_000.0, None)
+    assert planner.next_cluster(60_000.0 + ALR_SETTLE_MS - 20) is None
+    cluster = planner.next_cluster(60_000.0 + ALR_SETTLE_MS + 20)
+    assert cluster is not None and cluster.bitrate_bps == 560_000
+    # and none after it ended
+    planner.on_alr(None, 61_000.0)
+    assert all(planner.next_cluster(t) is None for t in range(61_000, 80_000, 20))
+
+
+def test_a_large_drop_while_application_limited_probes_the_rate_before_it() -> None:
+    planner = _settled_planner(application_limited=False)
+    planner.on_estimate(1_200_000, 5_000.0)
+    planner.on_alr(5_000.0, None)
+    planner.on_decrease(6_000.0)
+    planner.on_estimate(500_000, 6_000.0)  # under 66 % of the last estimate
+    assert planner.next_cluster(6_500.0) is None  # the cut is still settling
+    cluster = planner.next_cluster(7_020.0)
+    assert cluster is not None and cluster.bitrate_bps == int(0.85 * 1_200_000)
+    assert planner.drop_probes == 1
+
+
+def test_a_large_drop_with_the_encoder_filling_the_estimate_probes_nothing() -> None:
+    planner = _settled_planner(application_limited=False)
+    planner.on_estimate(1_200_000, 5_000.0)
+    planner.on_decrease(6_000.0)
+    planner.on_estimate(500_000, 6_000.0)
+    assert all(planner.next_cluster(t) is None for t in range(6_000, 12_000, 20))
+    assert planner.drop_probes == 0
+
+
+def test_a_link_that_proved_faster_is_probed_once() -> None:
+    planner = _settled_planner(application_limited=False)
+    planner.on_estimate(400_000, 3_000.0)
+    planner.on_link_faster(3_000.0)
+    cluster = planner.next_cluster(3_020.0)
+    assert cluster is not None and cluster.bitrate_bps == 800_000
+    planner.on_result(cluster.cluster_id, 500_000, True, 3_100.0)  # fell short: no more
+    assert all(planner.next_cluster(t) is None for t in range(3_120, 20_000, 20))
+    assert planner.faster_probes == 1
 
 
 def test_no_periodic_probe_soon_after_a_cut_or_near_the_max() -> None:
@@ -166,14 +214,38 @@ def test_a_jump_cut_soon_after_backs_the_periodic_probes_off() -> None:
 def test_probing_finds_a_link_that_got_faster(seed: int) -> None:
     link = Link(capacity_bps=steps((0, 2_000_000), (20_000, 300_000), (40_000, 2_000_000)))
     probed = simulate(link, 60, start_bps=300_000, seed=seed, probing=True, max_bps=2_500_000)
-    # measured: 80 % of 2 Mbit/s after 0.9 s (start) and 1.5-4.5 s after the step up;
-    # without probing 9.1 s and 10.1-10.9 s
+    # measured: 80 % of 2 Mbit/s after 0.9 s (start) and 2.4-2.7 s after the step up
+    # (the encoder fills the estimate: no periodic probe, one once the acknowledged rate
+    # passed the old capacity); without probing 9.1 s and 9.7-10.6 s
     start = probed.first_time(0, lambda s: s.target_bps >= 0.8 * 2_000_000)
     assert start is not None and start <= 4
     up = probed.first_time(40, lambda s: s.target_bps >= 0.8 * 2_000_000)
-    assert up is not None and up <= 8
+    assert up is not None and up <= 6
+    assert probed.planner is not None and probed.planner.faster_probes >= 1
     # on the slow stretch probing does not drag the estimate over the link
     assert 0.7 * 300_000 <= probed.mean_target(25, 40) <= 1.0 * 300_000
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_sender_filling_a_lossy_link_sends_no_probe_after_the_start(seed: int) -> None:
+    # the weak profile's link (no token-bucket burst here: a FIFO)
+    link = Link(capacity_bps=steps((0, 300_000)), loss=lambda _t: 0.02)
+    trace = simulate(link, 60, start_bps=300_000, seed=seed, probing=True, max_bps=1_500_000)
+    assert trace.planner is not None
+    assert trace.planner.probes == 1  # the start's 3 x; it fell short, so no 6 x
+    assert 0.8 * 300_000 <= trace.mean_target(5, 60) <= 300_000
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_an_application_limited_sender_probes_its_estimate_up(seed: int) -> None:
+    # the encoder makes at most 500 kbit/s on a 2 Mbit/s link: the estimate alone would
+    # stay within 1.5 x what is acknowledged (about 800 kbit/s); probes show the room
+    link = Link(capacity_bps=steps((0, 2_000_000)))
+    trace = simulate(link, 30, seed=seed, probing=True, max_bps=2_500_000, encoder_max_bps=500_000)
+    unprobed = simulate(link, 30, seed=seed, max_bps=2_500_000, encoder_max_bps=500_000)
+    assert trace.planner is not None and trace.planner.probes >= 5
+    assert trace.mean_target(10, 30) >= 1_500_000
+    assert unprobed.mean_target(10, 30) <= 900_000
 
 
 def test_padding_packets_carry_nothing_but_padding() -> None:
