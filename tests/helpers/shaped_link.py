@@ -30,18 +30,20 @@ process is gone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
 from tests.helpers.namespace_lab import NamespaceLab, remove_stale, run
-from tests.helpers.support import Process
+from tests.helpers.support import BIN, Process
 
 logger = logging.getLogger(__name__)
 
@@ -349,3 +351,21 @@ class Schedule:
 
     def snapshot(self) -> dict[str, Any]:
         return {"applied": [(at, shape.describe()) for at, shape in self.applied]}
+
+
+@contextlib.contextmanager
+def lab_with_signaling(profile: Profile) -> Iterator[ShapedLab]:
+    """A fresh lab shaped as ``profile`` with its signaling server up, torn down on leaving
+    (labs left by a killed run are removed first: their names would collide)."""
+    remove_stale_labs()
+    lab = ShapedLab(profile).build()
+    try:
+        lab.start_signaling(BIN / "signaling-server")
+        yield lab
+    finally:
+        lab.close()
+
+
+def start_lab_peer(lab: ShapedLab, side: str, flags: Sequence[str]) -> Process:
+    """webcam-peer in ``side``'s namespace, talking to the lab's signaling server."""
+    return lab.start(side, [str(BIN / "webcam-peer"), "--server", lab.server_url(side), *flags])

@@ -23,8 +23,15 @@ from typing import Any
 import pytest
 
 from tests.helpers.peer_support import stats_lines
-from tests.helpers.shaped_link import LINK_IP, Profile, Shape, ShapedLab, remove_stale_labs
-from tests.helpers.support import BIN, Process
+from tests.helpers.shaped_link import (
+    LINK_IP,
+    Profile,
+    Shape,
+    ShapedLab,
+    lab_with_signaling,
+    start_lab_peer,
+)
+from tests.helpers.support import Process
 
 pytestmark = pytest.mark.slow
 logger = logging.getLogger(__name__)
@@ -44,19 +51,12 @@ BOT = ("--no-window", "--no-speaker", "--video", "synthetic", "--audio", "synthe
 
 @pytest.fixture
 def lab() -> Iterator[ShapedLab]:
-    remove_stale_labs()
-    built = ShapedLab(LOSSY_LINK).build()
-    try:
-        built.start_signaling(BIN / "signaling-server")
-        yield built
-    finally:
-        built.close()
+    with lab_with_signaling(LOSSY_LINK) as lab:
+        yield lab
 
 
 def start_bot(lab: ShapedLab, side: str, *args: str) -> Process:
-    return lab.start(
-        side, [str(BIN / "webcam-peer"), "--server", lab.server_url(side), *BOT, *args]
-    )
+    return start_lab_peer(lab, side, (*BOT, *args))
 
 
 def latest_stats(process: Process) -> dict[str, Any]:

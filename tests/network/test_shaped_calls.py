@@ -26,8 +26,14 @@ from playwright.async_api import Page, async_playwright
 from tests.helpers.browser_support import CHROMIUM, launch_chromium, login_page, wait_for_state
 from tests.helpers.page_stats import PAGE_STATS_JS, TWCC_URI, per_second
 from tests.helpers.peer_support import stats_lines
-from tests.helpers.shaped_link import LINK_IP, PROFILES, ShapedLab, remove_stale_labs
-from tests.helpers.support import BIN, Process
+from tests.helpers.shaped_link import (
+    LINK_IP,
+    PROFILES,
+    ShapedLab,
+    lab_with_signaling,
+    start_lab_peer,
+)
+from tests.helpers.support import Process
 
 pytestmark = pytest.mark.slow
 logger = logging.getLogger(__name__)
@@ -49,19 +55,12 @@ BOT = ("--no-window", "--no-speaker", "--auto-answer", "--video", "synthetic",
 
 @pytest.fixture
 def weak_lab() -> Iterator[ShapedLab]:
-    remove_stale_labs()
-    lab = ShapedLab(WEAK).build()
-    try:
-        lab.start_signaling(BIN / "signaling-server")
+    with lab_with_signaling(WEAK) as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 def start_bot(lab: ShapedLab, side: str, *args: str) -> Process:
-    return lab.start(
-        side, [str(BIN / "webcam-peer"), "--server", lab.server_url(side), *BOT, *args]
-    )
+    return start_lab_peer(lab, side, (*BOT, *args))
 
 
 def no_failures(process: Process) -> None:
