@@ -676,9 +676,9 @@ class CongestionShell:
         stall_limit = stall_limit_for(rtt_ms)
         for buffer in self.receive_buffers:
             buffer.set_stall_limit(stall_limit)
+        # Past the receive path's wait the frame is given up: no use asking then.
+        give_up_ms = stall_limit * 1000 if self.receive_buffers else None
         for scheduler in self.nack_schedulers:
-            # Past the receive path's wait the frame is given up: no use asking then.
-            give_up_ms = stall_limit * 1000 if self.receive_buffers else None
             scheduler.set_rtt(self.rtt_ms, give_up_ms)
 
     @property

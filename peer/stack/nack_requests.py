@@ -77,7 +77,9 @@ class NackScheduler:
         self.give_up_ms = give_up_ms
         self.max_tries = max_tries
         self._newest: int | None = None  # extended (unwrapped) sequence number
-        self._missing: dict[int, _Missing] = {}  # extended sequence number -> state
+        # extended sequence number -> state; gaps only open above the newest, so the
+        # dict's order is ascending and its first key is the oldest.
+        self._missing: dict[int, _Missing] = {}
         self.arrivals = ArrivalQueue()
         self.counters = NackCounters()
 
@@ -123,7 +125,7 @@ class NackScheduler:
                 self._missing[lost] = _Missing(first_seen_ms=now_ms)
             self._newest = extended
             while len(self._missing) > MAX_MISSING:
-                del self._missing[min(self._missing)]
+                del self._missing[next(iter(self._missing))]
                 self.counters.nack_given_up += 1
         elif self._missing.pop(extended, None) is not None:
             self.counters.nack_recovered += 1

@@ -13,6 +13,8 @@ from aiortc.rtp import RtpPacket
 
 from peer.stack import nack_requests
 from peer.stack.nack_requests import (
+    MAX_JUMP,
+    MAX_MISSING,
     MAX_TRIES,
     MIN_RETRY_MS,
     NackScheduler,
@@ -109,6 +111,22 @@ def test_a_jump_too_big_for_a_loss_is_a_new_stream_not_a_thousand_requests() -> 
     assert scheduler.missing == []
     assert scheduler.counters.nack_resets == 1
     assert arrive(scheduler, [30_002], 11) == [30_001]
+
+
+def test_a_sender_opening_the_widest_gaps_keeps_only_the_newest_missing() -> None:
+    # Every packet a hostile sender sends opens a gap just short of a new stream.
+    scheduler = NackScheduler(rtt_ms=20)
+    sequence = 0
+    scheduler.on_packet(sequence, 0)
+    for packet in range(1, 40):
+        sequence = (sequence + MAX_JUMP) % 65_536
+        scheduler.on_packet(sequence, packet)
+    missing = scheduler.missing
+    assert len(missing) == MAX_MISSING
+    assert missing[-1] == (sequence - 1) % 65_536  # the newest gap, oldest dropped
+    assert scheduler.counters.nack_given_up == 39 * (MAX_JUMP - 1) - MAX_MISSING
+    assert scheduler.counters.nack_resets == 0
+    assert len(scheduler.due(40)) == MAX_MISSING
 
 
 def test_a_late_duplicate_or_reordered_packet_asks_for_nothing() -> None:
